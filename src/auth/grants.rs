@@ -1,0 +1,394 @@
+//! The grants of the token endpoint: `password`, `refresh_token`, `client_credentials`.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::clients::Client;
+use super::sealing::SealingKey;
+use super::tokens::{self, MintedToken, Subject, TokenRequest};
+use super::{AuthError, RequestContext};
+use crate::domain::{Password, RefreshToken, Scope, Username};
+use crate::state::AppState;
+use crate::store::{refresh_tokens, sessions, users};
+
+/// What a successful grant hands back; the handler turns it into RFC 6749 §5.1 JSON.
+pub struct Granted {
+    pub access: MintedToken,
+    pub refresh_token: Option<RefreshToken>,
+    pub scope: Scope,
+}
+
+/// HKDF purpose for the key that seals a successor refresh token.
+const SUCCESSOR_PURPOSE: &[u8] = b"refresh-token-successor/v1";
+
+fn audiences_for_user(state: &AppState, client: &Client) -> Vec<String> {
+    // A user's token is always good for Tessera's own API (/v1/me, logout ...).
+    let own = state.settings.own_audience();
+    let mut list = vec![own.to_owned()];
+    list.extend(client.audiences.iter().filter(|a| *a != own).cloned());
+    list
+}
+
+fn access_ttl(state: &AppState, client: &Client) -> Duration {
+    client
+        .access_token_ttl
+        .unwrap_or(state.settings.access_token_ttl)
+}
+
+fn mint_for_user(
+    state: &AppState,
+    client: &Client,
+    user_id: Uuid,
+    username: &str,
+    roles: &[String],
+    session_id: Uuid,
+    scope: &Scope,
+) -> Result<MintedToken, AuthError> {
+    let keys = state.keys.snapshot();
+    Ok(tokens::mint(
+        &keys,
+        TokenRequest {
+            issuer: &state.settings.issuer,
+            subject: Subject::User {
+                id: user_id,
+                username,
+                roles,
+                session_id,
+            },
+            client_id: client.id.as_str(),
+            scope: &scope.to_string(),
+            audiences: audiences_for_user(state, client),
+            ttl: access_ttl(state, client),
+        },
+    )?)
+}
+
+/// `grant_type=password` (RFC 6749 §4.3): checks the password and starts a session.
+pub async fn password(
+    state: &AppState,
+    client: &Client,
+    username: &str,
+    password: Password,
+    requested: Option<&Scope>,
+    ctx: &RequestContext,
+) -> Result<Granted, AuthError> {
+    client.may_use_grant("password")?;
+    let scope = client.grant_scope(requested)?;
+    // A name that cannot exist still costs a bcrypt verify, like a wrong password.
+    let user = match Username::parse(username) {
+        Ok(name) => {
+            state
+                .db
+                .run(move |conn| users::find_by_username(conn, name.as_str()))
+                .await?
+        }
+        Err(_) => None,
+    };
+    let matched = state
+        .passwords
+        .verify(
+            password.clone(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+    let user = match user {
+        Some(user) if matched && !user.disabled => user,
+        _ => return Err(AuthError::InvalidCredentials),
+    };
+    if state.passwords.needs_rehash(&user.password_hash) {
+        upgrade_hash_in_background(state, user.id, user.password_hash.clone(), password);
+    }
+
+    let refresh = RefreshToken::generate();
+    let session_id = Uuid::now_v7();
+    let now = Utc::now();
+    let session_expires = now + chrono_duration(state.settings.session_max_ttl);
+    let token_expires =
+        (now + chrono_duration(state.settings.refresh_idle_ttl)).min(session_expires);
+    let (hash, scope_text, client_id, ctx2) = (
+        refresh.hash(),
+        scope.to_string(),
+        client.id.as_str().to_owned(),
+        ctx.clone(),
+    );
+    let user_id = user.id;
+    state
+        .db
+        .run(move |conn| {
+            sessions::create_with_refresh_token(
+                conn,
+                &sessions::NewSession {
+                    id: session_id,
+                    user_id,
+                    client_id: &client_id,
+                    scope: &scope_text,
+                    expires_at: session_expires,
+                    user_agent: ctx2.user_agent.as_deref(),
+                    ip: ctx2.ip.as_deref(),
+                },
+                &hash.0,
+                token_expires,
+            )
+        })
+        .await?;
+    let access = mint_for_user(
+        state,
+        client,
+        user.id,
+        &user.username,
+        &user.roles,
+        session_id,
+        &scope,
+    )?;
+    tracing::info!(user_id = %user.id, client_id = %client.id, sid = %session_id, "login");
+    Ok(Granted {
+        access,
+        refresh_token: Some(refresh),
+        scope,
+    })
+}
+
+/// Re-hashes a password with the configured cost after a successful login, without
+/// making the login wait for a second bcrypt run.
+fn upgrade_hash_in_background(
+    state: &AppState,
+    user_id: Uuid,
+    old_hash: String,
+    password: Password,
+) {
+    let (db, hasher) = (state.db.clone(), state.passwords.clone());
+    tokio::spawn(async move {
+        let Ok(new) = crate::domain::NewPassword::parse(password.expose().to_owned(), 1) else {
+            return;
+        };
+        match hasher.hash(new).await {
+            Ok(new_hash) => {
+                let stored = db
+                    .run(move |conn| {
+                        users::upgrade_password_hash(conn, user_id, &old_hash, &new_hash)
+                    })
+                    .await;
+                match stored {
+                    Ok(true) => {
+                        tracing::info!(%user_id, cost = hasher.cost(), "upgraded password hash")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(%user_id, error = %e, "could not store upgraded password hash")
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%user_id, error = %e, "could not re-hash password"),
+        }
+    });
+}
+
+/// `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
+/// (OAuth 2.0 Security BCP §4.14.2).
+pub async fn refresh(
+    state: &AppState,
+    client: &Client,
+    presented: RefreshToken,
+    requested: Option<&Scope>,
+    ctx: &RequestContext,
+) -> Result<Granted, AuthError> {
+    client.may_use_grant("refresh_token")?;
+    let hash = presented.hash();
+    let successor = RefreshToken::generate();
+    let successor_hash = successor.hash();
+    let sealed = SealingKey::derive(presented.expose().as_bytes(), SUCCESSOR_PURPOSE)
+        .seal(successor.expose().as_bytes(), &hash.0);
+    let idle_seconds = state.settings.refresh_idle_ttl.as_secs_f64();
+    let (client_id, ctx2) = (client.id.as_str().to_owned(), ctx.clone());
+    let rotated = state
+        .db
+        .run(move |conn| {
+            refresh_tokens::rotate(
+                conn,
+                &refresh_tokens::Rotation {
+                    token_hash: &hash.0,
+                    successor_hash: &successor_hash.0,
+                    successor_sealed: &sealed,
+                    idle_seconds,
+                    client_id: &client_id,
+                    ip: ctx2.ip.as_deref(),
+                    user_agent: ctx2.user_agent.as_deref(),
+                },
+            )
+        })
+        .await?;
+
+    let (session_id, user_id, username, roles, session_scope, refresh_token) = match rotated {
+        Some(r) => (
+            r.session_id,
+            r.user_id,
+            r.username,
+            r.roles,
+            r.scope,
+            successor,
+        ),
+        None => {
+            let retry = explain_failed_rotation(state, client, &presented).await?;
+            (
+                retry.session_id,
+                retry.user_id,
+                retry.username,
+                retry.roles,
+                retry.scope,
+                retry.successor,
+            )
+        }
+    };
+
+    // The refresh token keeps the session's scope (RFC 6749 §6); the access token may
+    // ask for less, and never gets more than the client may have today.
+    let session_scope = Scope::parse(&session_scope).map_err(|e| {
+        AuthError::Store(crate::store::StoreError::Corrupt(format!(
+            "session scope: {e}"
+        )))
+    })?;
+    let scope = match requested {
+        Some(r) if !r.is_subset(&session_scope) => {
+            return Err(AuthError::InvalidScope(format!(
+                "scope exceeds the one originally granted: {}",
+                r.excess_over(&session_scope).collect::<Vec<_>>().join(" ")
+            )))
+        }
+        Some(r) => r.clone(),
+        None => session_scope,
+    };
+    let scope = Scope::from_tokens(scope.iter().filter(|s| client.scopes.contains(s)))
+        .expect("tokens of a parsed scope stay valid");
+    let access = mint_for_user(
+        state, client, user_id, &username, &roles, session_id, &scope,
+    )?;
+    Ok(Granted {
+        access,
+        refresh_token: Some(refresh_token),
+        scope,
+    })
+}
+
+/// A retry within the grace window, answered with the successor already issued.
+struct GraceRetry {
+    session_id: Uuid,
+    user_id: Uuid,
+    username: String,
+    roles: Vec<String>,
+    scope: String,
+    successor: RefreshToken,
+}
+
+/// The rotation matched nothing: find out why. A token spent moments ago gets the same
+/// successor again; one spent earlier is a replay, and the whole session dies.
+async fn explain_failed_rotation(
+    state: &AppState,
+    client: &Client,
+    presented: &RefreshToken,
+) -> Result<GraceRetry, AuthError> {
+    let hash = presented.hash();
+    let grace = state.settings.refresh_reuse_grace.as_secs_f64();
+    let found = state
+        .db
+        .run(move |conn| refresh_tokens::state(conn, &hash.0, grace))
+        .await?;
+    let Some(token) = found else {
+        return Err(AuthError::InvalidRefreshToken);
+    };
+    // Bound to the client it was issued to (RFC 6749 §10.4); telling more would help
+    // someone holding a stolen token.
+    if token.client_id != client.id.as_str() {
+        return Err(AuthError::InvalidRefreshToken);
+    }
+    if !token.session_live || token.user_disabled {
+        return Err(AuthError::InvalidRefreshToken);
+    }
+    if token.used_at.is_none() {
+        // Not spent, so it failed on its own expiry.
+        return Err(AuthError::InvalidRefreshToken);
+    }
+    if token.within_grace {
+        let successor = token
+            .successor_sealed
+            .as_deref()
+            .and_then(|sealed| {
+                SealingKey::derive(presented.expose().as_bytes(), SUCCESSOR_PURPOSE)
+                    .open(sealed, &hash.0)
+                    .ok()
+            })
+            .and_then(|plain| {
+                std::str::from_utf8(plain.expose_secret())
+                    .ok()
+                    .and_then(|s| RefreshToken::parse(s).ok())
+            });
+        let successor_alive = token.successor_expires_at.is_some_and(|at| at > Utc::now());
+        if let (Some(successor), true) = (successor, successor_alive) {
+            tracing::info!(sid = %token.session_id, "refresh retried within the grace window");
+            return Ok(GraceRetry {
+                session_id: token.session_id,
+                user_id: token.user_id,
+                username: token.username,
+                roles: token.roles,
+                scope: token.scope,
+                successor,
+            });
+        }
+    }
+    // Replay of a spent token: someone else may hold the chain. End the session.
+    let session_id = token.session_id;
+    state
+        .db
+        .run(move |conn| sessions::revoke(conn, session_id, "refresh_token_reuse"))
+        .await?;
+    tracing::warn!(
+        sid = %session_id,
+        user_id = %token.user_id,
+        client_id = %client.id,
+        "refresh token reuse detected: session revoked"
+    );
+    Err(AuthError::RefreshTokenReused)
+}
+
+/// `grant_type=client_credentials` (RFC 6749 §4.4): a token for the client itself.
+pub fn client_credentials(
+    state: &AppState,
+    client: &Client,
+    requested: Option<&Scope>,
+) -> Result<Granted, AuthError> {
+    client.may_use_grant("client_credentials")?;
+    if !client.confidential {
+        return Err(AuthError::UnauthorizedClient(
+            "only confidential clients may use the client_credentials grant".to_owned(),
+        ));
+    }
+    let scope = client.grant_scope(requested)?;
+    let audiences = if client.audiences.is_empty() {
+        vec![state.settings.own_audience().to_owned()]
+    } else {
+        client.audiences.clone()
+    };
+    let keys = state.keys.snapshot();
+    let access = tokens::mint(
+        &keys,
+        TokenRequest {
+            issuer: &state.settings.issuer,
+            subject: Subject::Client,
+            client_id: client.id.as_str(),
+            scope: &scope.to_string(),
+            audiences,
+            ttl: access_ttl(state, client),
+        },
+    )?;
+    Ok(Granted {
+        access,
+        refresh_token: None,
+        scope,
+    })
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}

@@ -1,0 +1,579 @@
+//! Signing keys: generation, encryption at rest, the life cycle
+//! `next -> current -> retired -> gone`, and the in-memory key set every request reads.
+//!
+//! The database is the only truth. Each instance runs the same idempotent life-cycle
+//! step on a timer under a PostgreSQL advisory lock, then reloads its key set if the
+//! published keys changed, so any number of instances converge without talking to
+//! each other.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use arc_swap::ArcSwap;
+use aws_lc_rs::digest;
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use diesel::{Connection, PgConnection};
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use super::master_key::MasterKey;
+use crate::store::signing_keys::{self as store, SigningKeyRow, STATE_CURRENT, STATE_NEXT};
+use crate::store::{Db, StoreError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    Es256,
+    EdDsa,
+    Rs256,
+}
+
+impl SigningAlgorithm {
+    pub const ALL: [SigningAlgorithm; 3] = [Self::Es256, Self::EdDsa, Self::Rs256];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    pub fn jwt_algorithm(self) -> Algorithm {
+        match self {
+            Self::Es256 => Algorithm::ES256,
+            Self::EdDsa => Algorithm::EdDSA,
+            Self::Rs256 => Algorithm::RS256,
+        }
+    }
+}
+
+impl FromStr for SigningAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "ES256" => Ok(Self::Es256),
+            "EDDSA" | "ED25519" => Ok(Self::EdDsa),
+            "RS256" => Ok(Self::Rs256),
+            _ => Err(format!("`{s}` is not one of: ES256, EdDSA, RS256")),
+        }
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the master key cannot decrypt signing key {kid}: is TESSERA_MASTER_KEY (or the key \
+         file) the one these keys were created with? Nothing was changed."
+    )]
+    WrongMasterKey { kid: String },
+    #[error("signing key {kid} is unusable: {reason}")]
+    Unusable { kid: String, reason: String },
+    #[error("key generation failed: {0}")]
+    Generation(String),
+    #[error("no signing key is available")]
+    NoSigningKey,
+}
+
+/// When keys change. All durations come from configuration.
+#[derive(Clone, Debug)]
+pub struct KeyPolicy {
+    pub algorithm: SigningAlgorithm,
+    /// How long a key signs before the next one takes over.
+    pub rotation_interval: Duration,
+    /// How long a new key is published before it signs; longer than the JWKS cache
+    /// lifetime, so no verifier meets a `kid` it has not seen.
+    pub publish_ahead: Duration,
+    /// The default access-token lifetime (clients may override it).
+    pub access_token_ttl: Duration,
+}
+
+/// Extra time a retired key stays published beyond the longest token lifetime, for
+/// clock skew between Tessera and verifiers.
+const RETIRED_KEY_MARGIN: Duration = Duration::from_secs(60);
+
+/// A freshly generated key pair, before it is sealed and stored.
+struct GeneratedKey {
+    kid: String,
+    public_jwk: serde_json::Value,
+    pkcs8: Zeroizing<Vec<u8>>,
+}
+
+fn generate(algorithm: SigningAlgorithm) -> Result<GeneratedKey, KeyError> {
+    let fail = |what: &str| KeyError::Generation(format!("{algorithm}: {what}"));
+    let pkcs8: Zeroizing<Vec<u8>> = Zeroizing::new(match algorithm {
+        SigningAlgorithm::Es256 => {
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| fail("P-256 generation"))?
+                .as_ref()
+                .to_vec()
+        }
+        SigningAlgorithm::EdDsa => {
+            let pair = Ed25519KeyPair::generate().map_err(|_| fail("Ed25519 generation"))?;
+            AsDer::<Pkcs8V1Der>::as_der(&pair)
+                .map_err(|_| fail("Ed25519 encoding"))?
+                .as_ref()
+                .to_vec()
+        }
+        SigningAlgorithm::Rs256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| fail("RSA-2048 generation"))?;
+            AsDer::<Pkcs8V1Der>::as_der(&pair)
+                .map_err(|_| fail("RSA encoding"))?
+                .as_ref()
+                .to_vec()
+        }
+    });
+    let encoding = encoding_key(algorithm, &pkcs8).map_err(|e| fail(&e))?;
+    let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.jwt_algorithm())
+        .map_err(|e| fail(&e.to_string()))?;
+    // RFC 7638 thumbprint: a kid that names the key itself.
+    let kid = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|e| fail(&e.to_string()))?;
+    jwk.common.key_id = Some(kid.clone());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    let public_jwk = serde_json::to_value(&jwk).map_err(|e| fail(&e.to_string()))?;
+    Ok(GeneratedKey {
+        kid,
+        public_jwk,
+        pkcs8,
+    })
+}
+
+/// jsonwebtoken wants PKCS#8 DER for EC and Ed25519 but PKCS#1 for RSA; its PEM reader
+/// unwraps PKCS#8 for us, so RSA keys go through PEM.
+fn encoding_key(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<EncodingKey, String> {
+    match algorithm {
+        SigningAlgorithm::Es256 => Ok(EncodingKey::from_ec_der(pkcs8)),
+        SigningAlgorithm::EdDsa => Ok(EncodingKey::from_ed_der(pkcs8)),
+        SigningAlgorithm::Rs256 => {
+            let b64 = Zeroizing::new(STANDARD.encode(pkcs8));
+            let mut pem = Zeroizing::new(String::from("-----BEGIN PRIVATE KEY-----\n"));
+            for line in b64.as_bytes().chunks(64) {
+                pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+                pem.push('\n');
+            }
+            pem.push_str("-----END PRIVATE KEY-----\n");
+            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The key that signs, held only in memory. Never `Debug`, never serialised.
+pub struct SigningKey {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    key: EncodingKey,
+}
+
+impl SigningKey {
+    pub fn encoding_key(&self) -> &EncodingKey {
+        &self.key
+    }
+}
+
+pub struct VerifyingKey {
+    pub algorithm: SigningAlgorithm,
+    key: DecodingKey,
+}
+
+impl VerifyingKey {
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+}
+
+/// An immutable snapshot of the published keys, swapped whole when they change.
+pub struct KeySet {
+    fingerprint: String,
+    signing: Option<SigningKey>,
+    verifying: HashMap<String, VerifyingKey>,
+    jwks: Bytes,
+    etag: String,
+}
+
+impl KeySet {
+    pub fn signing(&self) -> Result<&SigningKey, KeyError> {
+        self.signing.as_ref().ok_or(KeyError::NoSigningKey)
+    }
+
+    pub fn verifying(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.verifying.get(kid)
+    }
+
+    /// The RFC 7517 JWK Set document, serialised once per key change.
+    pub fn jwks(&self) -> &Bytes {
+        &self.jwks
+    }
+
+    /// A strong validator of [`Self::jwks`]: the quoted SHA-256 of its bytes.
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.verifying.keys().map(String::as_str)
+    }
+
+    fn build(rows: &[SigningKeyRow], master: &MasterKey) -> Result<Self, KeyError> {
+        let mut signing = None;
+        let mut verifying = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let algorithm = SigningAlgorithm::from_str(&row.algorithm).map_err(|reason| {
+                KeyError::Unusable {
+                    kid: row.kid.clone(),
+                    reason,
+                }
+            })?;
+            let unusable = |reason: String| KeyError::Unusable {
+                kid: row.kid.clone(),
+                reason,
+            };
+            let jwk: Jwk = serde_json::from_value(row.public_jwk.clone())
+                .map_err(|e| unusable(format!("stored JWK: {e}")))?;
+            let key = DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
+            verifying.insert(row.kid.clone(), VerifyingKey { algorithm, key });
+            if row.state == STATE_CURRENT {
+                let pkcs8 = open_private_key(row, master)?;
+                let key = encoding_key(algorithm, pkcs8.expose_secret()).map_err(unusable)?;
+                signing = Some(SigningKey {
+                    kid: row.kid.clone(),
+                    algorithm,
+                    key,
+                });
+            }
+        }
+        let jwks = serde_json::to_vec(&serde_json::json!({
+            "keys": rows.iter().map(|r| &r.public_jwk).collect::<Vec<_>>()
+        }))
+        .expect("JSON values serialise");
+        let etag = format!(
+            "\"{}\"",
+            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, &jwks).as_ref())
+        );
+        Ok(Self {
+            fingerprint: fingerprint(rows),
+            signing,
+            verifying,
+            jwks: Bytes::from(jwks),
+            etag,
+        })
+    }
+}
+
+fn fingerprint(rows: &[SigningKeyRow]) -> String {
+    rows.iter()
+        .map(|r| format!("{}:{}", r.kid, r.state))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn open_private_key(
+    row: &SigningKeyRow,
+    master: &MasterKey,
+) -> Result<secrecy::SecretSlice<u8>, KeyError> {
+    master
+        .open(&row.private_key_sealed, row.kid.as_bytes())
+        .map_err(|_| KeyError::WrongMasterKey {
+            kid: row.kid.clone(),
+        })
+}
+
+fn insert_generated(
+    conn: &mut PgConnection,
+    master: &MasterKey,
+    algorithm: SigningAlgorithm,
+    state: &str,
+    activated_at: Option<DateTime<Utc>>,
+) -> Result<String, KeyError> {
+    let key = generate(algorithm)?;
+    let sealed = master.seal(&key.pkcs8, key.kid.as_bytes());
+    store::insert(
+        conn,
+        &store::NewSigningKey {
+            kid: &key.kid,
+            algorithm: algorithm.as_str(),
+            state,
+            public_jwk: &key.public_jwk,
+            private_key_sealed: &sealed,
+            activated_at,
+        },
+    )?;
+    tracing::info!(kid = %key.kid, %algorithm, state, "created a signing key");
+    Ok(key.kid)
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// How long a key that stops signing now must stay published.
+fn retired_publish_seconds(conn: &mut PgConnection, policy: &KeyPolicy) -> Result<f64, KeyError> {
+    let default_ttl = i32::try_from(policy.access_token_ttl.as_secs()).unwrap_or(i32::MAX);
+    let longest = store::longest_access_token_ttl(conn, default_ttl)?;
+    Ok(f64::from(longest) + RETIRED_KEY_MARGIN.as_secs_f64())
+}
+
+/// One step of the key life cycle; idempotent, safe to run from every instance at once.
+fn maintain(
+    conn: &mut PgConnection,
+    policy: &KeyPolicy,
+    master: &MasterKey,
+) -> Result<(), KeyError> {
+    conn.transaction(|conn| {
+        store::lock_life_cycle(conn)?;
+        let now = store::db_now(conn)?;
+        let current = store::in_state(conn, STATE_CURRENT)?;
+        let mut next = store::in_state(conn, STATE_NEXT)?;
+        let publish_ahead = chrono_duration(policy.publish_ahead);
+
+        let Some(current) = current else {
+            // First start (nobody can have cached anything yet), or a previous emergency.
+            if next.is_some() {
+                store::promote_next(conn)?;
+            } else {
+                insert_generated(conn, master, policy.algorithm, STATE_CURRENT, Some(now))?;
+            }
+            return Ok(());
+        };
+
+        let algorithm_changed = current.algorithm != policy.algorithm.as_str();
+        if next
+            .as_ref()
+            .is_some_and(|n| n.algorithm != policy.algorithm.as_str())
+        {
+            store::delete_next(conn)?;
+            next = None;
+        }
+        match next {
+            None => {
+                let activated = current.activated_at.unwrap_or(current.created_at);
+                let due = activated + chrono_duration(policy.rotation_interval);
+                if algorithm_changed || now >= due - publish_ahead {
+                    let starts = if algorithm_changed {
+                        now + publish_ahead
+                    } else {
+                        due.max(now + publish_ahead)
+                    };
+                    insert_generated(conn, master, policy.algorithm, STATE_NEXT, Some(starts))?;
+                }
+            }
+            // A waiting key carries the time it is due to start signing.
+            Some(next) if next.activated_at.is_some_and(|at| now >= at) => {
+                let publish = retired_publish_seconds(conn, policy)?;
+                store::retire_current(conn, publish)?;
+                store::promote_next(conn)?;
+                tracing::info!(kid = %next.kid, retired = %current.kid, "rotated the signing key");
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    })
+}
+
+/// A rotation asked for by an operator.
+fn rotate_now(
+    conn: &mut PgConnection,
+    policy: &KeyPolicy,
+    master: &MasterKey,
+    emergency: bool,
+) -> Result<(), KeyError> {
+    conn.transaction::<_, KeyError, _>(|conn| {
+        store::lock_life_cycle(conn)?;
+        let now = store::db_now(conn)?;
+        if emergency {
+            // The old key may be in the wrong hands: it stops signing and leaves the
+            // JWKS at once; tokens it signed stop verifying.
+            store::retire_current(conn, 0.0)?;
+            store::delete_next(conn)?;
+            let kid = insert_generated(conn, master, policy.algorithm, STATE_CURRENT, Some(now))?;
+            tracing::warn!(%kid, "emergency key rotation: the previous key was dropped");
+            return Ok(());
+        }
+        let starts = now + chrono_duration(policy.publish_ahead);
+        match store::in_state(conn, STATE_NEXT)? {
+            Some(next) if next.algorithm == policy.algorithm.as_str() => {
+                let earliest = next.created_at + chrono_duration(policy.publish_ahead);
+                store::set_next_activation(conn, earliest.max(now).min(starts))?;
+            }
+            Some(_) => {
+                store::delete_next(conn)?;
+                insert_generated(conn, master, policy.algorithm, STATE_NEXT, Some(starts))?;
+            }
+            None => {
+                insert_generated(conn, master, policy.algorithm, STATE_NEXT, Some(starts))?;
+            }
+        }
+        Ok(())
+    })?;
+    maintain(conn, policy, master)
+}
+
+/// Checks that the master key opens every stored private key, changing nothing.
+fn check_master_key(conn: &mut PgConnection, master: &MasterKey) -> Result<(), KeyError> {
+    for row in store::all(conn)? {
+        if !row.private_key_sealed.is_empty() {
+            open_private_key(&row, master)?;
+        }
+    }
+    Ok(())
+}
+
+/// The shared, hot-swappable key set of one instance.
+pub struct KeyRing {
+    db: Db,
+    master: Arc<MasterKey>,
+    policy: KeyPolicy,
+    current: ArcSwap<KeySet>,
+}
+
+impl KeyRing {
+    /// Verifies the master key against the stored keys, ensures a signing key exists,
+    /// and loads the key set. A wrong master key stops here, before anything changes.
+    pub async fn start(db: Db, master: MasterKey, policy: KeyPolicy) -> Result<Self, KeyError> {
+        let master = Arc::new(master);
+        let rows = {
+            let (master, policy) = (Arc::clone(&master), policy.clone());
+            run(&db, move |conn| {
+                check_master_key(conn, &master)?;
+                maintain(conn, &policy, &master)?;
+                Ok(store::published(conn)?)
+            })
+            .await?
+        };
+        let set = KeySet::build(&rows, &master)?;
+        Ok(Self {
+            db,
+            master,
+            policy,
+            current: ArcSwap::from_pointee(set),
+        })
+    }
+
+    /// The current snapshot; cheap (an atomic load), safe to hold across awaits.
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        self.current.load_full()
+    }
+
+    pub fn policy(&self) -> &KeyPolicy {
+        &self.policy
+    }
+
+    /// Runs the life-cycle step and reloads the key set if the published keys changed.
+    pub async fn tick(&self) -> Result<(), KeyError> {
+        let (master, policy) = (Arc::clone(&self.master), self.policy.clone());
+        let rows = run(&self.db, move |conn| {
+            maintain(conn, &policy, &master)?;
+            Ok(store::published(conn)?)
+        })
+        .await?;
+        self.install(&rows)
+    }
+
+    /// Operator rotation: publishes a new key now and lets it sign once it has been
+    /// published for the publish-ahead time; `emergency` swaps at once instead.
+    pub async fn rotate(&self, emergency: bool) -> Result<(), KeyError> {
+        let (master, policy) = (Arc::clone(&self.master), self.policy.clone());
+        let rows = run(&self.db, move |conn| {
+            rotate_now(conn, &policy, &master, emergency)?;
+            Ok(store::published(conn)?)
+        })
+        .await?;
+        self.install(&rows)
+    }
+
+    fn install(&self, rows: &[SigningKeyRow]) -> Result<(), KeyError> {
+        if fingerprint(rows) == self.current.load().fingerprint {
+            return Ok(());
+        }
+        let set = KeySet::build(rows, &self.master)?;
+        tracing::info!(keys = %set.fingerprint, "loaded a new key set");
+        self.current.store(Arc::new(set));
+        Ok(())
+    }
+}
+
+async fn run<T: Send + 'static>(
+    db: &Db,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, KeyError> + Send + 'static,
+) -> Result<T, KeyError> {
+    db.run(f).await
+}
+
+impl From<diesel::result::Error> for KeyError {
+    fn from(e: diesel::result::Error) -> Self {
+        KeyError::Store(e.into())
+    }
+}
+
+impl crate::store::DbError for KeyError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            KeyError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Key rows for `keys list` and the admin API: state and dates, no private material.
+pub async fn list(db: &Db) -> Result<Vec<SigningKeyRow>, StoreError> {
+    db.run(store::all).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_generates_a_usable_key() {
+        for algorithm in SigningAlgorithm::ALL {
+            let key = generate(algorithm).unwrap();
+            let enc = encoding_key(algorithm, &key.pkcs8).unwrap();
+            let mut header = jsonwebtoken::Header::new(algorithm.jwt_algorithm());
+            header.kid = Some(key.kid.clone());
+            let token = jsonwebtoken::encode(
+                &header,
+                &serde_json::json!({"sub": "x", "exp": 4_000_000_000u64}),
+                &enc,
+            )
+            .unwrap();
+            let jwk: Jwk = serde_json::from_value(key.public_jwk.clone()).unwrap();
+            let dec = DecodingKey::from_jwk(&jwk).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(algorithm.jwt_algorithm());
+            validation.validate_aud = false;
+            jsonwebtoken::decode::<serde_json::Value>(&token, &dec, &validation).unwrap();
+            assert_eq!(key.public_jwk["use"], "sig");
+            assert_eq!(key.public_jwk["alg"], algorithm.as_str());
+            assert_eq!(key.public_jwk["kid"], key.kid.as_str());
+        }
+    }
+
+    #[test]
+    fn algorithm_names_parse() {
+        assert_eq!("es256".parse(), Ok(SigningAlgorithm::Es256));
+        assert_eq!("EdDSA".parse(), Ok(SigningAlgorithm::EdDsa));
+        assert_eq!("RS256".parse(), Ok(SigningAlgorithm::Rs256));
+        assert!("HS256".parse::<SigningAlgorithm>().is_err());
+        assert!("none".parse::<SigningAlgorithm>().is_err());
+    }
+}

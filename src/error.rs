@@ -1,0 +1,334 @@
+//! Errors as HTTP responses, in one place. The OAuth endpoints answer with RFC 6749
+//! §5.2 bodies; everything else with RFC 9457 `application/problem+json`. Unexpected
+//! failures are logged with their cause chain and answered with a generic 500 that
+//! carries the request id, never with internals.
+
+use std::fmt;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use serde::Serialize;
+
+use crate::auth::keys::KeyError;
+use crate::auth::tokens::InvalidToken;
+use crate::auth::AuthError;
+use crate::store::StoreError;
+use crate::telemetry::current_request_id;
+
+/// Seconds a client should wait before retrying when a dependency is down.
+const RETRY_AFTER_UNAVAILABLE: u64 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    UnsupportedTokenType,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+/// An RFC 6749 error response.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub code: OAuthErrorCode,
+    pub description: String,
+    pub retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(OAuthErrorCode::InvalidRequest, description)
+    }
+
+    fn internal(cause: &dyn std::error::Error) -> Self {
+        log_internal(cause);
+        Self::new(
+            OAuthErrorCode::ServerError,
+            format!(
+                "internal error (request id {})",
+                current_request_id().unwrap_or_default()
+            ),
+        )
+    }
+
+    fn unavailable(cause: &dyn std::error::Error) -> Self {
+        tracing::warn!(error = %cause, "dependency unavailable");
+        Self {
+            code: OAuthErrorCode::TemporarilyUnavailable,
+            description: "the service is temporarily unavailable; retry shortly".to_owned(),
+            retry_after: Some(RETRY_AFTER_UNAVAILABLE),
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.description)
+    }
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: OAuthErrorCode,
+    error_description: &'a str,
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self.code {
+            OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        no_store(&mut res);
+        if self.code == OAuthErrorCode::InvalidClient {
+            // RFC 6749 §5.2: 401 names the scheme the client should authenticate with.
+            res.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
+        }
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(OAuthErrorBody {
+            error: self.code,
+            error_description: &self.description,
+        })
+    }
+}
+
+impl From<AuthError> for OAuthError {
+    fn from(err: AuthError) -> Self {
+        use OAuthErrorCode::*;
+        match err {
+            AuthError::InvalidCredentials
+            | AuthError::InvalidRefreshToken
+            | AuthError::RefreshTokenReused => Self::new(InvalidGrant, err.to_string()),
+            AuthError::InvalidScope(d) => Self::new(InvalidScope, d),
+            AuthError::UnauthorizedClient(d) => Self::new(UnauthorizedClient, d),
+            AuthError::InvalidClient(d) => Self::new(InvalidClient, d),
+            AuthError::InvalidRequest(d) | AuthError::Conflict(d) => Self::new(InvalidRequest, d),
+            AuthError::Store(ref e) if is_unavailable(e) => Self::unavailable(&err),
+            AuthError::Store(_) | AuthError::Keys(_) | AuthError::Hash(_) => Self::internal(&err),
+        }
+    }
+}
+
+fn is_unavailable(err: &StoreError) -> bool {
+    matches!(err, StoreError::Unavailable(_))
+}
+
+/// Marks a response as never to be cached (RFC 6749 §5.1).
+pub fn no_store(res: &mut HttpResponseBuilder) {
+    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+}
+
+fn log_internal(cause: &dyn std::error::Error) {
+    let mut chain = cause.to_string();
+    let mut source = cause.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(error = %chain, "internal error");
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub detail: String,
+    pub retry_after: Option<u64>,
+    pub www_authenticate: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            retry_after: None,
+            www_authenticate: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, detail)
+    }
+
+    /// 401 for a bearer token that is missing or no good (RFC 6750 §3.1).
+    pub fn invalid_token(reason: &InvalidToken) -> Self {
+        Self::unauthorized_bearer(&reason.to_string())
+    }
+
+    pub fn unauthorized_bearer(description: &str) -> Self {
+        let mut p = Self::new(StatusCode::UNAUTHORIZED, description);
+        p.www_authenticate = Some(format!(
+            r#"Bearer realm="tessera", error="invalid_token", error_description="{}""#,
+            description.replace(['"', '\\'], "'")
+        ));
+        p
+    }
+
+    pub fn unavailable(cause: &dyn std::error::Error) -> Self {
+        tracing::warn!(error = %cause, "dependency unavailable");
+        let mut p = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is temporarily unavailable; retry shortly",
+        );
+        p.retry_after = Some(RETRY_AFTER_UNAVAILABLE);
+        p
+    }
+
+    pub fn internal(cause: &dyn std::error::Error) -> Self {
+        log_internal(cause);
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "an internal error occurred; quote the request id when reporting it",
+        )
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.detail)
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        no_store(&mut res);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(challenge) = &self.www_authenticate {
+            if let Ok(value) = HeaderValue::from_str(challenge) {
+                res.insert_header((header::WWW_AUTHENTICATE, value));
+            }
+        }
+        let body = ProblemBody {
+            kind: "about:blank",
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            request_id: current_request_id(),
+        };
+        res.content_type("application/problem+json")
+            .body(serde_json::to_vec(&body).expect("problem bodies serialise"))
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Self {
+        if is_unavailable(&err) {
+            Self::unavailable(&err)
+        } else {
+            Self::internal(&err)
+        }
+    }
+}
+
+impl From<KeyError> for Problem {
+    fn from(err: KeyError) -> Self {
+        match err {
+            KeyError::Store(e) => e.into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, err.to_string()),
+            AuthError::InvalidRequest(d) | AuthError::InvalidScope(d) => Self::bad_request(d),
+            AuthError::Conflict(d) => Self::conflict(d),
+            AuthError::Store(e) => e.into(),
+            AuthError::Keys(e) => e.into(),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+/// Turns actix's own extractor failures (bad JSON, bad path) into problem documents.
+pub fn json_error_handler(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    let problem = match &err {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request body must be application/json",
+        ),
+        JsonPayloadError::Deserialize(e) => Problem::bad_request(format!("invalid JSON body: {e}")),
+        other => Problem::bad_request(format!("unreadable request body: {other}")),
+    };
+    problem.into()
+}
+
+pub fn path_error_handler(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    Problem::not_found(format!("no such resource: {err}")).into()
+}
+
+pub fn query_error_handler(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    Problem::bad_request(format!("invalid query string: {err}")).into()
+}

@@ -1,0 +1,40 @@
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Liveness: the process answers.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Readiness: PostgreSQL and Redis both answer within a second.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    const LIMIT: Duration = Duration::from_secs(1);
+    let postgres = tokio::time::timeout(
+        LIMIT,
+        state.db.run(|conn| {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute("SELECT 1")
+                .map_err(crate::store::StoreError::from)
+        }),
+    );
+    let redis = tokio::time::timeout(LIMIT, state.denylist.ping());
+    let (postgres, redis) = tokio::join!(postgres, redis);
+    let postgres_ok = matches!(postgres, Ok(Ok(())));
+    let redis_ok = matches!(redis, Ok(Ok(())));
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let body = json!({
+        "status": if postgres_ok && redis_ok { "ready" } else { "unavailable" },
+        "checks": {"postgres": word(postgres_ok), "redis": word(redis_ok)},
+    });
+    if postgres_ok && redis_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(body)
+    }
+}

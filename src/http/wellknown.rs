@@ -1,0 +1,65 @@
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::state::AppState;
+
+/// RFC 7517 JWK Set. Serialised once per key change; cacheable, with a strong ETag.
+pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let keys = state.keys.snapshot();
+    let cache = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
+    let tag = keys.etag();
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| if_none_match_hits(v, tag));
+    let mut res = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::ETAG, tag.to_owned()));
+    if matches {
+        res.finish()
+    } else {
+        res.content_type("application/jwk-set+json")
+            .body(keys.jwks().clone())
+    }
+}
+
+/// RFC 9110 §13.1.2: `*`, or a list of entity tags compared weakly.
+fn if_none_match_hits(header_value: &str, etag: &str) -> bool {
+    header_value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+/// RFC 8414 authorization-server metadata (also served as OpenID discovery).
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .content_type("application/json")
+        .body(state.metadata.clone())
+}
+
+pub fn metadata_document(settings: &Settings) -> serde_json::Value {
+    let base = &settings.issuer;
+    json!({
+        "issuer": base,
+        "token_endpoint": format!("{base}/oauth/token"),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "revocation_endpoint": format!("{base}/oauth/revoke"),
+        "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "access_token_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
+        "service_documentation": format!("{base}/docs"),
+    })
+}

@@ -1,0 +1,202 @@
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use tessera::auth::keys::{self, KeyRing};
+use tessera::auth::master_key::MasterKey;
+use tessera::auth::passwords::PasswordHasher;
+use tessera::config::{Settings, VARIABLES};
+use tessera::domain::{NewPassword, Role, Username};
+use tessera::startup::{self, Application};
+use tessera::{auth, telemetry};
+
+/// Tessera: log people and services in, hand out short-lived access tokens and
+/// rotating refresh tokens, publish keys, revoke access.
+///
+/// Configuration comes from the environment (DATABASE_URL, REDIS_URL, TESSERA_*), see
+/// the README. Every command creates and migrates the database if needed.
+#[derive(Parser)]
+#[command(name = "tessera", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (the default): migrate, ensure a signing key, listen.
+    Serve,
+    /// Create the database if needed and apply pending migrations, then exit.
+    Migrate,
+    /// Validate the configuration and print it (secrets hidden).
+    CheckConfig,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from standard input (one line) or, on a
+    /// terminal, prompted for twice; it is never taken from the command line.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// A role to give the user; repeat for several (e.g. --role admin).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List signing keys with their state and dates (no private material).
+    List,
+    /// Start a rotation: a new key is published now and signs after the publish-ahead
+    /// time. With --emergency the old key stops signing and leaves the JWKS at once.
+    Rotate {
+        #[arg(long)]
+        emergency: bool,
+    },
+    /// Print a new random master key (base64) for TESSERA_MASTER_KEY.
+    GenerateMasterKey,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format, &settings.log_filter);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings.clone()).await?;
+            tracing::info!(
+                address = %settings.bind,
+                issuer = %settings.issuer,
+                "Tessera is listening"
+            );
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Migrate => {
+            startup::open_database(&settings).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::CheckConfig => {
+            println!("configuration is valid:\n{settings:#?}");
+            println!("\nvariables read: {}", VARIABLES.join(", "));
+            Ok(())
+        }
+        Command::User(UserCommand::Create { username, roles }) => {
+            let username = Username::parse(&username).map_err(anyhow::Error::msg)?;
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let password = read_new_password(settings.password_min_length)?;
+            let db = startup::open_database(&settings).await?;
+            let hasher = PasswordHasher::new(settings.bcrypt_cost, 1).await?;
+            let user = auth::users::create(&db, &hasher, username, password, roles).await?;
+            println!(
+                "created user {} (id {}, roles: {})",
+                user.username,
+                user.id,
+                if user.roles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    user.roles.join(", ")
+                }
+            );
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List) => {
+            let db = startup::open_database(&settings).await?;
+            let rows = keys::list(&db).await?;
+            println!(
+                "{:<44} {:<6} {:<8} {:<25} {:<25} {:<25}",
+                "kid", "alg", "state", "created", "activated", "published until"
+            );
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| "-".to_owned())
+            };
+            for row in rows {
+                println!(
+                    "{:<44} {:<6} {:<8} {:<25} {:<25} {:<25}",
+                    row.kid,
+                    row.algorithm,
+                    row.state,
+                    when(Some(row.created_at)),
+                    when(row.activated_at),
+                    when(row.publish_until)
+                );
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate { emergency }) => {
+            let db = startup::open_database(&settings).await?;
+            let master = MasterKey::load(&settings.master_key)?;
+            let ring = KeyRing::start(db, master, startup::key_policy(&settings)).await?;
+            ring.rotate(emergency).await?;
+            if emergency {
+                println!("emergency rotation done: a new key signs now; the old one is gone from the JWKS");
+            } else {
+                println!(
+                    "rotation started: the new key is published now and signs in {}s",
+                    settings.key_publish_ahead.as_secs()
+                );
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::GenerateMasterKey) => {
+            println!("{}", MasterKey::generate_encoded());
+            Ok(())
+        }
+    }
+}
+
+/// Reads a new password: prompted twice on a terminal, else one line of stdin.
+fn read_new_password(min_len: usize) -> anyhow::Result<NewPassword> {
+    let raw = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let second = rpassword::prompt_password("Repeat: ").context("reading the password")?;
+        if first != second {
+            bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    NewPassword::parse(raw, min_len).map_err(anyhow::Error::msg)
+}

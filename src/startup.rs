@@ -1,0 +1,215 @@
+//! Builds the application from settings: database, keys, Redis, the HTTP server bound
+//! to a listener (port 0 in tests), and the background jobs.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::keys::{KeyError, KeyPolicy, KeyRing};
+use crate::auth::master_key::{MasterKey, MasterKeyError};
+use crate::auth::passwords::{HashError, PasswordHasher};
+use crate::config::Settings;
+use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::http;
+use crate::state::AppState;
+use crate::store::denylist::{Denylist, RedisUnavailable};
+use crate::store::{self, Db, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] StoreError),
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("redis: {0}")]
+    Redis(#[from] RedisUnavailable),
+    #[error("password hashing: {0}")]
+    Hash(#[from] HashError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+/// Opens the database (creating and migrating it as needed) and returns the pool.
+pub async fn open_database(settings: &Settings) -> Result<Db, StoreError> {
+    let url = settings.database_url.clone();
+    tokio::task::spawn_blocking(move || store::prepare_database(&url))
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+    Ok(Db::new(
+        &settings.database_url,
+        settings.database_pool_size,
+        settings.database_pool_timeout,
+    ))
+}
+
+pub fn key_policy(settings: &Settings) -> KeyPolicy {
+    KeyPolicy {
+        algorithm: settings.signing_algorithm,
+        rotation_interval: settings.key_rotation_interval,
+        publish_ahead: settings.key_publish_ahead,
+        access_token_ttl: settings.access_token_ttl,
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+            address: settings.bind.to_string(),
+            source,
+        })?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        let db = open_database(&settings).await?;
+        let master = MasterKey::load(&settings.master_key)?;
+        let keys = KeyRing::start(db.clone(), master, key_policy(&settings)).await?;
+        let passwords =
+            PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_max_concurrency).await?;
+        let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
+
+        let users = db.run(store::users::count).await?;
+        if users == 0 {
+            tracing::info!(
+                "no users yet: create the first administrator with \
+                 `tessera user create --username admin --role admin` (the password is read from stdin)"
+            );
+        }
+
+        let metadata = serde_json::to_vec(&http::wellknown::metadata_document(&settings))
+            .expect("metadata serialises")
+            .into();
+        let state = web::Data::new(AppState {
+            settings,
+            db,
+            denylist,
+            keys,
+            passwords,
+            metadata,
+        });
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: "listener".to_owned(),
+                source,
+            })?
+            .port();
+        let server = build_server(state.clone(), listener)?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the server stops (SIGINT/SIGTERM: stop accepting, finish what is
+    /// in flight, exit). Background jobs run alongside and stop with it.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let jobs = spawn_background_jobs(self.state.clone());
+        let result = self.server.await;
+        for job in jobs {
+            job.abort();
+        }
+        result
+    }
+}
+
+fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Server, StartupError> {
+    let workers = state.settings.workers;
+    let max_body = state.settings.max_body_bytes;
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(json_error_handler),
+            )
+            .app_data(web::PathConfig::default().error_handler(path_error_handler))
+            .app_data(web::QueryConfig::default().error_handler(query_error_handler))
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(from_fn(crate::telemetry::request_middleware))
+            .configure(http::routes)
+            .default_service(web::to(http::not_found))
+    })
+    .workers(workers)
+    .client_request_timeout(Duration::from_secs(10))
+    .client_disconnect_timeout(Duration::from_secs(2))
+    .shutdown_timeout(30)
+    .listen(listener)
+    .map_err(|source| StartupError::Bind { address, source })?
+    .run();
+    Ok(server)
+}
+
+/// Timers every instance runs: the key life cycle (which also picks up rotations made
+/// by other instances) and housekeeping.
+fn spawn_background_jobs(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
+    let keys = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.key_refresh_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.keys.tick().await {
+                    tracing::warn!(error = %e, "key maintenance failed; will retry");
+                }
+            }
+        })
+    };
+    let housekeeping = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let grace = state.settings.refresh_reuse_grace.as_secs_f64();
+            let result = state
+                .db
+                .run(move |conn| {
+                    let cleared = store::refresh_tokens::clear_expired_successors(conn, grace)?;
+                    let deleted = store::sessions::delete_expired(conn, 7)?;
+                    Ok::<_, StoreError>((cleared, deleted))
+                })
+                .await;
+            match result {
+                Ok((cleared, deleted)) if cleared + deleted > 0 => {
+                    tracing::debug!(cleared, deleted, "housekeeping");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry"),
+            }
+        }
+    });
+    vec![keys, housekeeping]
+}

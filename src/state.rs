@@ -1,0 +1,19 @@
+//! Everything a request may need, built once at start-up and shared by all workers.
+
+use actix_web::web::Bytes;
+
+use crate::auth::keys::KeyRing;
+use crate::auth::passwords::PasswordHasher;
+use crate::config::Settings;
+use crate::store::denylist::Denylist;
+use crate::store::Db;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub db: Db,
+    pub denylist: Denylist,
+    pub keys: KeyRing,
+    pub passwords: PasswordHasher,
+    /// RFC 8414 metadata, serialised once.
+    pub metadata: Bytes,
+}

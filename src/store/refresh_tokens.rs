@@ -1,0 +1,163 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Bytea, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// What a successful rotation returns: enough to mint the access token.
+#[derive(Debug, QueryableByName)]
+pub struct Rotated {
+    #[diesel(sql_type = SqlUuid)]
+    pub session_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub user_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub scope: String,
+    #[diesel(sql_type = Text)]
+    pub username: String,
+    #[diesel(sql_type = Array<Text>)]
+    pub roles: Vec<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+pub struct Rotation<'a> {
+    pub token_hash: &'a [u8; 32],
+    pub successor_hash: &'a [u8; 32],
+    pub successor_sealed: &'a [u8],
+    pub idle_seconds: f64,
+    pub client_id: &'a str,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// Spends a live refresh token and issues its successor, in one statement (one round
+/// trip, atomic). The `used_at IS NULL` condition is the race guard: of any number of
+/// concurrent rotations of one token exactly one matches; the others wait for its row
+/// lock, re-check, and get no row.
+pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> Result<Option<Rotated>, StoreError> {
+    const ROTATE: &str = "
+        WITH spent AS (
+            UPDATE refresh_tokens AS rt
+               SET used_at = now(), successor_hash = $2, successor_sealed = $3
+              FROM sessions AS s, users AS u
+             WHERE rt.token_hash = $1
+               AND rt.used_at IS NULL
+               AND rt.expires_at > now()
+               AND s.id = rt.session_id
+               AND s.revoked_at IS NULL
+               AND s.expires_at > now()
+               AND s.client_id = $5
+               AND u.id = s.user_id
+               AND NOT u.disabled
+         RETURNING s.id AS session_id, s.user_id, s.scope, s.expires_at AS session_expires_at,
+                   u.username, u.roles
+        ), issued AS (
+            INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+            SELECT $2, session_id, LEAST(now() + make_interval(secs => $4), session_expires_at)
+              FROM spent
+         RETURNING expires_at
+        ), touched AS (
+            UPDATE sessions
+               SET last_used_at = now(),
+                   ip = COALESCE($6, sessions.ip),
+                   user_agent = COALESCE($7, sessions.user_agent)
+              FROM spent
+             WHERE sessions.id = spent.session_id
+        )
+        SELECT spent.session_id, spent.user_id, spent.scope, spent.username, spent.roles,
+               issued.expires_at AS refresh_expires_at
+          FROM spent, issued";
+    Ok(diesel::sql_query(ROTATE)
+        .bind::<Bytea, _>(&r.token_hash[..])
+        .bind::<Bytea, _>(&r.successor_hash[..])
+        .bind::<Bytea, _>(r.successor_sealed)
+        .bind::<Double, _>(r.idle_seconds)
+        .bind::<Text, _>(r.client_id)
+        .bind::<Nullable<Text>, _>(r.ip)
+        .bind::<Nullable<Text>, _>(r.user_agent)
+        .get_result::<Rotated>(conn)
+        .optional()?)
+}
+
+/// Everything about a refresh token that did not rotate, to tell why.
+#[derive(Debug, QueryableByName)]
+pub struct TokenState {
+    #[diesel(sql_type = SqlUuid)]
+    pub session_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub user_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub client_id: String,
+    #[diesel(sql_type = Text)]
+    pub scope: String,
+    #[diesel(sql_type = Text)]
+    pub username: String,
+    #[diesel(sql_type = Array<Text>)]
+    pub roles: Vec<String>,
+    #[diesel(sql_type = Bool)]
+    pub user_disabled: bool,
+    #[diesel(sql_type = Bool)]
+    pub session_live: bool,
+    #[diesel(sql_type = Bool)]
+    pub token_expired: bool,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub used_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    pub within_grace: bool,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    pub successor_sealed: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub successor_expires_at: Option<DateTime<Utc>>,
+}
+
+pub fn state(
+    conn: &mut PgConnection,
+    token_hash: &[u8; 32],
+    grace_seconds: f64,
+) -> Result<Option<TokenState>, StoreError> {
+    const STATE: &str = "
+        SELECT rt.session_id, s.user_id, s.client_id, s.scope, u.username, u.roles,
+               u.disabled AS user_disabled,
+               (s.revoked_at IS NULL AND s.expires_at > now()) AS session_live,
+               (rt.expires_at <= now()) AS token_expired,
+               rt.used_at,
+               (rt.used_at IS NOT NULL AND rt.used_at > now() - make_interval(secs => $2))
+                   AS within_grace,
+               rt.successor_sealed,
+               succ.expires_at AS successor_expires_at
+          FROM refresh_tokens rt
+          JOIN sessions s ON s.id = rt.session_id
+          JOIN users u ON u.id = s.user_id
+          LEFT JOIN refresh_tokens succ ON succ.token_hash = rt.successor_hash
+         WHERE rt.token_hash = $1";
+    Ok(diesel::sql_query(STATE)
+        .bind::<Bytea, _>(&token_hash[..])
+        .bind::<Double, _>(grace_seconds)
+        .get_result::<TokenState>(conn)
+        .optional()?)
+}
+
+/// Forgets sealed successors once the grace window that needed them has closed.
+pub fn clear_expired_successors(
+    conn: &mut PgConnection,
+    grace_seconds: f64,
+) -> Result<usize, StoreError> {
+    Ok(diesel::sql_query(
+        "UPDATE refresh_tokens SET successor_sealed = NULL
+          WHERE successor_sealed IS NOT NULL
+            AND used_at <= now() - make_interval(secs => $1)",
+    )
+    .bind::<Double, _>(grace_seconds)
+    .execute(conn)?)
+}
+
+/// How many refresh tokens a session has, spent or not (tests and diagnostics).
+pub fn count_for_session(conn: &mut PgConnection, session_id: Uuid) -> Result<i64, StoreError> {
+    use super::schema::refresh_tokens::dsl;
+    Ok(dsl::refresh_tokens
+        .filter(dsl::session_id.eq(session_id))
+        .count()
+        .get_result(conn)?)
+}

@@ -1,0 +1,83 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        confidential -> Bool,
+        secret_hash -> Nullable<Bytea>,
+        grant_types -> Array<Text>,
+        scopes -> Array<Text>,
+        audiences -> Array<Text>,
+        access_token_ttl_seconds -> Nullable<Int4>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Bytea,
+        session_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        successor_hash -> Nullable<Bytea>,
+        successor_sealed -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        client_id -> Text,
+        scope -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        state -> Text,
+        public_jwk -> Jsonb,
+        private_key_sealed -> Bytea,
+        created_at -> Timestamptz,
+        activated_at -> Nullable<Timestamptz>,
+        retired_at -> Nullable<Timestamptz>,
+        publish_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        password_hash -> Text,
+        roles -> Array<Text>,
+        disabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        password_changed_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(sessions -> clients (client_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    clients,
+    refresh_tokens,
+    sessions,
+    signing_keys,
+    users,
+);

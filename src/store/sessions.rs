@@ -1,0 +1,90 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{refresh_tokens, sessions};
+use super::StoreError;
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = sessions)]
+pub struct NewSession<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+/// Starts a session with its first refresh token, in one transaction.
+pub fn create_with_refresh_token(
+    conn: &mut PgConnection,
+    session: &NewSession<'_>,
+    token_hash: &[u8; 32],
+    token_expires_at: DateTime<Utc>,
+) -> Result<SessionRow, StoreError> {
+    conn.transaction(|conn| {
+        let row = diesel::insert_into(sessions::table)
+            .values(session)
+            .returning(SessionRow::as_returning())
+            .get_result(conn)?;
+        diesel::insert_into(refresh_tokens::table)
+            .values((
+                refresh_tokens::token_hash.eq(&token_hash[..]),
+                refresh_tokens::session_id.eq(session.id),
+                refresh_tokens::expires_at.eq(token_expires_at),
+            ))
+            .execute(conn)?;
+        Ok(row)
+    })
+}
+
+/// Marks a session revoked. Returns false if it was already revoked or does not exist.
+pub fn revoke(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(diesel::dsl::now),
+        sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+    Ok(sessions::table
+        .find(id)
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Drops sessions that ended (expired) more than `keep_days` ago, with their tokens.
+pub fn delete_expired(conn: &mut PgConnection, keep_days: i32) -> Result<usize, StoreError> {
+    Ok(diesel::sql_query(
+        "DELETE FROM sessions WHERE expires_at < now() - make_interval(days => $1)",
+    )
+    .bind::<diesel::sql_types::Integer, _>(keep_days)
+    .execute(conn)?)
+}

@@ -1,0 +1,144 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::signing_keys;
+use super::StoreError;
+
+pub const STATE_NEXT: &str = "next";
+pub const STATE_CURRENT: &str = "current";
+pub const STATE_RETIRED: &str = "retired";
+
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = signing_keys)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub state: String,
+    pub public_jwk: serde_json::Value,
+    /// Sealed under the master key; empty once the key is retired and can never sign again.
+    pub private_key_sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub publish_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = signing_keys)]
+pub struct NewSigningKey<'a> {
+    pub kid: &'a str,
+    pub algorithm: &'a str,
+    pub state: &'a str,
+    pub public_jwk: &'a serde_json::Value,
+    pub private_key_sealed: &'a [u8],
+    pub activated_at: Option<DateTime<Utc>>,
+}
+
+/// Keys in the JWKS: waiting, signing, and retired ones some token may still carry.
+pub fn published(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
+    Ok(signing_keys::table
+        .filter(
+            signing_keys::state
+                .eq_any([STATE_NEXT, STATE_CURRENT])
+                .or(signing_keys::publish_until.gt(diesel::dsl::now)),
+        )
+        .order(signing_keys::created_at.asc())
+        .select(SigningKeyRow::as_select())
+        .load(conn)?)
+}
+
+pub fn all(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
+    Ok(signing_keys::table
+        .order(signing_keys::created_at.desc())
+        .select(SigningKeyRow::as_select())
+        .load(conn)?)
+}
+
+pub fn in_state(conn: &mut PgConnection, state: &str) -> Result<Option<SigningKeyRow>, StoreError> {
+    Ok(signing_keys::table
+        .filter(signing_keys::state.eq(state))
+        .select(SigningKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert(conn: &mut PgConnection, new: &NewSigningKey<'_>) -> Result<(), StoreError> {
+    diesel::insert_into(signing_keys::table)
+        .values(new)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Serialises key life-cycle changes across every Tessera instance sharing the
+/// database, for the rest of the current transaction.
+pub fn lock_life_cycle(conn: &mut PgConnection) -> Result<(), StoreError> {
+    const KEY_LOCK: i64 = 0x6b65_7973;
+    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({KEY_LOCK})")).execute(conn)?;
+    Ok(())
+}
+
+pub fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
+    Ok(
+        diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())
+            .get_result(conn)?,
+    )
+}
+
+/// Retires the signing key: it stays in the JWKS for `publish_seconds` (0 drops it at
+/// once) and its private part is wiped, since it will never sign again.
+pub fn retire_current(conn: &mut PgConnection, publish_seconds: f64) -> Result<usize, StoreError> {
+    Ok(diesel::sql_query(
+        "UPDATE signing_keys
+            SET state = 'retired', retired_at = now(),
+                publish_until = now() + make_interval(secs => $1),
+                private_key_sealed = '\\x'::bytea
+          WHERE state = 'current'",
+    )
+    .bind::<diesel::sql_types::Double, _>(publish_seconds)
+    .execute(conn)?)
+}
+
+pub fn promote_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
+    Ok(
+        diesel::update(signing_keys::table.filter(signing_keys::state.eq(STATE_NEXT)))
+            .set((
+                signing_keys::state.eq(STATE_CURRENT),
+                signing_keys::activated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?,
+    )
+}
+
+/// Drops a waiting key (e.g. one of an algorithm no longer configured).
+pub fn delete_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
+    Ok(
+        diesel::delete(signing_keys::table.filter(signing_keys::state.eq(STATE_NEXT)))
+            .execute(conn)?,
+    )
+}
+
+/// The longest lifetime an access token may have right now: the configured default or
+/// a client's override, whichever is longer.
+pub fn longest_access_token_ttl(
+    conn: &mut PgConnection,
+    default_seconds: i32,
+) -> Result<i32, StoreError> {
+    use super::schema::clients;
+    let longest: Option<i32> = clients::table
+        .select(diesel::dsl::max(clients::access_token_ttl_seconds))
+        .first(conn)?;
+    Ok(longest.unwrap_or(0).max(default_seconds))
+}
+
+/// Moves the planned start of the waiting key (its `activated_at`).
+pub fn set_next_activation(
+    conn: &mut PgConnection,
+    at: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    Ok(
+        diesel::update(signing_keys::table.filter(signing_keys::state.eq(STATE_NEXT)))
+            .set(signing_keys::activated_at.eq(at))
+            .execute(conn)?,
+    )
+}

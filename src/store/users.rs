@@ -1,0 +1,77 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::users;
+use super::StoreError;
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct UserRow {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub password_changed_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub roles: &'a [String],
+}
+
+pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> Result<UserRow, StoreError> {
+    Ok(diesel::insert_into(users::table)
+        .values(new)
+        .returning(UserRow::as_returning())
+        .get_result(conn)?)
+}
+
+pub fn find_by_username(
+    conn: &mut PgConnection,
+    username: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::username.eq(username))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Stores a re-hashed password (same password, new cost) unless the password was
+/// changed meanwhile. Returns whether it was stored.
+pub fn upgrade_password_hash(
+    conn: &mut PgConnection,
+    id: Uuid,
+    old_hash: &str,
+    new_hash: &str,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::password_hash.eq(old_hash)),
+    )
+    .set(users::password_hash.eq(new_hash))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn count(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(users::table.count().get_result(conn)?)
+}
