@@ -31,6 +31,8 @@ enum Command {
     Migrate,
     /// Validate the configuration and print it (secrets hidden).
     CheckConfig,
+    /// Exit 0 if the local server answers /healthz (for container health checks).
+    Healthcheck,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -102,6 +104,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
+        Command::Healthcheck => healthcheck(settings.bind),
         Command::Migrate => {
             startup::open_database(&settings).await?;
             println!("database is up to date");
@@ -178,6 +181,29 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{}", MasterKey::generate_encoded());
             Ok(())
         }
+    }
+}
+
+/// A plain HTTP/1.0 GET of /healthz on the configured address, so the container
+/// image needs no curl.
+fn healthcheck(bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let mut addr = bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    if &head[9..12] == b"200" {
+        println!("ok");
+        Ok(())
+    } else {
+        bail!("unhealthy: {}", String::from_utf8_lossy(&head))
     }
 }
 

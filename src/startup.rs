@@ -123,6 +123,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from outside (tests; signals do this in production).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }

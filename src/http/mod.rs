@@ -13,19 +13,29 @@ use actix_web::web;
 use crate::error::Problem;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/oauth/token", web::post().to(oauth::token))
-        .route("/.well-known/jwks.json", web::get().to(wellknown::jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            web::get().to(wellknown::metadata),
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/oauth/token").route(web::post().to(oauth::token)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(wellknown::jwks)))
+        .service(
+            resource("/.well-known/oauth-authorization-server")
+                .route(web::get().to(wellknown::metadata)),
         )
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(wellknown::metadata),
+        .service(
+            resource("/.well-known/openid-configuration").route(web::get().to(wellknown::metadata)),
         )
-        .route("/v1/me", web::get().to(me::profile))
-        .route("/healthz", web::get().to(health::live))
-        .route("/readyz", web::get().to(health::ready));
+        .service(resource("/v1/me").route(web::get().to(me::profile)))
+        .service(resource("/healthz").route(web::get().to(health::live)))
+        .service(resource("/readyz").route(web::get().to(health::ready)));
+}
+
+/// A known path with the wrong method.
+async fn method_not_allowed(
+    req: actix_web::HttpRequest,
+) -> Result<actix_web::HttpResponse, Problem> {
+    Err(Problem::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
 }
 
 /// Anything unrouted: 404 as a problem document.

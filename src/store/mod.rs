@@ -108,6 +108,7 @@ impl Db {
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .test_on_check_out(false)
+            .error_handler(Box::new(LogPoolError))
             .build_unchecked(manager);
         Self { pool }
     }
@@ -151,6 +152,17 @@ impl Db {
 
     pub fn max_size(&self) -> u32 {
         self.pool.max_size()
+    }
+}
+
+/// r2d2 reports failed connection attempts here; a database outage is a warning (the
+/// requests it affects are answered 503), not a stream of errors.
+#[derive(Debug)]
+struct LogPoolError;
+
+impl r2d2::HandleError<r2d2::Error> for LogPoolError {
+    fn handle_error(&self, error: r2d2::Error) {
+        tracing::warn!(%error, "cannot open a database connection");
     }
 }
 

@@ -1,0 +1,301 @@
+//! Spawns Tessera on a random port against its own fresh database and Redis key
+//! prefix, so tests run in parallel without touching each other.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use serde_json::Value;
+use uuid::Uuid;
+
+use tessera::auth::master_key::MasterKey;
+use tessera::auth::users;
+use tessera::config::{Settings, Source};
+use tessera::domain::{NewPassword, Role, Username};
+use tessera::startup::Application;
+use tessera::state::AppState;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const ISSUER: &str = "http://tessera.test";
+
+/// The PostgreSQL server tests use (a database per test is created on it).
+pub fn postgres_server_url() -> String {
+    std::env::var("TESSERA_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TESSERA_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub api: reqwest::Client,
+    pub database_url: String,
+    pub database_name: String,
+    pub redis_prefix: String,
+    pub state: actix_web::web::Data<AppState>,
+    server: actix_web::dev::ServerHandle,
+    owns_database: bool,
+}
+
+/// Builder for a test app: defaults suited to tests, overridable per test.
+pub struct Spawn {
+    values: HashMap<String, String>,
+    database_name: Option<String>,
+}
+
+pub fn spawn() -> Spawn {
+    let id = Uuid::new_v4().simple().to_string();
+    let values = [
+        (
+            "DATABASE_URL",
+            format!("{}/tessera_test_{id}", postgres_server_url()),
+        ),
+        ("REDIS_URL", redis_url()),
+        ("TESSERA_REDIS_PREFIX", format!("test:{id}:")),
+        ("TESSERA_BIND", "127.0.0.1:0".to_owned()),
+        ("TESSERA_ISSUER", ISSUER.to_owned()),
+        ("TESSERA_BCRYPT_COST", "4".to_owned()),
+        ("TESSERA_WORKERS", "2".to_owned()),
+        ("TESSERA_DATABASE_POOL_SIZE", "8".to_owned()),
+        ("TESSERA_MASTER_KEY", MasterKey::generate_encoded()),
+        (
+            "TESSERA_LOG",
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "error".to_owned()),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Spawn {
+        values,
+        database_name: None,
+    }
+}
+
+impl Spawn {
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.values.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::from_source(&Source::from_pairs(
+            self.values.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
+        .expect("test settings are valid")
+    }
+
+    pub async fn start(self) -> TestApp {
+        let settings = self.settings();
+        tessera::telemetry::init(settings.log_format, &settings.log_filter);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let app = Application::build_with_listener(settings.clone(), listener)
+            .await
+            .expect("the app starts");
+        let port = app.port();
+        let state = app.state();
+        let server = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        let database_url = settings.database_url.clone();
+        let owns_database = self.database_name.is_none();
+        let database_name = self
+            .database_name
+            .unwrap_or_else(|| database_url.rsplit('/').next().unwrap().to_owned());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            api: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            database_url,
+            database_name,
+            redis_prefix: settings.redis_prefix.clone(),
+            state,
+            server,
+            owns_database,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn().start().await
+}
+
+/// A parsed token response.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn create_user(&self, username: &str, roles: &[&str]) -> Uuid {
+        let roles = roles.iter().map(|r| Role::parse(r).unwrap()).collect();
+        users::create(
+            &self.state.db,
+            &self.state.passwords,
+            Username::parse(username).unwrap(),
+            NewPassword::parse(PASSWORD.to_owned(), 8).unwrap(),
+            roles,
+        )
+        .await
+        .expect("user created")
+        .id
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.api
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn password_grant(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    pub async fn refresh_grant(&self, refresh_token: &str) -> reqwest::Response {
+        self.post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    /// Logs in and returns the tokens; panics unless it succeeds.
+    pub async fn login(&self, username: &str) -> Tokens {
+        let res = self.password_grant(username, PASSWORD).await;
+        assert_eq!(res.status(), 200, "login of {username} failed");
+        tokens_of(res).await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Tokens {
+        let res = self.refresh_grant(refresh_token).await;
+        assert_eq!(res.status(), 200, "refresh failed");
+        tokens_of(res).await
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.api
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A direct connection to this app's database, to check rows as they end up.
+    pub fn db(&self) -> PgConnection {
+        PgConnection::establish(&self.database_url).expect("test database reachable")
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})")))
+            .get_result(&mut self.db())
+            .expect("count query")
+    }
+}
+
+pub async fn tokens_of(res: reqwest::Response) -> Tokens {
+    let body: Value = res.json().await.expect("a JSON token response");
+    Tokens {
+        access_token: body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
+        refresh_token: body["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body,
+    }
+}
+
+/// Asserts an RFC 6749 error response and returns its body.
+pub async fn assert_oauth_error(res: reqwest::Response, status: u16, error: &str) -> Value {
+    assert_eq!(res.status(), status, "status");
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let body: Value = res.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], error, "error code in {body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "error_description in {body}"
+    );
+    body
+}
+
+/// The claims of a JWT, read without verification (tests only).
+pub fn claims_of(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+pub fn header_of(jwt: &str) -> Value {
+    use base64::Engine;
+    let header = jwt.split('.').next().expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64url header");
+    serde_json::from_slice(&bytes).expect("JSON header")
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The stop command is sent at once; the future only waits for completion.
+        drop(self.server.stop(false));
+        if let Ok(client) = redis::Client::open(redis_url()) {
+            if let Ok(mut conn) = client.get_connection() {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}*", self.redis_prefix))
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+                }
+            }
+        }
+        if self.owns_database {
+            if let Ok(mut conn) =
+                PgConnection::establish(&format!("{}/postgres", postgres_server_url()))
+            {
+                let _ = diesel::sql_query(format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.database_name
+                ))
+                .execute(&mut conn);
+            }
+        }
+    }
+}
