@@ -119,12 +119,15 @@ impl From<AuthError> for OAuthError {
         use OAuthErrorCode::*;
         match err {
             AuthError::InvalidCredentials
+            | AuthError::WrongPassword
             | AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReused => Self::new(InvalidGrant, err.to_string()),
             AuthError::InvalidScope(d) => Self::new(InvalidScope, d),
             AuthError::UnauthorizedClient(d) => Self::new(UnauthorizedClient, d),
             AuthError::InvalidClient(d) => Self::new(InvalidClient, d),
-            AuthError::InvalidRequest(d) | AuthError::Conflict(d) => Self::new(InvalidRequest, d),
+            AuthError::InvalidRequest(d) | AuthError::Conflict(d) | AuthError::NotFound(d) => {
+                Self::new(InvalidRequest, d)
+            }
             AuthError::Store(ref e) if is_unavailable(e) => Self::unavailable(&err),
             AuthError::Store(_) | AuthError::Keys(_) | AuthError::Hash(_) => Self::internal(&err),
         }
@@ -290,6 +293,9 @@ impl From<AuthError> for Problem {
             AuthError::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, err.to_string()),
             AuthError::InvalidRequest(d) | AuthError::InvalidScope(d) => Self::bad_request(d),
             AuthError::Conflict(d) => Self::conflict(d),
+            AuthError::NotFound(d) => Self::not_found(d),
+            AuthError::WrongPassword => Self::forbidden(err.to_string()),
+            AuthError::UnauthorizedClient(d) | AuthError::InvalidClient(d) => Self::forbidden(d),
             AuthError::Store(e) => e.into(),
             AuthError::Keys(e) => e.into(),
             other => Self::internal(&other),

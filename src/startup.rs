@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use crate::auth::keys::{KeyError, KeyPolicy, KeyRing};
 use crate::auth::master_key::{MasterKey, MasterKeyError};
 use crate::auth::passwords::{HashError, PasswordHasher};
+use crate::auth::revocation;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::http;
@@ -100,6 +101,7 @@ impl Application {
             settings,
             db,
             denylist,
+            denylist_sync: Default::default(),
             keys,
             passwords,
             metadata,
@@ -193,6 +195,28 @@ fn spawn_background_jobs(state: web::Data<AppState>) -> Vec<tokio::task::JoinHan
             }
         })
     };
+    let denylist = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                // Every 30 s re-assert the whole list (repairs a failover to a replica
+                // that missed writes); every second push what Redis has not confirmed.
+                let result = if n.is_multiple_of(30) {
+                    revocation::rebuild(&state, true).await
+                } else {
+                    revocation::sync_pending(&state).await
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "denylist sync did not complete; will retry");
+                }
+                n += 1;
+            }
+        })
+    };
     let housekeeping = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -216,5 +240,5 @@ fn spawn_background_jobs(state: web::Data<AppState>) -> Vec<tokio::task::JoinHan
             }
         }
     });
-    vec![keys, housekeeping]
+    vec![keys, denylist, housekeeping]
 }

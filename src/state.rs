@@ -4,6 +4,7 @@ use actix_web::web::Bytes;
 
 use crate::auth::keys::KeyRing;
 use crate::auth::passwords::PasswordHasher;
+use crate::auth::revocation::DenylistSync;
 use crate::config::Settings;
 use crate::store::denylist::Denylist;
 use crate::store::Db;
@@ -12,6 +13,7 @@ pub struct AppState {
     pub settings: Settings,
     pub db: Db,
     pub denylist: Denylist,
+    pub denylist_sync: DenylistSync,
     pub keys: KeyRing,
     pub passwords: PasswordHasher,
     /// RFC 8414 metadata, serialised once.

@@ -6,7 +6,11 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+use diesel::Connection;
+
+use super::audit::{self, action, AuditEvent};
 use super::clients::Client;
+use super::revocation::{self, Target};
 use super::sealing::SealingKey;
 use super::tokens::{self, MintedToken, Subject, TokenRequest};
 use super::{AuthError, RequestContext};
@@ -96,7 +100,29 @@ pub async fn password(
         .await?;
     let user = match user {
         Some(user) if matched && !user.disabled => user,
-        _ => return Err(AuthError::InvalidCredentials),
+        other => {
+            let mut event = AuditEvent::new(action::LOGIN_FAILED).client(client.id.as_str());
+            event = match &other {
+                Some(u) => event.user(u.id).detail(
+                    "reason",
+                    if u.disabled {
+                        "disabled"
+                    } else {
+                        "wrong_password"
+                    },
+                ),
+                None => event.detail("reason", "unknown_user"),
+            };
+            if let Ok(name) = Username::parse(username) {
+                event = event.detail("username", name.into_inner());
+            }
+            let ctx2 = ctx.clone();
+            state
+                .db
+                .run(move |conn| audit::record(conn, &[event], &ctx2))
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
     };
     if state.passwords.needs_rehash(&user.password_hash) {
         upgrade_hash_in_background(state, user.id, user.password_hash.clone(), password);
@@ -115,23 +141,30 @@ pub async fn password(
         ctx.clone(),
     );
     let user_id = user.id;
+    let event = AuditEvent::new(action::LOGIN_SUCCEEDED)
+        .user(user_id)
+        .client(&client_id)
+        .session(session_id);
     state
         .db
         .run(move |conn| {
-            sessions::create_with_refresh_token(
-                conn,
-                &sessions::NewSession {
-                    id: session_id,
-                    user_id,
-                    client_id: &client_id,
-                    scope: &scope_text,
-                    expires_at: session_expires,
-                    user_agent: ctx2.user_agent.as_deref(),
-                    ip: ctx2.ip.as_deref(),
-                },
-                &hash.0,
-                token_expires,
-            )
+            conn.transaction(|conn| {
+                sessions::insert_with_refresh_token(
+                    conn,
+                    &sessions::NewSession {
+                        id: session_id,
+                        user_id,
+                        client_id: &client_id,
+                        scope: &scope_text,
+                        expires_at: session_expires,
+                        user_agent: ctx2.user_agent.as_deref(),
+                        ip: ctx2.ip.as_deref(),
+                    },
+                    &hash.0,
+                    token_expires,
+                )?;
+                audit::record(conn, &[event], &ctx2)
+            })
         })
         .await?;
     let access = mint_for_user(
@@ -231,7 +264,7 @@ pub async fn refresh(
             successor,
         ),
         None => {
-            let retry = explain_failed_rotation(state, client, &presented).await?;
+            let retry = explain_failed_rotation(state, client, &presented, ctx).await?;
             (
                 retry.session_id,
                 retry.user_id,
@@ -288,6 +321,7 @@ async fn explain_failed_rotation(
     state: &AppState,
     client: &Client,
     presented: &RefreshToken,
+    ctx: &RequestContext,
 ) -> Result<GraceRetry, AuthError> {
     let hash = presented.hash();
     let grace = state.settings.refresh_reuse_grace.as_secs_f64();
@@ -337,12 +371,22 @@ async fn explain_failed_rotation(
             });
         }
     }
-    // Replay of a spent token: someone else may hold the chain. End the session.
+    // Replay of a spent token: someone else may hold the chain. End the session, and
+    // with it every access token minted in it.
     let session_id = token.session_id;
-    state
-        .db
-        .run(move |conn| sessions::revoke(conn, session_id, "refresh_token_reuse"))
-        .await?;
+    let event = AuditEvent::new(action::REFRESH_REUSE_DETECTED)
+        .user(token.user_id)
+        .client(client.id.as_str())
+        .session(session_id);
+    revocation::revoke(
+        state,
+        vec![Target::Session(session_id)],
+        "refresh_token_reuse",
+        "system",
+        vec![event],
+        ctx,
+    )
+    .await?;
     tracing::warn!(
         sid = %session_id,
         user_id = %token.user_id,

@@ -1,12 +1,15 @@
 //! The rules: who may have a token, for what, and for how long. Handlers call in here;
 //! this module uses `store` and never knows about HTTP.
 
+pub mod audit;
 pub mod clients;
 pub mod grants;
 pub mod keys;
 pub mod master_key;
 pub mod passwords;
+pub mod revocation;
 pub mod sealing;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 
@@ -24,6 +27,11 @@ pub enum AuthError {
     /// Wrong username or password, unknown or disabled account: one answer for all.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// A signed-in user gave the wrong current password (e.g. to change it).
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("{0}")]
+    NotFound(String),
     #[error("the refresh token is invalid, expired or revoked")]
     InvalidRefreshToken,
     #[error("the refresh token was already used; the session has been revoked")]
@@ -44,6 +52,12 @@ pub enum AuthError {
     Keys(#[from] keys::KeyError),
     #[error(transparent)]
     Hash(#[from] passwords::HashError),
+}
+
+impl From<diesel::result::Error> for AuthError {
+    fn from(e: diesel::result::Error) -> Self {
+        AuthError::Store(e.into())
+    }
 }
 
 impl DbError for AuthError {

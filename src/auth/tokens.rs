@@ -197,13 +197,14 @@ pub enum InvalidToken {
     Revoked,
 }
 
-/// Checks signature, `typ`, `iss`, `aud`, `exp`, `nbf` against the published keys.
-/// Revocation is checked separately (it needs Redis).
+/// Checks signature, `typ`, `iss`, `aud` (unless `None`: introspection and revocation
+/// accept any audience), `exp`, `nbf` against the published keys. Revocation is checked
+/// separately (it needs Redis).
 pub fn verify(
     keys: &KeySet,
     token: &str,
     issuer: &str,
-    audience: &str,
+    audience: Option<&str>,
 ) -> Result<AccessClaims, InvalidToken> {
     if token.len() > MAX_TOKEN_LEN || token.bytes().filter(|b| *b == b'.').count() != 2 {
         return Err(InvalidToken::Malformed);
@@ -229,7 +230,10 @@ pub fn verify(
     validation.leeway = LEEWAY.as_secs();
     validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
         .map(|data| data.claims)

@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use uuid::Uuid;
 
+use crate::auth::revocation::{self, CheckError};
 use crate::auth::tokens::{self, AccessClaims, InvalidToken};
 use crate::error::Problem;
 use crate::state::AppState;
@@ -73,12 +74,18 @@ impl FromRequest for Caller {
                 &keys,
                 &token,
                 &state.settings.issuer,
-                state.settings.own_audience(),
+                Some(state.settings.own_audience()),
             )
             .map_err(|reason| {
                 tracing::debug!(%reason, "bearer token refused");
                 Problem::invalid_token(&reason)
             })?;
+            revocation::ensure_not_revoked(&state, &claims)
+                .await
+                .map_err(|e| match e {
+                    CheckError::Revoked => Problem::invalid_token(&InvalidToken::Revoked),
+                    CheckError::Unavailable(_) => Problem::unavailable(&e),
+                })?;
             Ok(Caller { claims })
         })
     }

@@ -1,11 +1,15 @@
-//! The caller's own account: `/v1/me`.
+//! The caller's own account: profile, sessions, password, logout.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::bearer::Caller;
+use super::oauth::request_context;
+use crate::auth;
+use crate::auth::sessions::LogoutScope;
+use crate::domain::{NewPassword, Password};
 use crate::error::{no_store, Problem};
 use crate::state::AppState;
 use crate::store::users;
@@ -44,4 +48,113 @@ pub async fn profile(caller: Caller, state: web::Data<AppState>) -> Result<HttpR
         client_id: caller.claims.client_id,
         scope: caller.claims.scope,
     }))
+}
+
+#[derive(Serialize)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub client_id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+pub async fn sessions(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let user_id = caller.user_id()?;
+    let current = caller.session_id()?;
+    let list: Vec<SessionView> = auth::sessions::list(&state, user_id)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == current,
+            id: s.id,
+            client_id: s.client_id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent,
+            ip: s.ip,
+        })
+        .collect();
+    let mut res = HttpResponse::Ok();
+    no_store(&mut res);
+    Ok(res.json(list))
+}
+
+pub async fn end_session(
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let user_id = caller.user_id()?;
+    let sid =
+        Uuid::parse_str(&path.into_inner()).map_err(|_| Problem::not_found("no such session"))?;
+    auth::sessions::end(&state, user_id, sid, &request_context(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    scope: Option<String>,
+}
+
+/// Ends this session, or with `{"scope":"global"}` all of the caller's sessions, or
+/// `"others"` all but this one. The body is optional.
+pub async fn logout(
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let user_id = caller.user_id()?;
+    let sid = caller.session_id()?;
+    let request: LogoutRequest = optional_json(&body)?.unwrap_or_default();
+    let scope = match request.scope.as_deref() {
+        None => LogoutScope::Local,
+        Some(s) => LogoutScope::parse(s)
+            .ok_or_else(|| Problem::bad_request("scope must be one of: local, others, global"))?,
+    };
+    auth::sessions::logout(&state, user_id, sid, scope, &request_context(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// An empty body, or a JSON document.
+fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the caller's password; every other session of theirs ends.
+pub async fn change_password(
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<PasswordChange>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let user_id = caller.user_id()?;
+    let sid = caller.session_id()?;
+    let body = body.into_inner();
+    let current = Password::parse(body.current_password)
+        .map_err(|e| Problem::bad_request(format!("current_password: {e}")))?;
+    let new = NewPassword::parse(body.new_password, state.settings.password_min_length)
+        .map_err(|e| Problem::bad_request(format!("new_password: {e}")))?;
+    auth::users::change_password(&state, user_id, sid, current, new, &request_context(&req))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -15,6 +15,7 @@ use crate::error::Problem;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(resource("/oauth/token").route(web::post().to(oauth::token)))
+        .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(wellknown::jwks)))
         .service(
             resource("/.well-known/oauth-authorization-server")
@@ -24,6 +25,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/.well-known/openid-configuration").route(web::get().to(wellknown::metadata)),
         )
         .service(resource("/v1/me").route(web::get().to(me::profile)))
+        .service(resource("/v1/me/sessions").route(web::get().to(me::sessions)))
+        .service(resource("/v1/me/sessions/{sid}").route(web::delete().to(me::end_session)))
+        .service(resource("/v1/me/password").route(web::post().to(me::change_password)))
+        .service(resource("/v1/logout").route(web::post().to(me::logout)))
         .service(resource("/healthz").route(web::get().to(health::live)))
         .service(resource("/readyz").route(web::get().to(health::ready)));
 }

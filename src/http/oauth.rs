@@ -1,4 +1,4 @@
-//! The OAuth endpoints: `/oauth/token` (RFC 6749).
+//! The OAuth endpoints: `/oauth/token` (RFC 6749), `/oauth/revoke` (RFC 7009).
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::form;
 use crate::auth::grants::{self, Granted};
-use crate::auth::{clients, RequestContext};
+use crate::auth::{clients, revocation, RequestContext};
 use crate::domain::{Password, RefreshToken, Scope};
 use crate::error::{no_store, OAuthError, OAuthErrorCode};
 use crate::state::AppState;
@@ -102,6 +102,38 @@ pub async fn token(
         }
     };
     Ok(token_response(&granted))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeParams {
+    token: Option<String>,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// RFC 7009 token revocation.
+pub async fn revoke(
+    req: HttpRequest,
+    body: Result<Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let params: RevokeParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
+    let token = required(params.token, "token")?;
+    let credentials =
+        form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
+    let client = clients::authenticate(&state.db, credentials).await?;
+    revocation::revoke_presented(
+        &state,
+        &client,
+        &token,
+        params.token_type_hint.as_deref(),
+        &request_context(&req),
+    )
+    .await?;
+    let mut res = HttpResponse::Ok();
+    no_store(&mut res);
+    Ok(res.finish())
 }
 
 fn token_response(granted: &Granted) -> HttpResponse {

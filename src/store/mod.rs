@@ -2,9 +2,11 @@
 //! them, as plain functions over `&mut PgConnection` so they compose inside one
 //! transaction. Nothing here knows about HTTP.
 
+pub mod audit;
 pub mod clients;
 pub mod denylist;
 pub mod refresh_tokens;
+pub mod revocations;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;

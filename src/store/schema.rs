@@ -1,6 +1,21 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    audit_log (id) {
+        id -> Uuid,
+        at -> Timestamptz,
+        action -> Text,
+        actor_id -> Nullable<Uuid>,
+        user_id -> Nullable<Uuid>,
+        client_id -> Nullable<Text>,
+        session_id -> Nullable<Uuid>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        details -> Jsonb,
+    }
+}
+
+diesel::table! {
     clients (client_id) {
         client_id -> Text,
         name -> Text,
@@ -24,6 +39,20 @@ diesel::table! {
         used_at -> Nullable<Timestamptz>,
         successor_hash -> Nullable<Bytea>,
         successor_sealed -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    revocations (id) {
+        id -> Uuid,
+        kind -> Text,
+        value -> Text,
+        not_before -> Nullable<Timestamptz>,
+        reason -> Text,
+        revoked_by -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        synced_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -75,8 +104,10 @@ diesel::joinable!(sessions -> clients (client_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_log,
     clients,
     refresh_tokens,
+    revocations,
     sessions,
     signing_keys,
     users,

@@ -34,27 +34,24 @@ pub struct NewSession<'a> {
     pub ip: Option<&'a str>,
 }
 
-/// Starts a session with its first refresh token, in one transaction.
-pub fn create_with_refresh_token(
+/// Starts a session with its first refresh token. Run it inside a transaction.
+pub fn insert_with_refresh_token(
     conn: &mut PgConnection,
     session: &NewSession<'_>,
     token_hash: &[u8; 32],
     token_expires_at: DateTime<Utc>,
-) -> Result<SessionRow, StoreError> {
-    conn.transaction(|conn| {
-        let row = diesel::insert_into(sessions::table)
-            .values(session)
-            .returning(SessionRow::as_returning())
-            .get_result(conn)?;
-        diesel::insert_into(refresh_tokens::table)
-            .values((
-                refresh_tokens::token_hash.eq(&token_hash[..]),
-                refresh_tokens::session_id.eq(session.id),
-                refresh_tokens::expires_at.eq(token_expires_at),
-            ))
-            .execute(conn)?;
-        Ok(row)
-    })
+) -> Result<(), StoreError> {
+    diesel::insert_into(sessions::table)
+        .values(session)
+        .execute(conn)?;
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(&token_hash[..]),
+            refresh_tokens::session_id.eq(session.id),
+            refresh_tokens::expires_at.eq(token_expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Marks a session revoked. Returns false if it was already revoked or does not exist.
@@ -87,4 +84,46 @@ pub fn delete_expired(conn: &mut PgConnection, keep_days: i32) -> Result<usize, 
     )
     .bind::<diesel::sql_types::Integer, _>(keep_days)
     .execute(conn)?)
+}
+
+/// The user's sessions that can still be refreshed, most recently used first.
+pub fn live_for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<SessionRow>, StoreError> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(diesel::dsl::now))
+        .order(sessions::last_used_at.desc())
+        .select(SessionRow::as_select())
+        .load(conn)?)
+}
+
+/// Revokes every live session of a user, except `keep`; returns the ids revoked.
+pub fn revoke_for_user(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: &str,
+) -> Result<Vec<Uuid>, StoreError> {
+    let live = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(diesel::dsl::now));
+    let set = (
+        sessions::revoked_at.eq(diesel::dsl::now),
+        sessions::revoked_reason.eq(reason),
+    );
+    let ids = match keep {
+        Some(keep) => diesel::update(live.filter(sessions::id.ne(keep)))
+            .set(set)
+            .returning(sessions::id)
+            .get_results(conn)?,
+        None => diesel::update(live)
+            .set(set)
+            .returning(sessions::id)
+            .get_results(conn)?,
+    };
+    Ok(ids)
 }

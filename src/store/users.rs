@@ -75,3 +75,15 @@ pub fn upgrade_password_hash(
 pub fn count(conn: &mut PgConnection) -> Result<i64, StoreError> {
     Ok(users::table.count().get_result(conn)?)
 }
+
+/// Sets a new password hash (a real password change: the time is recorded).
+pub fn set_password_hash(conn: &mut PgConnection, id: Uuid, hash: &str) -> Result<(), StoreError> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(hash),
+            users::password_changed_at.eq(diesel::dsl::now),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

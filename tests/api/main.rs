@@ -1,11 +1,14 @@
 //! Black-box tests: HTTP in, HTTP out, rows and keys as they end up. One binary, so it
 //! links once; every test gets its own database and Redis prefix.
 
+mod account;
 mod bad_input;
 mod cli;
+mod faults;
 mod health;
 mod helpers;
 mod jwks;
 mod me;
+mod revocation;
 mod token_password;
 mod token_refresh;

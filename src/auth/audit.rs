@@ -1,0 +1,95 @@
+//! Security events for the audit log. Built here, written in the same transaction as
+//! the change they describe where there is one.
+
+use diesel::PgConnection;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::RequestContext;
+use crate::store::audit::{self, NewAuditRow};
+use crate::store::StoreError;
+
+pub mod action {
+    pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
+    pub const LOGIN_FAILED: &str = "login.failed";
+    pub const REFRESH_REUSE_DETECTED: &str = "refresh.reuse_detected";
+    pub const TOKEN_REVOKED: &str = "token.revoked";
+    pub const SESSION_REVOKED: &str = "session.revoked";
+    pub const USER_TOKENS_REVOKED: &str = "user.tokens_revoked";
+    pub const LOGOUT: &str = "logout";
+    pub const PASSWORD_CHANGED: &str = "password.changed";
+    pub const PASSWORD_CHANGE_FAILED: &str = "password.change_failed";
+}
+
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    pub action: &'static str,
+    pub actor_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub client_id: Option<String>,
+    pub session_id: Option<Uuid>,
+    pub details: Value,
+}
+
+impl AuditEvent {
+    pub fn new(action: &'static str) -> Self {
+        Self {
+            action,
+            actor_id: None,
+            user_id: None,
+            client_id: None,
+            session_id: None,
+            details: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn user(mut self, id: Uuid) -> Self {
+        self.user_id = Some(id);
+        self
+    }
+
+    pub fn actor(mut self, id: Uuid) -> Self {
+        self.actor_id = Some(id);
+        self
+    }
+
+    pub fn client(mut self, id: &str) -> Self {
+        self.client_id = Some(id.to_owned());
+        self
+    }
+
+    pub fn session(mut self, id: Uuid) -> Self {
+        self.session_id = Some(id);
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}
+
+/// Writes events on `conn` (inside the caller's transaction, if any).
+pub fn record(
+    conn: &mut PgConnection,
+    events: &[AuditEvent],
+    ctx: &RequestContext,
+) -> Result<(), StoreError> {
+    let rows: Vec<NewAuditRow<'_>> = events
+        .iter()
+        .map(|e| NewAuditRow {
+            id: Uuid::now_v7(),
+            action: e.action,
+            actor_id: e.actor_id,
+            user_id: e.user_id,
+            client_id: e.client_id.as_deref(),
+            session_id: e.session_id,
+            ip: ctx.ip.as_deref(),
+            user_agent: ctx.user_agent.as_deref(),
+            details: &e.details,
+        })
+        .collect();
+    audit::insert(conn, &rows)
+}

@@ -1,0 +1,434 @@
+//! Revocation that takes effect at once and is never lost.
+//!
+//! A revocation is accepted once PostgreSQL has recorded it (`revocations`, in the same
+//! transaction as the sessions it ends and its audit events). It is then pushed to the
+//! Redis denylist, which every bearer check reads. If Redis is unreachable the row
+//! stays marked unsynced and a background job (on every instance) pushes it when Redis
+//! is back; if Redis loses its data, the first check notices the missing `ready`
+//! marker and rebuilds the list from PostgreSQL before answering. While Redis cannot
+//! be read, token checks fail closed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::{Connection, PgConnection};
+use uuid::Uuid;
+
+use super::audit::{self, AuditEvent};
+use super::tokens::{AccessClaims, LEEWAY};
+use super::{AuthError, RequestContext};
+use crate::state::AppState;
+use crate::store::denylist::{DenyEntry, DenyKind, RedisUnavailable};
+use crate::store::revocations::{self, NewRevocation, RevocationRow};
+use crate::store::{sessions, signing_keys, StoreError};
+
+/// What to revoke.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// One access token, until it expires (unix seconds).
+    AccessToken { jti: String, expires_at: i64 },
+    /// A session: its refresh tokens and its live access tokens.
+    Session(Uuid),
+    /// Every session and live access token of a user.
+    User(Uuid),
+    /// Every live access token minted through a client.
+    Client(String),
+}
+
+/// Per-instance bookkeeping of the denylist's health.
+#[derive(Default)]
+pub struct DenylistSync {
+    /// Set when this instance failed to reach Redis: before trusting Redis again, push
+    /// whatever PostgreSQL has that Redis may have missed.
+    suspect: AtomicBool,
+    rebuild: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("the token has been revoked")]
+    Revoked,
+    #[error("the revocation list cannot be read: {0}")]
+    Unavailable(String),
+}
+
+impl From<RedisUnavailable> for CheckError {
+    fn from(e: RedisUnavailable) -> Self {
+        CheckError::Unavailable(e.to_string())
+    }
+}
+
+impl From<StoreError> for CheckError {
+    fn from(e: StoreError) -> Self {
+        CheckError::Unavailable(e.to_string())
+    }
+}
+
+fn seconds(d: chrono::Duration) -> Duration {
+    Duration::from_secs(u64::try_from(d.num_seconds()).unwrap_or(0))
+}
+
+/// Unix seconds, rounded up: a token issued in the second of the revocation is dead.
+fn not_before_secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+}
+
+fn entry_of(row: &RevocationRow, now: DateTime<Utc>) -> Option<DenyEntry> {
+    let ttl = seconds(row.expires_at - now);
+    if ttl.is_zero() {
+        return None;
+    }
+    Some(DenyEntry {
+        kind: DenyKind::parse(&row.kind)?,
+        value: row.value.clone(),
+        not_before: row.not_before.map(not_before_secs),
+        ttl,
+    })
+}
+
+/// Records the revocations (and what they end) in one transaction, then pushes them
+/// to Redis. Succeeds once PostgreSQL has them, even if Redis is down.
+pub async fn revoke(
+    state: &AppState,
+    targets: Vec<Target>,
+    reason: &str,
+    revoked_by: &str,
+    events: Vec<AuditEvent>,
+    ctx: &RequestContext,
+) -> Result<(), AuthError> {
+    revoke_with(state, move |_| Ok(targets), reason, revoked_by, events, ctx).await
+}
+
+/// Like [`revoke`], with a change that decides the targets run first in the same
+/// transaction (a password change and the sessions it ends commit together).
+pub async fn revoke_with<F>(
+    state: &AppState,
+    prepare: F,
+    reason: &str,
+    revoked_by: &str,
+    events: Vec<AuditEvent>,
+    ctx: &RequestContext,
+) -> Result<(), AuthError>
+where
+    F: FnOnce(&mut PgConnection) -> Result<Vec<Target>, AuthError> + Send + 'static,
+{
+    let default_ttl = i32::try_from(state.settings.access_token_ttl.as_secs()).unwrap_or(i32::MAX);
+    let (reason, revoked_by, ctx) = (reason.to_owned(), revoked_by.to_owned(), ctx.clone());
+    let rows = state
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let targets = prepare(conn)?;
+                Ok::<_, AuthError>(record(
+                    conn,
+                    &targets,
+                    &reason,
+                    &revoked_by,
+                    default_ttl,
+                    &events,
+                    &ctx,
+                )?)
+            })
+        })
+        .await?;
+    push(state, rows).await;
+    Ok(())
+}
+
+fn record(
+    conn: &mut PgConnection,
+    targets: &[Target],
+    reason: &str,
+    revoked_by: &str,
+    default_ttl: i32,
+    events: &[AuditEvent],
+    ctx: &RequestContext,
+) -> Result<Vec<RevocationRow>, StoreError> {
+    let now = signing_keys::db_now(conn)?;
+    // Nothing minted before now lives longer than the longest lifetime any client has.
+    let longest = signing_keys::longest_access_token_ttl(conn, default_ttl)?;
+    let horizon = now + chrono::Duration::seconds(i64::from(longest)) + chrono_leeway();
+    let row = |kind: DenyKind, value: String, not_before, expires_at| RevocationRow {
+        id: Uuid::now_v7(),
+        kind: kind.as_str().to_owned(),
+        value,
+        not_before,
+        reason: reason.to_owned(),
+        revoked_by: revoked_by.to_owned(),
+        created_at: now,
+        expires_at,
+        synced_at: None,
+    };
+    let mut rows = Vec::with_capacity(targets.len());
+    for target in targets {
+        match target {
+            Target::AccessToken { jti, expires_at } => {
+                let until =
+                    DateTime::from_timestamp(*expires_at, 0).unwrap_or(now) + chrono_leeway();
+                if until > now {
+                    rows.push(row(DenyKind::Token, jti.clone(), None, until));
+                }
+            }
+            Target::Session(sid) => {
+                sessions::revoke(conn, *sid, reason)?;
+                rows.push(row(DenyKind::Session, sid.to_string(), None, horizon));
+            }
+            Target::User(user_id) => {
+                sessions::revoke_for_user(conn, *user_id, None, reason)?;
+                rows.push(row(DenyKind::User, user_id.to_string(), Some(now), horizon));
+            }
+            Target::Client(client_id) => {
+                rows.push(row(DenyKind::Client, client_id.clone(), Some(now), horizon));
+            }
+        }
+    }
+    let inserts: Vec<NewRevocation<'_>> = rows
+        .iter()
+        .map(|r| NewRevocation {
+            id: r.id,
+            kind: &r.kind,
+            value: &r.value,
+            not_before: r.not_before,
+            reason,
+            revoked_by,
+            expires_at: r.expires_at,
+        })
+        .collect();
+    revocations::insert(conn, &inserts)?;
+    audit::record(conn, events, ctx)?;
+    Ok(rows)
+}
+
+fn chrono_leeway() -> chrono::Duration {
+    chrono::Duration::seconds(LEEWAY.as_secs() as i64)
+}
+
+/// Pushes rows to Redis and marks them synced; on failure leaves them for the
+/// background job and remembers that Redis may be behind.
+async fn push(state: &AppState, rows: Vec<RevocationRow>) {
+    if rows.is_empty() {
+        return;
+    }
+    let now = Utc::now();
+    let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
+    match state.denylist.deny(&entries).await {
+        Ok(()) => {
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+            if let Err(e) = state
+                .db
+                .run(move |conn| revocations::mark_synced(conn, &ids))
+                .await
+            {
+                tracing::warn!(error = %e, "could not mark revocations as synced; they will be pushed again");
+            }
+        }
+        Err(e) => {
+            state.denylist_sync.suspect.store(true, Ordering::Relaxed);
+            tracing::warn!(error = %e, "revocation recorded but not yet in Redis; it will be pushed when Redis is back");
+        }
+    }
+}
+
+/// Pushes every live revocation Redis has not confirmed (from any instance).
+pub async fn sync_pending(state: &AppState) -> Result<usize, CheckError> {
+    let rows = state
+        .db
+        .run(|conn| revocations::unsynced(conn, 10_000))
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let now = Utc::now();
+    let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
+    state.denylist.deny(&entries).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let count = ids.len();
+    state
+        .db
+        .run(move |conn| revocations::mark_synced(conn, &ids))
+        .await?;
+    Ok(count)
+}
+
+/// Writes every live revocation to Redis, then the `ready` marker. With `force` it
+/// runs even if the marker is there (a periodic re-assertion that also repairs a
+/// failover to a replica that missed writes).
+pub async fn rebuild(state: &AppState, force: bool) -> Result<usize, CheckError> {
+    let _one_at_a_time = state.denylist_sync.rebuild.lock().await;
+    if !force && state.denylist.is_ready().await? {
+        return Ok(0);
+    }
+    let rows = state.db.run(revocations::live).await?;
+    let now = Utc::now();
+    let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
+    state.denylist.deny(&entries).await?;
+    let unsynced: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.synced_at.is_none())
+        .map(|r| r.id)
+        .collect();
+    if !unsynced.is_empty() {
+        state
+            .db
+            .run(move |conn| revocations::mark_synced(conn, &unsynced))
+            .await?;
+    }
+    state.denylist.mark_ready().await?;
+    if !force {
+        tracing::warn!(
+            entries = entries.len(),
+            "Redis had lost the denylist; rebuilt it from PostgreSQL"
+        );
+    }
+    state.denylist_sync.suspect.store(false, Ordering::Relaxed);
+    Ok(entries.len())
+}
+
+/// Fails unless the denylist positively says the token is alive.
+pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Result<(), CheckError> {
+    if state.denylist_sync.suspect.load(Ordering::Relaxed) {
+        sync_pending(state).await?;
+        state.denylist_sync.suspect.store(false, Ordering::Relaxed);
+    }
+    let user = claims.user_id().map(|u| u.to_string());
+    let check = || {
+        state.denylist.check(
+            &claims.jti,
+            claims.sid.as_deref(),
+            user.as_deref(),
+            &claims.client_id,
+        )
+    };
+    let mut deny = match check().await {
+        Ok(d) => d,
+        Err(e) => {
+            state.denylist_sync.suspect.store(true, Ordering::Relaxed);
+            return Err(e.into());
+        }
+    };
+    if !deny.ready {
+        rebuild(state, false).await?;
+        deny = check().await?;
+        if !deny.ready {
+            return Err(CheckError::Unavailable(
+                "the denylist is being rebuilt".to_owned(),
+            ));
+        }
+    }
+    let before = |nb: Option<i64>| nb.is_some_and(|nb| claims.iat < nb);
+    if deny.token || deny.session || before(deny.user_not_before) || before(deny.client_not_before)
+    {
+        return Err(CheckError::Revoked);
+    }
+    Ok(())
+}
+
+/// RFC 7009: revokes a token presented by `client`. A refresh token ends its whole
+/// session; an access token is denied by `jti`. The hint only decides which kind is
+/// tried first. Unknown, expired and already revoked tokens are not errors.
+pub async fn revoke_presented(
+    state: &AppState,
+    client: &super::clients::Client,
+    token: &str,
+    hint: Option<&str>,
+    ctx: &RequestContext,
+) -> Result<(), AuthError> {
+    let refresh_first = match hint {
+        Some("refresh_token") => true,
+        Some("access_token") => false,
+        _ => crate::domain::RefreshToken::looks_like(token),
+    };
+    for kind_is_refresh in [refresh_first, !refresh_first] {
+        let done = if kind_is_refresh {
+            revoke_refresh_token(state, client, token, ctx).await?
+        } else {
+            revoke_access_token(state, client, token, ctx).await?
+        };
+        if done {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn not_yours() -> AuthError {
+    AuthError::UnauthorizedClient("the token was not issued to this client".to_owned())
+}
+
+/// Returns whether the token was recognised as a refresh token.
+async fn revoke_refresh_token(
+    state: &AppState,
+    client: &super::clients::Client,
+    token: &str,
+    ctx: &RequestContext,
+) -> Result<bool, AuthError> {
+    let Ok(token) = crate::domain::RefreshToken::parse(token) else {
+        return Ok(false);
+    };
+    let hash = token.hash();
+    let Some(found) = state
+        .db
+        .run(move |conn| crate::store::refresh_tokens::state(conn, &hash.0, 0.0))
+        .await?
+    else {
+        return Ok(false);
+    };
+    if found.client_id != client.id.as_str() {
+        return Err(not_yours());
+    }
+    if found.session_live {
+        let event = AuditEvent::new(audit::action::SESSION_REVOKED)
+            .user(found.user_id)
+            .client(client.id.as_str())
+            .session(found.session_id)
+            .detail("via", "refresh_token");
+        revoke(
+            state,
+            vec![Target::Session(found.session_id)],
+            "revoked_by_client",
+            &format!("client:{}", client.id),
+            vec![event],
+            ctx,
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Returns whether the token was recognised as one of our access tokens.
+async fn revoke_access_token(
+    state: &AppState,
+    client: &super::clients::Client,
+    token: &str,
+    ctx: &RequestContext,
+) -> Result<bool, AuthError> {
+    let keys = state.keys.snapshot();
+    let claims = match super::tokens::verify(&keys, token, &state.settings.issuer, None) {
+        Ok(claims) => claims,
+        // Expired: nothing left to revoke. Anything else is not a token of ours.
+        Err(_) => return Ok(false),
+    };
+    if claims.client_id != client.id.as_str() {
+        return Err(not_yours());
+    }
+    let mut event = AuditEvent::new(audit::action::TOKEN_REVOKED)
+        .client(client.id.as_str())
+        .detail("jti", claims.jti.clone());
+    if let Some(user) = claims.user_id() {
+        event = event.user(user);
+    }
+    revoke(
+        state,
+        vec![Target::AccessToken {
+            jti: claims.jti,
+            expires_at: claims.exp,
+        }],
+        "revoked_by_client",
+        &format!("client:{}", client.id),
+        vec![event],
+        ctx,
+    )
+    .await?;
+    Ok(true)
+}

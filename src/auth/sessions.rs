@@ -1,0 +1,115 @@
+//! A user's own sessions: listing them and ending them (logout).
+
+use uuid::Uuid;
+
+use super::audit::{action, AuditEvent};
+use super::revocation::{self, Target};
+use super::{AuthError, RequestContext};
+use crate::state::AppState;
+use crate::store::sessions::{self, SessionRow};
+
+/// Which sessions a logout ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// The caller's own session.
+    Local,
+    /// All the caller's sessions but the current one.
+    Others,
+    /// All the caller's sessions.
+    Global,
+}
+
+impl LogoutScope {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Self::Local),
+            "others" => Some(Self::Others),
+            "global" => Some(Self::Global),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Others => "others",
+            Self::Global => "global",
+        }
+    }
+}
+
+pub async fn list(state: &AppState, user_id: Uuid) -> Result<Vec<SessionRow>, AuthError> {
+    Ok(state
+        .db
+        .run(move |conn| sessions::live_for_user(conn, user_id))
+        .await?)
+}
+
+pub async fn logout(
+    state: &AppState,
+    user_id: Uuid,
+    current: Uuid,
+    scope: LogoutScope,
+    ctx: &RequestContext,
+) -> Result<(), AuthError> {
+    let event = AuditEvent::new(action::LOGOUT)
+        .actor(user_id)
+        .user(user_id)
+        .session(current)
+        .detail("scope", scope.as_str());
+    revocation::revoke_with(
+        state,
+        move |conn| {
+            let mut targets: Vec<Target> = match scope {
+                LogoutScope::Local => vec![],
+                LogoutScope::Others | LogoutScope::Global => {
+                    sessions::live_for_user(conn, user_id)?
+                        .into_iter()
+                        .filter(|s| s.id != current)
+                        .map(|s| Target::Session(s.id))
+                        .collect()
+                }
+            };
+            if scope != LogoutScope::Others {
+                targets.push(Target::Session(current));
+            }
+            Ok(targets)
+        },
+        "logout",
+        &user_id.to_string(),
+        vec![event],
+        ctx,
+    )
+    .await
+}
+
+/// Ends one of the caller's sessions; someone else's is "not found".
+pub async fn end(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    ctx: &RequestContext,
+) -> Result<(), AuthError> {
+    let found = state
+        .db
+        .run(move |conn| sessions::find(conn, session_id))
+        .await?
+        .filter(|s| s.user_id == user_id && s.revoked_at.is_none());
+    if found.is_none() {
+        return Err(AuthError::NotFound("no such session".to_owned()));
+    }
+    let event = AuditEvent::new(action::SESSION_REVOKED)
+        .actor(user_id)
+        .user(user_id)
+        .session(session_id)
+        .detail("via", "user");
+    revocation::revoke(
+        state,
+        vec![Target::Session(session_id)],
+        "ended_by_user",
+        &user_id.to_string(),
+        vec![event],
+        ctx,
+    )
+    .await
+}

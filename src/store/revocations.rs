@@ -1,0 +1,91 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::revocations;
+use super::StoreError;
+
+#[derive(Clone, Debug, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = revocations)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct RevocationRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub value: String,
+    pub not_before: Option<DateTime<Utc>>,
+    pub reason: String,
+    pub revoked_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = revocations)]
+pub struct NewRevocation<'a> {
+    pub id: Uuid,
+    pub kind: &'a str,
+    pub value: &'a str,
+    pub not_before: Option<DateTime<Utc>>,
+    pub reason: &'a str,
+    pub revoked_by: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub fn insert(conn: &mut PgConnection, rows: &[NewRevocation<'_>]) -> Result<(), StoreError> {
+    if !rows.is_empty() {
+        diesel::insert_into(revocations::table)
+            .values(rows)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Revocations whose Redis entry must still exist, oldest first.
+pub fn live(conn: &mut PgConnection) -> Result<Vec<RevocationRow>, StoreError> {
+    Ok(revocations::table
+        .filter(revocations::expires_at.gt(diesel::dsl::now))
+        .order(revocations::created_at.asc())
+        .select(RevocationRow::as_select())
+        .load(conn)?)
+}
+
+/// Live revocations not yet confirmed in Redis.
+pub fn unsynced(conn: &mut PgConnection, limit: i64) -> Result<Vec<RevocationRow>, StoreError> {
+    Ok(revocations::table
+        .filter(revocations::synced_at.is_null())
+        .filter(revocations::expires_at.gt(diesel::dsl::now))
+        .order(revocations::created_at.asc())
+        .limit(limit)
+        .select(RevocationRow::as_select())
+        .load(conn)?)
+}
+
+pub fn mark_synced(conn: &mut PgConnection, ids: &[Uuid]) -> Result<usize, StoreError> {
+    Ok(
+        diesel::update(revocations::table.filter(revocations::id.eq_any(ids)))
+            .set(revocations::synced_at.eq(diesel::dsl::now))
+            .execute(conn)?,
+    )
+}
+
+/// Newest first; `before` is the id of the last row of the previous page.
+pub fn list(
+    conn: &mut PgConnection,
+    kind: Option<&str>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RevocationRow>, StoreError> {
+    let mut query = revocations::table.into_boxed();
+    if let Some(kind) = kind {
+        query = query.filter(revocations::kind.eq(kind.to_owned()));
+    }
+    if let Some(before) = before {
+        query = query.filter(revocations::id.lt(before));
+    }
+    Ok(query
+        .order(revocations::id.desc())
+        .limit(limit)
+        .select(RevocationRow::as_select())
+        .load(conn)?)
+}

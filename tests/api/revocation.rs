@@ -1,0 +1,283 @@
+//! RFC 7009 revocation and the denylist behind it.
+
+use diesel::RunQueryDsl;
+
+use crate::helpers::{assert_oauth_error, claims_of, spawn, spawn_app, TestApp};
+
+async fn revoke(app: &TestApp, form: &[(&str, &str)]) -> reqwest::Response {
+    app.post_form("/oauth/revoke", form).await
+}
+
+fn redis_ttl(app: &TestApp, key: &str) -> i64 {
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    redis::cmd("TTL")
+        .arg(format!("{}{key}", app.redis_prefix))
+        .query(&mut conn)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_whole_session() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    let second = app.refresh(&first.refresh_token).await;
+
+    let res = revoke(&app, &[("token", &second.refresh_token)]).await;
+
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_oauth_error(
+        app.refresh_grant(&second.refresh_token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    // The session's live access tokens die with it.
+    for token in [&first.access_token, &second.access_token] {
+        let res = app.get_with_token("/v1/me", token).await;
+        assert_eq!(res.status(), 401);
+        assert!(res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("revoked"));
+    }
+    let sid = claims_of(&second.access_token)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM revocations WHERE kind = 'sid' AND value = '{sid}'
+               AND reason = 'revoked_by_client' AND revoked_by = 'client:tessera'
+               AND synced_at IS NOT NULL"
+        )),
+        1
+    );
+    let ttl = redis_ttl(&app, &format!("deny:sid:{sid}"));
+    assert!(
+        ttl > 0 && ttl <= 305,
+        "sid entry lives as long as an access token: {ttl}"
+    );
+}
+
+#[tokio::test]
+async fn revoking_an_access_token_denies_just_that_token() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let tokens = app.login("alice").await;
+
+    let res = revoke(
+        &app,
+        &[
+            ("token", &tokens.access_token),
+            ("token_type_hint", "access_token"),
+        ],
+    )
+    .await;
+
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        app.get_with_token("/v1/me", &tokens.access_token)
+            .await
+            .status(),
+        401
+    );
+    // The session lives on: refreshing gives a working token.
+    let fresh = app.refresh(&tokens.refresh_token).await;
+    assert_eq!(
+        app.get_with_token("/v1/me", &fresh.access_token)
+            .await
+            .status(),
+        200
+    );
+    let jti = claims_of(&tokens.access_token)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ttl = redis_ttl(&app, &format!("deny:jti:{jti}"));
+    assert!(ttl > 0 && ttl <= 305, "expires with the token: {ttl}");
+}
+
+#[tokio::test]
+async fn the_hint_is_honoured_but_not_trusted() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let tokens = app.login("alice").await;
+    let res = revoke(
+        &app,
+        &[
+            ("token", &tokens.access_token),
+            ("token_type_hint", "refresh_token"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        app.get_with_token("/v1/me", &tokens.access_token)
+            .await
+            .status(),
+        401
+    );
+
+    let res = revoke(
+        &app,
+        &[
+            ("token", &tokens.refresh_token),
+            ("token_type_hint", "access_token"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_oauth_error(
+        app.refresh_grant(&tokens.refresh_token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_and_already_revoked_tokens_answer_200() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let tokens = app.login("alice").await;
+    for token in [
+        "not-a-token",
+        "rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+        &tokens.refresh_token,
+        &tokens.refresh_token,
+    ] {
+        let res = revoke(
+            &app,
+            &[("token", token), ("token_type_hint", "something_else")],
+        )
+        .await;
+        assert_eq!(res.status(), 200, "{token}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM revocations"),
+        1,
+        "revoked once"
+    );
+}
+
+#[tokio::test]
+async fn a_client_may_revoke_only_its_own_tokens() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    diesel::sql_query(
+        "INSERT INTO clients (client_id, name, confidential, grant_types, scopes)
+         VALUES ('mobile', 'Mobile app', false, '{password,refresh_token}', '{profile}')",
+    )
+    .execute(&mut app.db())
+    .unwrap();
+    let tokens = app.login("alice").await; // issued to the built-in client
+
+    for token in [&tokens.refresh_token, &tokens.access_token] {
+        let res = revoke(&app, &[("token", token), ("client_id", "mobile")]).await;
+        assert_oauth_error(res, 400, "unauthorized_client").await;
+    }
+    assert_eq!(
+        app.get_with_token("/v1/me", &tokens.access_token)
+            .await
+            .status(),
+        200
+    );
+    app.refresh(&tokens.refresh_token).await;
+}
+
+#[tokio::test]
+async fn a_confidential_client_that_fails_authentication_gets_invalid_client() {
+    let app = spawn_app().await;
+    diesel::sql_query(
+        "INSERT INTO clients (client_id, name, confidential, secret_hash, grant_types, scopes)
+         VALUES ('backend', 'Backend', true, sha256('cs_right'::bytea), '{client_credentials}', '{}')",
+    )
+    .execute(&mut app.db())
+    .unwrap();
+    let res = app
+        .api
+        .post(app.url("/oauth/revoke"))
+        .basic_auth("backend", Some("cs_wrong"))
+        .form(&[("token", "whatever")])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("www-authenticate"));
+    assert_oauth_error(res, 401, "invalid_client").await;
+    // Without its secret at all.
+    let res = revoke(&app, &[("token", "whatever"), ("client_id", "backend")]).await;
+    assert_oauth_error(res, 401, "invalid_client").await;
+    // With it: fine.
+    let res = app
+        .api
+        .post(app.url("/oauth/revoke"))
+        .basic_auth("backend", Some("cs_right"))
+        .form(&[("token", "whatever")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn revoke_without_a_token_is_invalid_request() {
+    let app = spawn_app().await;
+    let res = revoke(&app, &[("token_type_hint", "access_token")]).await;
+    assert_oauth_error(res, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn refresh_reuse_also_kills_the_sessions_access_tokens() {
+    let app = spawn()
+        .with("TESSERA_REFRESH_REUSE_GRACE", "0")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    let second = app.refresh(&first.refresh_token).await;
+    assert_eq!(
+        app.get_with_token("/v1/me", &second.access_token)
+            .await
+            .status(),
+        200
+    );
+
+    assert_oauth_error(
+        app.refresh_grant(&first.refresh_token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+
+    assert_eq!(
+        app.get_with_token("/v1/me", &second.access_token)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'refresh.reuse_detected'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn revocations_are_recorded_with_what_why_who_and_until_when() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let tokens = app.login("alice").await;
+    revoke(&app, &[("token", &tokens.access_token)]).await;
+    let exp = claims_of(&tokens.access_token)["exp"].as_i64().unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM revocations WHERE kind = 'jti' AND reason = 'revoked_by_client'
+               AND revoked_by = 'client:tessera'
+               AND expires_at >= to_timestamp({exp}) AND expires_at <= to_timestamp({exp} + 10)"
+        )),
+        1
+    );
+}
