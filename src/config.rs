@@ -57,6 +57,23 @@ impl std::fmt::Debug for MasterKeySource {
     }
 }
 
+/// The first administrator, created on a first start (no users yet).
+#[derive(Clone)]
+pub struct BootstrapAdmin {
+    pub username: String,
+    pub password: SecretString,
+}
+
+impl std::fmt::Debug for BootstrapAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BootstrapAdmin {{ username: {:?}, password: [redacted] }}",
+            self.username
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: String,
@@ -84,6 +101,7 @@ pub struct Settings {
     pub log_filter: String,
     pub max_body_bytes: usize,
     pub allow_registration: bool,
+    pub bootstrap_admin: Option<BootstrapAdmin>,
 }
 
 /// The names of every variable Tessera reads, for `check-config` and the README.
@@ -115,6 +133,9 @@ pub const VARIABLES: &[&str] = &[
     "TESSERA_LOG",
     "TESSERA_MAX_BODY_BYTES",
     "TESSERA_ALLOW_REGISTRATION",
+    "TESSERA_BOOTSTRAP_ADMIN",
+    "TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+    "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
 ];
 
 /// Where raw values come from: the process environment over an optional TOML file.
@@ -310,6 +331,8 @@ impl Settings {
             (None, None) => MasterKeySource::DevelopmentFile(PathBuf::from(".tessera/master.key")),
         };
 
+        let bootstrap_admin = bootstrap_admin(src)?;
+
         Ok(Self {
             database_url: src.parse(
                 "DATABASE_URL",
@@ -374,6 +397,7 @@ impl Settings {
                 parse_number_within(v, 1024, 1024 * 1024)
             })?,
             allow_registration: src.parse("TESSERA_ALLOW_REGISTRATION", false, parse_bool)?,
+            bootstrap_admin,
         })
     }
 
@@ -381,6 +405,52 @@ impl Settings {
     pub fn own_audience(&self) -> &str {
         &self.issuer
     }
+}
+
+fn bootstrap_admin(src: &Source) -> Result<Option<BootstrapAdmin>, ConfigError> {
+    let Some(username) = src.get("TESSERA_BOOTSTRAP_ADMIN") else {
+        for orphan in [
+            "TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+            "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
+        ] {
+            if src.get(orphan).is_some() {
+                return Err(ConfigError::new(
+                    orphan,
+                    "needs TESSERA_BOOTSTRAP_ADMIN (the username)",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let password = match (
+        src.get("TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE"),
+        src.values.get("TESSERA_BOOTSTRAP_ADMIN_PASSWORD"),
+    ) {
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    "TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+                    format!("{path}: {e}"),
+                )
+            })?;
+            text.trim_end_matches(['\r', '\n']).to_owned()
+        }
+        (None, Some(password)) => password.clone(),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
+                "set either the password or the password file, not both",
+            ))
+        }
+        (None, None) => return Err(ConfigError::new(
+            "TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+            "TESSERA_BOOTSTRAP_ADMIN needs a password file (or TESSERA_BOOTSTRAP_ADMIN_PASSWORD)",
+        )),
+    };
+    Ok(Some(BootstrapAdmin {
+        username: username.to_owned(),
+        password: SecretString::from(password),
+    }))
 }
 
 fn parse_issuer(v: &str) -> Result<String, String> {

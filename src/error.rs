@@ -129,6 +129,7 @@ impl From<AuthError> for OAuthError {
                 Self::new(InvalidRequest, d)
             }
             AuthError::Store(ref e) if is_unavailable(e) => Self::unavailable(&err),
+            AuthError::Unavailable(_) => Self::unavailable(&err),
             AuthError::Store(_) | AuthError::Keys(_) | AuthError::Hash(_) => Self::internal(&err),
         }
     }
@@ -294,6 +295,7 @@ impl From<AuthError> for Problem {
             AuthError::InvalidRequest(d) | AuthError::InvalidScope(d) => Self::bad_request(d),
             AuthError::Conflict(d) => Self::conflict(d),
             AuthError::NotFound(d) => Self::not_found(d),
+            AuthError::Unavailable(_) => Self::unavailable(&err),
             AuthError::WrongPassword => Self::forbidden(err.to_string()),
             AuthError::UnauthorizedClient(d) | AuthError::InvalidClient(d) => Self::forbidden(d),
             AuthError::Store(e) => e.into(),

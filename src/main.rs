@@ -36,9 +36,42 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Create a client. A confidential client's secret is printed once; only its hash
+    /// is stored.
+    Create {
+        /// The client_id (letters, digits, . _ : -); generated when omitted.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// A confidential client (it gets a secret); otherwise public.
+        #[arg(long)]
+        confidential: bool,
+        /// An allowed grant type; repeat for several (password, refresh_token, client_credentials).
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        /// An allowed scope; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// An audience of the tokens issued to it; repeat for several.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Access-token lifetime for this client (e.g. 15m), instead of the default.
+        #[arg(long)]
+        access_token_ttl: Option<String>,
+    },
+    /// List clients.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -125,7 +158,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let password = read_new_password(settings.password_min_length)?;
             let db = startup::open_database(&settings).await?;
             let hasher = PasswordHasher::new(settings.bcrypt_cost, 1).await?;
-            let user = auth::users::create(&db, &hasher, username, password, roles).await?;
+            let user = auth::users::create(
+                &db,
+                &hasher,
+                username,
+                password,
+                roles,
+                &auth::Actor::command_line(),
+            )
+            .await?;
             println!(
                 "created user {} (id {}, roles: {})",
                 user.username,
@@ -136,6 +177,73 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     user.roles.join(", ")
                 }
             );
+            Ok(())
+        }
+        Command::Client(ClientCommand::Create {
+            id,
+            name,
+            confidential,
+            grants,
+            scopes,
+            audiences,
+            access_token_ttl,
+        }) => {
+            let ttl = access_token_ttl
+                .map(|t| tessera::config::parse_duration(&t).map(|d| d.as_secs() as i64))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let db = startup::open_database(&settings).await?;
+            let spec = auth::clients::ClientSpec {
+                client_id: id,
+                name,
+                confidential: Some(confidential),
+                grant_types: Some(grants),
+                scopes: Some(scopes),
+                audiences: Some(audiences),
+                access_token_ttl_seconds: Some(ttl),
+            };
+            let (row, secret) =
+                auth::clients::create(&db, spec, &auth::Actor::command_line()).await?;
+            println!("client_id:     {}", row.client_id);
+            println!(
+                "type:          {}",
+                if row.confidential {
+                    "confidential"
+                } else {
+                    "public"
+                }
+            );
+            println!("grant types:   {}", row.grant_types.join(" "));
+            println!("scopes:        {}", row.scopes.join(" "));
+            if let Some(secret) = secret {
+                use secrecy::ExposeSecret;
+                println!("client_secret: {}", secret.expose_secret());
+                println!("(shown once: store it now; only its hash is kept)");
+            }
+            Ok(())
+        }
+        Command::Client(ClientCommand::List) => {
+            let db = startup::open_database(&settings).await?;
+            let rows = db
+                .run(|conn| tessera::store::clients::list(conn, None, 10_000))
+                .await?;
+            println!(
+                "{:<32} {:<13} {:<40} scopes",
+                "client_id", "type", "grant types"
+            );
+            for row in rows {
+                println!(
+                    "{:<32} {:<13} {:<40} {}",
+                    row.client_id,
+                    if row.confidential {
+                        "confidential"
+                    } else {
+                        "public"
+                    },
+                    row.grant_types.join(","),
+                    row.scopes.join(" ")
+                );
+            }
             Ok(())
         }
         Command::Keys(KeysCommand::List) => {

@@ -13,6 +13,7 @@ use crate::auth::master_key::{MasterKey, MasterKeyError};
 use crate::auth::passwords::{HashError, PasswordHasher};
 use crate::auth::revocation;
 use crate::config::Settings;
+use crate::domain::{NewPassword, Role, Username};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::http;
 use crate::state::AppState;
@@ -31,6 +32,10 @@ pub enum StartupError {
     Redis(#[from] RedisUnavailable),
     #[error("password hashing: {0}")]
     Hash(#[from] HashError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("bootstrap administrator: {0}")]
+    Bootstrap(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -55,6 +60,45 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StoreError> {
         settings.database_pool_size,
         settings.database_pool_timeout,
     ))
+}
+
+/// Creates the first administrator from configuration, on a first start only.
+async fn bootstrap_admin(
+    db: &Db,
+    passwords: &PasswordHasher,
+    admin: &crate::config::BootstrapAdmin,
+    min_length: usize,
+) -> Result<(), StartupError> {
+    use secrecy::ExposeSecret;
+    let invalid = |variable: &str, message: String| {
+        StartupError::Config(crate::config::ConfigError {
+            variable: variable.to_owned(),
+            message,
+        })
+    };
+    let username =
+        Username::parse(&admin.username).map_err(|e| invalid("TESSERA_BOOTSTRAP_ADMIN", e))?;
+    let password = NewPassword::parse(admin.password.expose_secret().to_owned(), min_length)
+        .map_err(|e| invalid("TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE", e.to_string()))?;
+    let role = Role::parse(Role::ADMIN).expect("admin is a valid role");
+    match crate::auth::users::create(
+        db,
+        passwords,
+        username.clone(),
+        password,
+        vec![role],
+        &crate::auth::Actor::command_line(),
+    )
+    .await
+    {
+        Ok(user) => {
+            tracing::info!(username = %user.username, "created the bootstrap administrator");
+            Ok(())
+        }
+        // Another instance won the race on the same first start.
+        Err(crate::auth::AuthError::Conflict(_)) => Ok(()),
+        Err(e) => Err(StartupError::Bootstrap(e.to_string())),
+    }
 }
 
 pub fn key_policy(settings: &Settings) -> KeyPolicy {
@@ -87,7 +131,9 @@ impl Application {
         let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
 
         let users = db.run(store::users::count).await?;
-        if users == 0 {
+        if let (0, Some(admin)) = (users, &settings.bootstrap_admin) {
+            bootstrap_admin(&db, &passwords, admin, settings.password_min_length).await?;
+        } else if users == 0 {
             tracing::info!(
                 "no users yet: create the first administrator with \
                  `tessera user create --username admin --role admin` (the password is read from stdin)"

@@ -19,6 +19,18 @@ pub mod action {
     pub const LOGOUT: &str = "logout";
     pub const PASSWORD_CHANGED: &str = "password.changed";
     pub const PASSWORD_CHANGE_FAILED: &str = "password.change_failed";
+    pub const USER_CREATED: &str = "admin.user.created";
+    pub const USER_UPDATED: &str = "admin.user.updated";
+    pub const USER_DISABLED: &str = "admin.user.disabled";
+    pub const USER_ENABLED: &str = "admin.user.enabled";
+    pub const USER_PASSWORD_RESET: &str = "admin.user.password_reset";
+    pub const USER_REVOKED: &str = "admin.user.revoked";
+    pub const CLIENT_CREATED: &str = "admin.client.created";
+    pub const CLIENT_UPDATED: &str = "admin.client.updated";
+    pub const CLIENT_SECRET_ROTATED: &str = "admin.client.secret_rotated";
+    pub const CLIENT_DELETED: &str = "admin.client.deleted";
+    pub const REVOCATION_CREATED: &str = "admin.revocation.created";
+    pub const KEYS_ROTATED: &str = "admin.keys.rotated";
 }
 
 #[derive(Clone, Debug)]

@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 use super::AuthError;
 use crate::domain::{ClientId, Scope};
 use crate::store::clients::ClientRow;
+
 use crate::store::{self, Db};
 
 /// What the request offered to prove which client it is.
@@ -98,6 +99,25 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
     out
 }
 
+/// The current secret, or the previous one during its overlap. Both comparisons
+/// always run, in constant time, so timing tells nothing about which matched.
+fn secret_matches(row: &ClientRow, presented: &[u8; 32]) -> bool {
+    let current = row
+        .secret_hash
+        .as_deref()
+        .map(|h| presented.as_slice().ct_eq(h))
+        .unwrap_or_else(|| 0u8.ct_eq(&1u8));
+    let previous_live = row
+        .previous_secret_expires_at
+        .is_some_and(|until| until > chrono::Utc::now());
+    let previous = row
+        .previous_secret_hash
+        .as_deref()
+        .map(|h| presented.as_slice().ct_eq(h))
+        .unwrap_or_else(|| 0u8.ct_eq(&1u8));
+    bool::from(current | (previous & subtle::Choice::from(u8::from(previous_live))))
+}
+
 /// Establishes which client is calling. Every failure is `invalid_client`, and says
 /// no more than needed.
 pub async fn authenticate(db: &Db, credentials: ClientCredentials) -> Result<Client, AuthError> {
@@ -124,12 +144,282 @@ pub async fn authenticate(db: &Db, credentials: ClientCredentials) -> Result<Cli
             "this client must authenticate with its secret".to_owned(),
         )),
         (true, Some(presented)) => {
-            let stored = row.secret_hash.as_deref().unwrap_or(&[]);
-            if bool::from(presented.as_slice().ct_eq(stored)) {
+            if secret_matches(&row, &presented) {
                 Client::from_row(row)
             } else {
                 Err(unknown())
             }
         }
     }
+}
+
+pub const GRANT_TYPES: [&str; 3] = ["password", "refresh_token", "client_credentials"];
+
+/// A client as an administrator describes it, before validation.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    pub client_id: Option<String>,
+    pub name: Option<String>,
+    pub confidential: Option<bool>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    /// Seconds; `null` in an update clears the override.
+    #[serde(default, deserialize_with = "double_option")]
+    pub access_token_ttl_seconds: Option<Option<i64>>,
+}
+
+/// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
+}
+
+fn invalid(msg: impl Into<String>) -> AuthError {
+    AuthError::InvalidRequest(msg.into())
+}
+
+fn check_name(name: &str) -> Result<String, AuthError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(invalid("name must be 1 to 128 printable characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_grant_types(grants: &[String], confidential: bool) -> Result<Vec<String>, AuthError> {
+    let mut out: Vec<String> = Vec::new();
+    for g in grants {
+        if !GRANT_TYPES.contains(&g.as_str()) {
+            return Err(invalid(format!(
+                "unknown grant type `{}`; use {}",
+                g.chars().take(40).collect::<String>(),
+                GRANT_TYPES.join(", ")
+            )));
+        }
+        if !out.contains(g) {
+            out.push(g.clone());
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid("a client needs at least one grant type"));
+    }
+    if out.iter().any(|g| g == "client_credentials") && !confidential {
+        return Err(invalid(
+            "only confidential clients may use client_credentials",
+        ));
+    }
+    Ok(out)
+}
+
+fn check_scopes(scopes: &[String]) -> Result<Vec<String>, AuthError> {
+    let scope = Scope::from_tokens(scopes).map_err(invalid)?;
+    Ok(scope.iter().map(str::to_owned).collect())
+}
+
+fn check_audiences(audiences: &[String]) -> Result<Vec<String>, AuthError> {
+    let mut out: Vec<String> = Vec::new();
+    for a in audiences {
+        let ok = !a.is_empty() && a.len() <= 256 && a.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(invalid(
+                "each audience must be 1 to 256 visible ASCII characters",
+            ));
+        }
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn check_ttl(seconds: i64) -> Result<i32, AuthError> {
+    if (10..=86_400).contains(&seconds) {
+        Ok(seconds as i32)
+    } else {
+        Err(invalid("access_token_ttl_seconds must be from 10 to 86400"))
+    }
+}
+
+/// A new client id when none is given: `c_` and 96 random bits.
+fn generate_client_id() -> ClientId {
+    let mut bytes = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
+    ClientId::parse(&format!("c_{}", URL_SAFE_NO_PAD.encode(bytes)).replace('-', "_"))
+        .expect("generated ids are valid")
+}
+
+/// Creates a client. A confidential client's secret is generated here and returned
+/// once; only its hash is stored.
+pub async fn create(
+    db: &Db,
+    spec: ClientSpec,
+    actor: &super::Actor,
+) -> Result<(ClientRow, Option<SecretString>), AuthError> {
+    let id = match spec.client_id.as_deref() {
+        Some(raw) => ClientId::parse(raw).map_err(invalid)?,
+        None => generate_client_id(),
+    };
+    let name = check_name(spec.name.as_deref().unwrap_or(id.as_str()))?;
+    let confidential = spec.confidential.unwrap_or(false);
+    let grant_types = check_grant_types(
+        spec.grant_types
+            .as_deref()
+            .ok_or_else(|| invalid("grant_types is required"))?,
+        confidential,
+    )?;
+    let scopes = check_scopes(spec.scopes.as_deref().unwrap_or_default())?;
+    let audiences = check_audiences(spec.audiences.as_deref().unwrap_or_default())?;
+    let ttl = spec
+        .access_token_ttl_seconds
+        .flatten()
+        .map(check_ttl)
+        .transpose()?;
+    let (secret, hash) = if confidential {
+        let (secret, hash) = generate_secret();
+        (Some(secret), Some(hash))
+    } else {
+        (None, None)
+    };
+    let event = actor
+        .event(super::audit::action::CLIENT_CREATED)
+        .client(id.as_str())
+        .detail("confidential", confidential);
+    let ctx = actor.ctx.clone();
+    let result = db
+        .run(move |conn| {
+            use diesel::Connection;
+            conn.transaction(|conn| {
+                let row = store::clients::insert(
+                    conn,
+                    &store::clients::NewClient {
+                        client_id: id.as_str(),
+                        name: &name,
+                        confidential,
+                        secret_hash: hash.as_ref().map(|h| h.as_slice()),
+                        grant_types: &grant_types,
+                        scopes: &scopes,
+                        audiences: &audiences,
+                        access_token_ttl_seconds: ttl,
+                    },
+                )?;
+                super::audit::record(conn, &[event], &ctx)?;
+                Ok::<_, store::StoreError>(row)
+            })
+        })
+        .await;
+    match result {
+        Err(e) if e.is_unique_violation() => Err(AuthError::Conflict(
+            "a client with this client_id already exists".to_owned(),
+        )),
+        other => Ok((other?, secret)),
+    }
+}
+
+/// Updates what a client may do. Its type (public/confidential) never changes.
+pub async fn update(
+    db: &Db,
+    client_id: &str,
+    spec: ClientSpec,
+    actor: &super::Actor,
+) -> Result<ClientRow, AuthError> {
+    if spec.client_id.is_some() || spec.confidential.is_some() {
+        return Err(invalid("client_id and confidential cannot be changed"));
+    }
+    let id = client_id.to_owned();
+    let current = db
+        .run({
+            let id = id.clone();
+            move |conn| store::clients::find(conn, &id)
+        })
+        .await?
+        .ok_or_else(|| AuthError::NotFound("no such client".to_owned()))?;
+    let changes = store::clients::ClientChanges {
+        name: spec.name.as_deref().map(check_name).transpose()?,
+        grant_types: spec
+            .grant_types
+            .as_deref()
+            .map(|g| check_grant_types(g, current.confidential))
+            .transpose()?,
+        scopes: spec.scopes.as_deref().map(check_scopes).transpose()?,
+        audiences: spec.audiences.as_deref().map(check_audiences).transpose()?,
+        access_token_ttl_seconds: spec
+            .access_token_ttl_seconds
+            .map(|ttl| ttl.map(check_ttl).transpose())
+            .transpose()?,
+    };
+    let event = actor
+        .event(super::audit::action::CLIENT_UPDATED)
+        .client(&id);
+    let ctx = actor.ctx.clone();
+    db.run(move |conn| {
+        use diesel::Connection;
+        conn.transaction(|conn| {
+            let row = store::clients::update(conn, &id, &changes)?
+                .ok_or_else(|| AuthError::NotFound("no such client".to_owned()))?;
+            super::audit::record(conn, &[event], &ctx)?;
+            Ok::<_, AuthError>(row)
+        })
+    })
+    .await
+}
+
+/// Issues a new secret; the old one keeps working for `overlap`.
+pub async fn rotate_secret(
+    db: &Db,
+    client_id: &str,
+    overlap: std::time::Duration,
+    actor: &super::Actor,
+) -> Result<(ClientRow, SecretString), AuthError> {
+    let (secret, hash) = generate_secret();
+    let id = client_id.to_owned();
+    let event = actor
+        .event(super::audit::action::CLIENT_SECRET_ROTATED)
+        .client(&id)
+        .detail("overlap_seconds", overlap.as_secs());
+    let ctx = actor.ctx.clone();
+    let row = db
+        .run(move |conn| {
+            use diesel::Connection;
+            conn.transaction(|conn| {
+                let row = store::clients::rotate_secret(conn, &id, &hash, overlap.as_secs_f64())?
+                    .ok_or_else(|| {
+                    AuthError::NotFound("no such confidential client".to_owned())
+                })?;
+                super::audit::record(conn, &[event], &ctx)?;
+                Ok::<_, AuthError>(row)
+            })
+        })
+        .await?;
+    Ok((row, secret))
+}
+
+/// Deletes a client: its sessions go with it, and every access token minted through it
+/// is denied at once.
+pub async fn delete(
+    state: &crate::state::AppState,
+    client_id: &str,
+    actor: &super::Actor,
+) -> Result<(), AuthError> {
+    let id = client_id.to_owned();
+    super::revocation::revoke_with(
+        state,
+        move |conn| {
+            if !store::clients::delete(conn, &id)? {
+                return Err(AuthError::NotFound("no such client".to_owned()));
+            }
+            Ok(((), vec![super::revocation::Target::Client(id)]))
+        },
+        "client_deleted",
+        &actor.label(),
+        vec![actor
+            .event(super::audit::action::CLIENT_DELETED)
+            .client(client_id)],
+        &actor.ctx,
+    )
+    .await
 }

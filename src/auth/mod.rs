@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clients;
 pub mod grants;
+pub mod introspection;
 pub mod keys;
 pub mod master_key;
 pub mod passwords;
@@ -20,6 +21,42 @@ use crate::store::{DbError, StoreError};
 pub struct RequestContext {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// Who performs an administrative change, for the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct Actor {
+    /// The admin user; `None` for the command line.
+    pub user_id: Option<uuid::Uuid>,
+    pub ctx: RequestContext,
+}
+
+impl Actor {
+    pub fn command_line() -> Self {
+        Self::default()
+    }
+
+    pub fn admin(user_id: uuid::Uuid, ctx: RequestContext) -> Self {
+        Self {
+            user_id: Some(user_id),
+            ctx,
+        }
+    }
+
+    /// The `revoked_by` of revocations this actor makes.
+    pub fn label(&self) -> String {
+        self.user_id
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| "cli".to_owned())
+    }
+
+    pub fn event(&self, action: &'static str) -> audit::AuditEvent {
+        let event = audit::AuditEvent::new(action);
+        match self.user_id {
+            Some(id) => event.actor(id),
+            None => event.detail("via", "cli"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +83,9 @@ pub enum AuthError {
     InvalidRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// A dependency needed to answer safely (Redis) cannot be reached.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -28,10 +28,15 @@ use crate::store::{sessions, signing_keys, StoreError};
 pub enum Target {
     /// One access token, until it expires (unix seconds).
     AccessToken { jti: String, expires_at: i64 },
+    /// One access token known only by its `jti`: denied for the longest lifetime.
+    TokenId(String),
     /// A session: its refresh tokens and its live access tokens.
     Session(Uuid),
     /// Every session and live access token of a user.
     User(Uuid),
+    /// Every live access token of a user, sessions untouched: the next refresh mints
+    /// tokens with what changed (roles).
+    UserTokens(Uuid),
     /// Every live access token minted through a client.
     Client(String),
 }
@@ -97,30 +102,39 @@ pub async fn revoke(
     events: Vec<AuditEvent>,
     ctx: &RequestContext,
 ) -> Result<(), AuthError> {
-    revoke_with(state, move |_| Ok(targets), reason, revoked_by, events, ctx).await
+    revoke_with(
+        state,
+        move |_| Ok(((), targets)),
+        reason,
+        revoked_by,
+        events,
+        ctx,
+    )
+    .await
 }
 
 /// Like [`revoke`], with a change that decides the targets run first in the same
 /// transaction (a password change and the sessions it ends commit together).
-pub async fn revoke_with<F>(
+pub async fn revoke_with<T, F>(
     state: &AppState,
     prepare: F,
     reason: &str,
     revoked_by: &str,
     events: Vec<AuditEvent>,
     ctx: &RequestContext,
-) -> Result<(), AuthError>
+) -> Result<T, AuthError>
 where
-    F: FnOnce(&mut PgConnection) -> Result<Vec<Target>, AuthError> + Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<(T, Vec<Target>), AuthError> + Send + 'static,
+    T: Send + 'static,
 {
     let default_ttl = i32::try_from(state.settings.access_token_ttl.as_secs()).unwrap_or(i32::MAX);
     let (reason, revoked_by, ctx) = (reason.to_owned(), revoked_by.to_owned(), ctx.clone());
-    let rows = state
+    let (output, rows) = state
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
-                let targets = prepare(conn)?;
-                Ok::<_, AuthError>(record(
+                let (output, targets) = prepare(conn)?;
+                let rows = record(
                     conn,
                     &targets,
                     &reason,
@@ -128,12 +142,13 @@ where
                     default_ttl,
                     &events,
                     &ctx,
-                )?)
+                )?;
+                Ok::<_, AuthError>((output, rows))
             })
         })
         .await?;
     push(state, rows).await;
-    Ok(())
+    Ok(output)
 }
 
 fn record(
@@ -170,12 +185,18 @@ fn record(
                     rows.push(row(DenyKind::Token, jti.clone(), None, until));
                 }
             }
+            Target::TokenId(jti) => {
+                rows.push(row(DenyKind::Token, jti.clone(), None, horizon));
+            }
             Target::Session(sid) => {
                 sessions::revoke(conn, *sid, reason)?;
                 rows.push(row(DenyKind::Session, sid.to_string(), None, horizon));
             }
             Target::User(user_id) => {
                 sessions::revoke_for_user(conn, *user_id, None, reason)?;
+                rows.push(row(DenyKind::User, user_id.to_string(), Some(now), horizon));
+            }
+            Target::UserTokens(user_id) => {
                 rows.push(row(DenyKind::User, user_id.to_string(), Some(now), horizon));
             }
             Target::Client(client_id) => {

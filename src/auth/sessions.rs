@@ -73,7 +73,7 @@ pub async fn logout(
             if scope != LogoutScope::Others {
                 targets.push(Target::Session(current));
             }
-            Ok(targets)
+            Ok(((), targets))
         },
         "logout",
         &user_id.to_string(),

@@ -1,12 +1,14 @@
 //! Accounts: creation and password rules shared by the CLI and the API.
 
+use diesel::Connection;
 use uuid::Uuid;
 
 use super::audit::{self, action, AuditEvent};
 use super::passwords::PasswordHasher;
 use super::revocation::{self, Target};
-use super::{AuthError, RequestContext};
+use super::{Actor, AuthError, RequestContext};
 use crate::domain::{NewPassword, Password, Role, Username};
+use crate::state::AppState;
 use crate::store::users::{self, NewUser, UserRow};
 use crate::store::{sessions, Db};
 
@@ -16,21 +18,32 @@ pub async fn create(
     username: Username,
     password: NewPassword,
     roles: Vec<Role>,
+    actor: &Actor,
 ) -> Result<UserRow, AuthError> {
     let hash = hasher.hash(password).await?;
     let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
     let name = username.clone();
+    let id = Uuid::now_v7();
+    let event = actor
+        .event(action::USER_CREATED)
+        .user(id)
+        .detail("roles", roles.clone());
+    let ctx = actor.ctx.clone();
     let result = db
         .run(move |conn| {
-            users::insert(
-                conn,
-                &NewUser {
-                    id: Uuid::now_v7(),
-                    username: name.as_str(),
-                    password_hash: &hash,
-                    roles: &roles,
-                },
-            )
+            conn.transaction(|conn| {
+                let row = users::insert(
+                    conn,
+                    &NewUser {
+                        id,
+                        username: name.as_str(),
+                        password_hash: &hash,
+                        roles: &roles,
+                    },
+                )?;
+                audit::record(conn, &[event], &ctx)?;
+                Ok::<_, crate::store::StoreError>(row)
+            })
         })
         .await;
     match result {
@@ -41,10 +54,110 @@ pub async fn create(
     }
 }
 
+fn no_such_user() -> AuthError {
+    AuthError::NotFound("no such user".to_owned())
+}
+
+/// Changes roles and/or the disabled flag. Disabling ends every session and live
+/// token of the user at once; a role change cuts the live access tokens so the next
+/// refresh carries the new roles.
+pub async fn update(
+    state: &AppState,
+    user_id: Uuid,
+    roles: Option<Vec<Role>>,
+    disabled: Option<bool>,
+    actor: &Actor,
+) -> Result<UserRow, AuthError> {
+    let roles: Option<Vec<String>> =
+        roles.map(|r| r.iter().map(|r| r.as_str().to_owned()).collect());
+    let mut events = Vec::new();
+    if let Some(roles) = &roles {
+        events.push(
+            actor
+                .event(action::USER_UPDATED)
+                .user(user_id)
+                .detail("roles", roles.clone()),
+        );
+    }
+    match disabled {
+        Some(true) => events.push(actor.event(action::USER_DISABLED).user(user_id)),
+        Some(false) => events.push(actor.event(action::USER_ENABLED).user(user_id)),
+        None => {}
+    }
+    let changes = users::UserChanges { roles, disabled };
+    revocation::revoke_with(
+        state,
+        move |conn| {
+            let before = users::find_by_id(conn, user_id)?.ok_or_else(no_such_user)?;
+            let after = users::update(conn, user_id, &changes)?.ok_or_else(no_such_user)?;
+            let targets = if after.disabled && !before.disabled {
+                vec![Target::User(user_id)]
+            } else if after.roles != before.roles {
+                vec![Target::UserTokens(user_id)]
+            } else {
+                vec![]
+            };
+            Ok((after, targets))
+        },
+        "user_updated_by_admin",
+        &actor.label(),
+        events,
+        &actor.ctx,
+    )
+    .await
+}
+
+/// Sets a new password chosen by an administrator; every session of the user ends.
+pub async fn reset_password(
+    state: &AppState,
+    user_id: Uuid,
+    password: NewPassword,
+    actor: &Actor,
+) -> Result<(), AuthError> {
+    let hash = state.passwords.hash(password).await?;
+    revocation::revoke_with(
+        state,
+        move |conn| {
+            users::find_by_id(conn, user_id)?.ok_or_else(no_such_user)?;
+            users::set_password_hash(conn, user_id, &hash)?;
+            Ok(((), vec![Target::User(user_id)]))
+        },
+        "password_reset_by_admin",
+        &actor.label(),
+        vec![actor.event(action::USER_PASSWORD_RESET).user(user_id)],
+        &actor.ctx,
+    )
+    .await
+}
+
+/// Ends every session and live access token of a user.
+pub async fn revoke_everything(
+    state: &AppState,
+    user_id: Uuid,
+    reason: &str,
+    actor: &Actor,
+) -> Result<(), AuthError> {
+    revocation::revoke_with(
+        state,
+        move |conn| {
+            users::find_by_id(conn, user_id)?.ok_or_else(no_such_user)?;
+            Ok(((), vec![Target::User(user_id)]))
+        },
+        reason,
+        &actor.label(),
+        vec![actor
+            .event(action::USER_REVOKED)
+            .user(user_id)
+            .detail("reason", reason.to_owned())],
+        &actor.ctx,
+    )
+    .await
+}
+
 /// Changes a user's password after checking the current one, and ends every other
 /// session of the user in the same transaction (the one in use stays).
 pub async fn change_password(
-    state: &crate::state::AppState,
+    state: &AppState,
     user_id: Uuid,
     current_session: Uuid,
     current: Password,
@@ -87,7 +200,7 @@ pub async fn change_password(
                 .filter(|s| s.id != current_session)
                 .map(|s| Target::Session(s.id))
                 .collect();
-            Ok(others)
+            Ok(((), others))
         },
         "password_changed",
         &user_id.to_string(),

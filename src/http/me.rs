@@ -114,7 +114,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let sid = caller.session_id()?;
-    let request: LogoutRequest = optional_json(&body)?.unwrap_or_default();
+    let request: LogoutRequest = super::optional_json(&body)?.unwrap_or_default();
     let scope = match request.scope.as_deref() {
         None => LogoutScope::Local,
         Some(s) => LogoutScope::parse(s)
@@ -122,16 +122,6 @@ pub async fn logout(
     };
     auth::sessions::logout(&state, user_id, sid, scope, &request_context(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// An empty body, or a JSON document.
-fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, Problem> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
 }
 
 #[derive(Deserialize)]

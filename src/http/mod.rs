@@ -1,6 +1,7 @@
 //! Handlers by surface. They parse and authorise, call `auth`, and shape responses;
 //! they never touch diesel or Redis directly.
 
+pub mod admin;
 pub mod bearer;
 pub mod form;
 pub mod health;
@@ -16,6 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(resource("/oauth/token").route(web::post().to(oauth::token)))
         .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
+        .service(resource("/oauth/introspect").route(web::post().to(oauth::introspect)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(wellknown::jwks)))
         .service(
             resource("/.well-known/oauth-authorization-server")
@@ -30,11 +32,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/me/password").route(web::post().to(me::change_password)))
         .service(resource("/v1/logout").route(web::post().to(me::logout)))
         .service(resource("/healthz").route(web::get().to(health::live)))
-        .service(resource("/readyz").route(web::get().to(health::ready)));
+        .service(resource("/readyz").route(web::get().to(health::ready)))
+        .configure(admin::routes);
 }
 
 /// A known path with the wrong method.
-async fn method_not_allowed(
+pub async fn method_not_allowed(
     req: actix_web::HttpRequest,
 ) -> Result<actix_web::HttpResponse, Problem> {
     Err(Problem::new(
@@ -50,4 +53,14 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpRes
         req.method(),
         req.path()
     )))
+}
+
+/// An empty body, or a JSON document.
+pub fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
 }

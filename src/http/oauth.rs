@@ -1,4 +1,5 @@
-//! The OAuth endpoints: `/oauth/token` (RFC 6749), `/oauth/revoke` (RFC 7009).
+//! The OAuth endpoints: `/oauth/token` (RFC 6749), `/oauth/revoke` (RFC 7009) and
+//! `/oauth/introspect` (RFC 7662).
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -6,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::form;
 use crate::auth::grants::{self, Granted};
-use crate::auth::{clients, revocation, RequestContext};
+use crate::auth::{clients, introspection, revocation, RequestContext};
 use crate::domain::{Password, RefreshToken, Scope};
 use crate::error::{no_store, OAuthError, OAuthErrorCode};
 use crate::state::AppState;
@@ -134,6 +135,33 @@ pub async fn revoke(
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
     Ok(res.finish())
+}
+
+/// RFC 7662 token introspection, for authenticated confidential clients.
+pub async fn introspect(
+    req: HttpRequest,
+    body: Result<Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    // Same parameters as revocation (RFC 7662 §2.1 mirrors RFC 7009 §2.1).
+    let params: RevokeParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
+    let token = required(params.token, "token")?;
+    let credentials =
+        form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
+    let client = clients::authenticate(&state.db, credentials).await?;
+    let found =
+        introspection::introspect(&state, &client, &token, params.token_type_hint.as_deref())
+            .await?;
+    let mut res = HttpResponse::Ok();
+    no_store(&mut res);
+    Ok(match found {
+        Some(active) => {
+            let mut body = serde_json::to_value(active).expect("introspection serialises");
+            body["active"] = serde_json::Value::Bool(true);
+            res.json(body)
+        }
+        None => res.json(serde_json::json!({"active": false})),
+    })
 }
 
 fn token_response(granted: &Granted) -> HttpResponse {

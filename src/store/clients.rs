@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use super::schema::clients;
 use super::StoreError;
 
-#[derive(Clone, Debug, Queryable, Selectable)]
+#[derive(Clone, Debug, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = clients)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct ClientRow {
@@ -18,6 +18,8 @@ pub struct ClientRow {
     pub access_token_ttl_seconds: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub previous_secret_hash: Option<Vec<u8>>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Insertable)]
@@ -46,4 +48,74 @@ pub fn insert(conn: &mut PgConnection, new: &NewClient<'_>) -> Result<ClientRow,
         .values(new)
         .returning(ClientRow::as_returning())
         .get_result(conn)?)
+}
+
+/// Clients ordered by id, after `after` (keyset pagination).
+pub fn list(
+    conn: &mut PgConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ClientRow>, StoreError> {
+    let mut query = clients::table.into_boxed();
+    if let Some(after) = after {
+        query = query.filter(clients::client_id.gt(after.to_owned()));
+    }
+    Ok(query
+        .order(clients::client_id.asc())
+        .limit(limit)
+        .select(ClientRow::as_select())
+        .load(conn)?)
+}
+
+/// A partial update; `None` leaves a field as it is.
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = clients)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    /// `Some(None)` clears the override.
+    pub access_token_ttl_seconds: Option<Option<i32>>,
+}
+
+pub fn update(
+    conn: &mut PgConnection,
+    client_id: &str,
+    changes: &ClientChanges,
+) -> Result<Option<ClientRow>, StoreError> {
+    Ok(diesel::update(clients::table.find(client_id))
+        .set((changes, clients::updated_at.eq(diesel::dsl::now)))
+        .returning(ClientRow::as_returning())
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Replaces the secret; the old one stays valid for `overlap_seconds` (0: not at all).
+pub fn rotate_secret(
+    conn: &mut PgConnection,
+    client_id: &str,
+    new_hash: &[u8],
+    overlap_seconds: f64,
+) -> Result<Option<ClientRow>, StoreError> {
+    use diesel::sql_types::{Bytea, Double, Text};
+    Ok(diesel::sql_query(
+        "UPDATE clients
+            SET previous_secret_hash = CASE WHEN $3 > 0 THEN secret_hash END,
+                previous_secret_expires_at =
+                    CASE WHEN $3 > 0 THEN now() + make_interval(secs => $3) END,
+                secret_hash = $2,
+                updated_at = now()
+          WHERE client_id = $1 AND confidential
+      RETURNING *",
+    )
+    .bind::<Text, _>(client_id)
+    .bind::<Bytea, _>(new_hash)
+    .bind::<Double, _>(overlap_seconds)
+    .get_result::<ClientRow>(conn)
+    .optional()?)
+}
+
+pub fn delete(conn: &mut PgConnection, client_id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::delete(clients::table.find(client_id)).execute(conn)? == 1)
 }

@@ -110,6 +110,10 @@ pub struct TokenState {
     pub successor_sealed: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub successor_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub expires_at: DateTime<Utc>,
 }
 
 pub fn state(
@@ -126,7 +130,8 @@ pub fn state(
                (rt.used_at IS NOT NULL AND rt.used_at > now() - make_interval(secs => $2))
                    AS within_grace,
                rt.successor_sealed,
-               succ.expires_at AS successor_expires_at
+               succ.expires_at AS successor_expires_at,
+               rt.created_at, rt.expires_at
           FROM refresh_tokens rt
           JOIN sessions s ON s.id = rt.session_id
           JOIN users u ON u.id = s.user_id

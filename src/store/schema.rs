@@ -27,6 +27,8 @@ diesel::table! {
         access_token_ttl_seconds -> Nullable<Int4>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        previous_secret_hash -> Nullable<Bytea>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
     }
 }
 

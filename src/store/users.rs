@@ -87,3 +87,51 @@ pub fn set_password_hash(conn: &mut PgConnection, id: Uuid, hash: &str) -> Resul
         .execute(conn)?;
     Ok(())
 }
+
+/// Users ordered by username after `after`, optionally only those whose name contains
+/// `search` (case-insensitive, taken literally).
+pub fn list(
+    conn: &mut PgConnection,
+    search: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<UserRow>, StoreError> {
+    let mut query = users::table.into_boxed();
+    if let Some(search) = search {
+        let escaped = search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query = query.filter(users::username.ilike(format!("%{escaped}%")));
+    }
+    if let Some(after) = after {
+        query = query.filter(users::username.gt(after.to_owned()));
+    }
+    Ok(query
+        .order(users::username.asc())
+        .limit(limit)
+        .select(UserRow::as_select())
+        .load(conn)?)
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub roles: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+pub fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    changes: &UserChanges,
+) -> Result<Option<UserRow>, StoreError> {
+    if changes.roles.is_none() && changes.disabled.is_none() {
+        return find_by_id(conn, id);
+    }
+    Ok(diesel::update(users::table.find(id))
+        .set((changes, users::updated_at.eq(diesel::dsl::now)))
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .optional()?)
+}

@@ -35,6 +35,7 @@ pub struct TestApp {
     pub database_url: String,
     pub database_name: String,
     pub redis_prefix: String,
+    pub master_key: String,
     pub state: actix_web::web::Data<AppState>,
     server: actix_web::dev::ServerHandle,
     owns_database: bool,
@@ -81,6 +82,16 @@ impl Spawn {
         self
     }
 
+    /// Another instance on the same database (and master key) as `other`.
+    pub fn sharing_database_of(mut self, other: &TestApp) -> Self {
+        self.values
+            .insert("DATABASE_URL".to_owned(), other.database_url.clone());
+        self.values
+            .insert("TESSERA_MASTER_KEY".to_owned(), other.master_key.clone());
+        self.database_name = Some(other.database_name.clone());
+        self
+    }
+
     pub fn settings(&self) -> Settings {
         Settings::from_source(&Source::from_pairs(
             self.values.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -113,6 +124,7 @@ impl Spawn {
             database_url,
             database_name,
             redis_prefix: settings.redis_prefix.clone(),
+            master_key: self.values["TESSERA_MASTER_KEY"].clone(),
             state,
             server,
             owns_database,
@@ -145,10 +157,44 @@ impl TestApp {
             Username::parse(username).unwrap(),
             NewPassword::parse(PASSWORD.to_owned(), 8).unwrap(),
             roles,
+            &tessera::auth::Actor::command_line(),
         )
         .await
         .expect("user created")
         .id
+    }
+
+    /// Creates a client from a JSON spec (as the admin API takes it); returns the
+    /// client id and, for a confidential client, its secret.
+    pub async fn create_client(&self, spec: Value) -> (String, Option<String>) {
+        let spec = serde_json::from_value(spec).expect("a valid client spec");
+        let (row, secret) = tessera::auth::clients::create(
+            &self.state.db,
+            spec,
+            &tessera::auth::Actor::command_line(),
+        )
+        .await
+        .expect("client created");
+        use secrecy::ExposeSecret;
+        (row.client_id, secret.map(|s| s.expose_secret().to_owned()))
+    }
+
+    /// A confidential client allowed client_credentials with the given scopes.
+    pub async fn service_client(&self, id: &str, scopes: &[&str]) -> String {
+        let (_, secret) = self
+            .create_client(serde_json::json!({
+                "client_id": id, "confidential": true,
+                "grant_types": ["client_credentials"], "scopes": scopes,
+                "audiences": ["orders-api"],
+            }))
+            .await;
+        secret.unwrap()
+    }
+
+    /// Logs in as a fresh admin and returns the access token.
+    pub async fn admin_token(&self) -> String {
+        self.create_user("root", &["admin"]).await;
+        self.login("root").await.access_token
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {

@@ -2,11 +2,14 @@
 //! links once; every test gets its own database and Redis prefix.
 
 mod account;
+mod admin;
 mod bad_input;
 mod cli;
+mod clients;
 mod faults;
 mod health;
 mod helpers;
+mod introspection;
 mod jwks;
 mod me;
 mod revocation;

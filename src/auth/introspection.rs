@@ -1,0 +1,126 @@
+//! RFC 7662 token introspection: is this token good right now, and what is it?
+
+use serde::Serialize;
+
+use super::clients::Client;
+use super::revocation::{self, CheckError};
+use super::tokens::{self, Audience};
+use super::AuthError;
+use crate::domain::RefreshToken;
+use crate::state::AppState;
+use crate::store::refresh_tokens;
+
+/// The members of an `active: true` answer (RFC 7662 §2.2).
+#[derive(Debug, Serialize)]
+pub struct ActiveToken {
+    pub sub: String,
+    pub scope: String,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub token_type: &'static str,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+}
+
+/// `Ok(None)` is `{"active": false}`: expired, revoked, spent, malformed or foreign.
+pub async fn introspect(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<Option<ActiveToken>, AuthError> {
+    if !client.confidential {
+        return Err(AuthError::InvalidClient(
+            "introspection is for authenticated confidential clients".to_owned(),
+        ));
+    }
+    let refresh_first = match hint {
+        Some("refresh_token") => true,
+        Some("access_token") => false,
+        _ => RefreshToken::looks_like(token),
+    };
+    for refresh in [refresh_first, !refresh_first] {
+        let found = if refresh {
+            refresh_token(state, token).await?
+        } else {
+            access_token(state, token).await?
+        };
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+async fn access_token(state: &AppState, token: &str) -> Result<Option<ActiveToken>, AuthError> {
+    let keys = state.keys.snapshot();
+    let Ok(claims) = tokens::verify(&keys, token, &state.settings.issuer, None) else {
+        return Ok(None);
+    };
+    match revocation::ensure_not_revoked(state, &claims).await {
+        Ok(()) => {}
+        Err(CheckError::Revoked) => return Ok(None),
+        // Fail closed: never say "active" without having checked the denylist.
+        Err(e @ CheckError::Unavailable(_)) => return Err(AuthError::Unavailable(e.to_string())),
+    }
+    Ok(Some(ActiveToken {
+        sub: claims.sub,
+        scope: claims.scope,
+        client_id: claims.client_id,
+        username: claims.preferred_username,
+        token_type: "Bearer",
+        exp: claims.exp,
+        iat: claims.iat,
+        nbf: Some(claims.nbf),
+        iss: claims.iss,
+        aud: Some(claims.aud),
+        jti: Some(claims.jti),
+        sid: claims.sid,
+        roles: claims.roles,
+    }))
+}
+
+async fn refresh_token(state: &AppState, token: &str) -> Result<Option<ActiveToken>, AuthError> {
+    let Ok(token) = RefreshToken::parse(token) else {
+        return Ok(None);
+    };
+    let hash = token.hash();
+    let found = state
+        .db
+        .run(move |conn| refresh_tokens::state(conn, &hash.0, 0.0))
+        .await?;
+    let Some(t) = found else {
+        return Ok(None);
+    };
+    let live = t.used_at.is_none() && !t.token_expired && t.session_live && !t.user_disabled;
+    if !live {
+        return Ok(None);
+    }
+    Ok(Some(ActiveToken {
+        sub: t.user_id.to_string(),
+        scope: t.scope,
+        client_id: t.client_id,
+        username: Some(t.username),
+        token_type: "refresh_token",
+        exp: t.expires_at.timestamp(),
+        iat: t.created_at.timestamp(),
+        nbf: None,
+        iss: state.settings.issuer.clone(),
+        aud: None,
+        jti: None,
+        sid: Some(t.session_id.to_string()),
+        roles: None,
+    }))
+}

@@ -1,0 +1,150 @@
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use super::{created, ok, Admin, Page, PageQuery};
+use crate::auth;
+use crate::auth::clients::ClientSpec;
+use crate::error::Problem;
+use crate::state::AppState;
+use crate::store::clients::{self, ClientRow};
+
+#[derive(Serialize)]
+pub struct ClientView {
+    client_id: String,
+    name: String,
+    confidential: bool,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    access_token_ttl_seconds: Option<i32>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Until when the previous secret still works after a rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Only in the answer that created or rotated it: shown once, never stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+impl ClientView {
+    fn new(row: ClientRow, secret: Option<String>) -> Self {
+        let previous_live = row
+            .previous_secret_expires_at
+            .filter(|until| *until > Utc::now());
+        Self {
+            client_id: row.client_id,
+            name: row.name,
+            confidential: row.confidential,
+            grant_types: row.grant_types,
+            scopes: row.scopes,
+            audiences: row.audiences,
+            access_token_ttl_seconds: row.access_token_ttl_seconds,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            previous_secret_expires_at: previous_live,
+            client_secret: secret,
+        }
+    }
+}
+
+pub async fn list(
+    _admin: Admin,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let limit = query.limit()?;
+    let after = query.cursor.clone();
+    let rows = state
+        .db
+        .run(move |conn| clients::list(conn, after.as_deref(), limit + 1))
+        .await?;
+    let page = Page::from_rows(rows, limit, |c| c.client_id.clone());
+    Ok(ok(&Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|c| ClientView::new(c, None))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub async fn create(
+    admin: Admin,
+    body: web::Json<ClientSpec>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let (row, secret) = auth::clients::create(&state.db, body.into_inner(), &admin.actor).await?;
+    let secret = secret.map(|s| s.expose_secret().to_owned());
+    Ok(created(&ClientView::new(row, secret)))
+}
+
+pub async fn get(
+    _admin: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path.into_inner();
+    let row = state
+        .db
+        .run(move |conn| clients::find(conn, &id))
+        .await?
+        .ok_or_else(|| Problem::not_found("no such client"))?;
+    Ok(ok(&ClientView::new(row, None)))
+}
+
+pub async fn update(
+    admin: Admin,
+    path: web::Path<String>,
+    body: web::Json<ClientSpec>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let row = auth::clients::update(&state.db, &path, body.into_inner(), &admin.actor).await?;
+    Ok(ok(&ClientView::new(row, None)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the old secret keeps working; default 1 hour, at most 30 days.
+    overlap_seconds: Option<u64>,
+}
+
+pub async fn rotate_secret(
+    admin: Admin,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let body: RotateSecret = crate::http::optional_json(&body)?.unwrap_or_default();
+    let overlap = body.overlap_seconds.unwrap_or(3600);
+    if overlap > 30 * 86_400 {
+        return Err(Problem::bad_request(
+            "overlap_seconds must be at most 2592000 (30 days)",
+        ));
+    }
+    let (row, secret) = auth::clients::rotate_secret(
+        &state.db,
+        &path,
+        std::time::Duration::from_secs(overlap),
+        &admin.actor,
+    )
+    .await?;
+    Ok(ok(&ClientView::new(
+        row,
+        Some(secret.expose_secret().to_owned()),
+    )))
+}
+
+/// Deletes the client; its sessions go with it and its live access tokens are denied.
+pub async fn delete(
+    admin: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    auth::clients::delete(&state, &path, &admin.actor).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

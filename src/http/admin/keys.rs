@@ -1,0 +1,73 @@
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ok, Admin};
+use crate::auth::audit::{self, action};
+use crate::auth::keys;
+use crate::error::Problem;
+use crate::state::AppState;
+
+/// State and dates of a signing key; never private material.
+#[derive(Serialize)]
+pub struct KeyView {
+    kid: String,
+    algorithm: String,
+    state: String,
+    /// Whether it is in the JWKS right now.
+    published: bool,
+    created_at: DateTime<Utc>,
+    /// When it started signing (for the next key: when it is due to).
+    activated_at: Option<DateTime<Utc>>,
+    retired_at: Option<DateTime<Utc>>,
+    publish_until: Option<DateTime<Utc>>,
+}
+
+async fn views(state: &AppState) -> Result<Vec<KeyView>, Problem> {
+    let now = Utc::now();
+    Ok(keys::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|k| KeyView {
+            published: k.state != "retired" || k.publish_until.is_some_and(|t| t > now),
+            kid: k.kid,
+            algorithm: k.algorithm,
+            state: k.state,
+            created_at: k.created_at,
+            activated_at: k.activated_at,
+            retired_at: k.retired_at,
+            publish_until: k.publish_until,
+        })
+        .collect())
+}
+
+pub async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    Ok(ok(&views(&state).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Rotate {
+    /// Stop using the current key at once and drop it from the JWKS (a leaked key).
+    #[serde(default)]
+    emergency: bool,
+}
+
+pub async fn rotate(
+    admin: Admin,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let body: Rotate = crate::http::optional_json(&body)?.unwrap_or_default();
+    state.keys.rotate(body.emergency).await?;
+    let event = admin
+        .actor
+        .event(action::KEYS_ROTATED)
+        .detail("emergency", body.emergency);
+    let ctx = admin.actor.ctx.clone();
+    state
+        .db
+        .run(move |conn| audit::record(conn, &[event], &ctx))
+        .await?;
+    Ok(ok(&views(&state).await?))
+}

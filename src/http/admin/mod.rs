@@ -1,0 +1,144 @@
+//! The admin API under `/v1/admin`: needs an access token with the `admin` role
+//! (401 without a valid token, 403 without the role). Every change is audited with
+//! the acting admin.
+
+mod audit;
+mod clients;
+mod keys;
+mod revocations;
+mod users;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use serde::{Deserialize, Serialize};
+
+use super::bearer::Caller;
+use super::oauth::request_context;
+use crate::auth::Actor;
+use crate::domain::Role;
+use crate::error::Problem;
+
+/// A caller holding the admin role.
+pub struct Admin {
+    pub actor: Actor,
+}
+
+impl FromRequest for Admin {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        let ctx = request_context(req);
+        Box::pin(async move {
+            let caller = caller.await?;
+            if !caller.claims.has_role(Role::ADMIN) {
+                return Err(Problem::forbidden("this endpoint needs the admin role"));
+            }
+            let user_id = caller.user_id()?;
+            Ok(Admin {
+                actor: Actor::admin(user_id, ctx),
+            })
+        })
+    }
+}
+
+/// `?limit=&cursor=`: keyset pagination; `cursor` is opaque to clients.
+#[derive(Deserialize)]
+pub struct PageQuery {
+    // A string: query structs that embed this one with `#[serde(flatten)]` see every
+    // value as text.
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<i64, Problem> {
+        match self.limit.as_deref().map(str::parse::<i64>) {
+            None => Ok(50),
+            Some(Ok(n)) if (1..=200).contains(&n) => Ok(n),
+            Some(_) => Err(Problem::bad_request("limit must be a number from 1 to 200")),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// `rows` was fetched with `limit + 1` to learn whether more follow.
+    pub fn from_rows(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more { rows.last().map(key) } else { None };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let resource =
+        |path: &str| web::resource(path).default_service(web::to(super::method_not_allowed));
+    cfg.service(
+        web::scope("/v1/admin")
+            .service(
+                resource("/users")
+                    .route(web::get().to(users::list))
+                    .route(web::post().to(users::create)),
+            )
+            .service(
+                resource("/users/{id}")
+                    .route(web::get().to(users::get))
+                    .route(web::patch().to(users::update)),
+            )
+            .service(resource("/users/{id}/password").route(web::post().to(users::reset_password)))
+            .service(resource("/users/{id}/sessions").route(web::get().to(users::sessions)))
+            .service(resource("/users/{id}/revoke").route(web::post().to(users::revoke_everything)))
+            .service(
+                resource("/revocations")
+                    .route(web::get().to(revocations::list))
+                    .route(web::post().to(revocations::create)),
+            )
+            .service(
+                resource("/clients")
+                    .route(web::get().to(clients::list))
+                    .route(web::post().to(clients::create)),
+            )
+            .service(
+                resource("/clients/{id}")
+                    .route(web::get().to(clients::get))
+                    .route(web::patch().to(clients::update))
+                    .route(web::delete().to(clients::delete)),
+            )
+            .service(resource("/clients/{id}/secret").route(web::post().to(clients::rotate_secret)))
+            .service(resource("/audit").route(web::get().to(audit::list)))
+            .service(resource("/keys").route(web::get().to(keys::list)))
+            .service(resource("/keys/rotate").route(web::post().to(keys::rotate))),
+    );
+}
+
+pub fn parse_uuid(raw: &str, what: &str) -> Result<uuid::Uuid, Problem> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
+}
+
+pub fn created<T: Serialize>(body: &T) -> actix_web::HttpResponse {
+    let mut res = actix_web::HttpResponse::Created();
+    crate::error::no_store(&mut res);
+    res.json(body)
+}
+
+pub fn ok<T: Serialize>(body: &T) -> actix_web::HttpResponse {
+    let mut res = actix_web::HttpResponse::Ok();
+    crate::error::no_store(&mut res);
+    res.json(body)
+}

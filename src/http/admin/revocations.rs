@@ -1,0 +1,164 @@
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
+use crate::auth::audit::action;
+use crate::auth::revocation::{self, Target};
+use crate::auth::tokens;
+use crate::domain::RefreshToken;
+use crate::error::Problem;
+use crate::state::AppState;
+use crate::store::refresh_tokens;
+use crate::store::revocations::{self as store, RevocationRow};
+
+/// A reason is free text for people, but short and printable.
+pub fn check_reason(reason: &str) -> Result<String, Problem> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
+        return Err(Problem::bad_request(
+            "reason must be 1 to 200 printable characters",
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    kind: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+pub async fn list(
+    _admin: Admin,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let limit = query.page.limit()?;
+    let kind = query.kind.clone();
+    if kind
+        .as_deref()
+        .is_some_and(|k| !["jti", "sid", "user", "client"].contains(&k))
+    {
+        return Err(Problem::bad_request(
+            "kind must be one of: jti, sid, user, client",
+        ));
+    }
+    let before = query
+        .page
+        .cursor
+        .as_deref()
+        .map(|c| uuid::Uuid::parse_str(c).map_err(|_| Problem::bad_request("invalid cursor")))
+        .transpose()?;
+    let rows = state
+        .db
+        .run(move |conn| store::list(conn, kind.as_deref(), before, limit + 1))
+        .await?;
+    Ok(ok(&Page::<RevocationRow>::from_rows(rows, limit, |r| {
+        r.id.to_string()
+    })))
+}
+
+/// Exactly one of `token`, `jti` or `sid`, and a reason.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRevocation {
+    token: Option<String>,
+    jti: Option<String>,
+    sid: Option<String>,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct Created {
+    kind: &'static str,
+    value: String,
+}
+
+pub async fn create(
+    admin: Admin,
+    body: web::Json<CreateRevocation>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    let reason = check_reason(&body.reason)?;
+    let (target, kind, value) = match (body.token, body.jti, body.sid) {
+        (Some(token), None, None) => target_of_token(&state, &token).await?,
+        (None, Some(jti), None) => {
+            let ok =
+                !jti.is_empty() && jti.len() <= 128 && jti.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(Problem::bad_request(
+                    "jti must be 1 to 128 visible ASCII characters",
+                ));
+            }
+            (Target::TokenId(jti.clone()), "jti", jti)
+        }
+        (None, None, Some(sid)) => {
+            let sid = parse_uuid(&sid, "session")?;
+            let exists = state
+                .db
+                .run(move |conn| crate::store::sessions::find(conn, sid))
+                .await?
+                .is_some();
+            if !exists {
+                return Err(Problem::not_found("no such session"));
+            }
+            (Target::Session(sid), "sid", sid.to_string())
+        }
+        _ => {
+            return Err(Problem::bad_request(
+                "give exactly one of token, jti or sid",
+            ))
+        }
+    };
+    let event = admin
+        .actor
+        .event(action::REVOCATION_CREATED)
+        .detail("kind", kind)
+        .detail("value", value.clone())
+        .detail("reason", reason.clone());
+    revocation::revoke(
+        &state,
+        vec![target],
+        &reason,
+        &admin.actor.label(),
+        vec![event],
+        &admin.actor.ctx,
+    )
+    .await?;
+    Ok(created(&Created { kind, value }))
+}
+
+/// A presented token: a refresh token ends its session, an access token is denied by
+/// its jti until it expires.
+async fn target_of_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(Target, &'static str, String), Problem> {
+    if let Ok(refresh) = RefreshToken::parse(token) {
+        let hash = refresh.hash();
+        let found = state
+            .db
+            .run(move |conn| refresh_tokens::state(conn, &hash.0, 0.0))
+            .await?
+            .ok_or_else(|| Problem::not_found("no such refresh token"))?;
+        return Ok((
+            Target::Session(found.session_id),
+            "sid",
+            found.session_id.to_string(),
+        ));
+    }
+    let keys = state.keys.snapshot();
+    let claims = tokens::verify(&keys, token, &state.settings.issuer, None).map_err(|e| {
+        Problem::bad_request(format!("not a live access token of this issuer: {e}"))
+    })?;
+    Ok((
+        Target::AccessToken {
+            jti: claims.jti.clone(),
+            expires_at: claims.exp,
+        },
+        "jti",
+        claims.jti,
+    ))
+}

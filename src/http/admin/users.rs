@@ -1,0 +1,234 @@
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
+use crate::auth;
+use crate::domain::{NewPassword, Role, Username};
+use crate::error::Problem;
+use crate::state::AppState;
+use crate::store::users::{self, UserRow};
+
+#[derive(Serialize)]
+pub struct UserView {
+    id: Uuid,
+    username: String,
+    roles: Vec<String>,
+    disabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    password_changed_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for UserView {
+    fn from(u: UserRow) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            roles: u.roles,
+            disabled: u.disabled,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            password_changed_at: u.password_changed_at,
+        }
+    }
+}
+
+fn parse_roles(raw: &[String]) -> Result<Vec<Role>, Problem> {
+    let mut roles: Vec<Role> = raw
+        .iter()
+        .map(|r| Role::parse(r).map_err(Problem::bad_request))
+        .collect::<Result<_, _>>()?;
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// Part of a username, case-insensitive.
+    q: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+pub async fn list(
+    _admin: Admin,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let limit = query.page.limit()?;
+    let search = query.q.clone().filter(|q| !q.is_empty());
+    if search.as_ref().is_some_and(|q| q.len() > Username::MAX_LEN) {
+        return Err(Problem::bad_request("q is longer than any username"));
+    }
+    let after = query.page.cursor.clone();
+    let rows = state
+        .db
+        .run(move |conn| users::list(conn, search.as_deref(), after.as_deref(), limit + 1))
+        .await?;
+    let page = Page::from_rows(rows, limit, |u| u.username.clone());
+    Ok(ok(&Page {
+        items: page.items.into_iter().map(UserView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    username: String,
+    password: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+pub async fn create(
+    admin: Admin,
+    body: web::Json<CreateUser>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    let username = Username::parse(&body.username).map_err(Problem::bad_request)?;
+    let password = NewPassword::parse(body.password, state.settings.password_min_length)
+        .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
+    let roles = parse_roles(&body.roles)?;
+    let user = auth::users::create(
+        &state.db,
+        &state.passwords,
+        username,
+        password,
+        roles,
+        &admin.actor,
+    )
+    .await?;
+    Ok(created(&UserView::from(user)))
+}
+
+async fn find(state: &AppState, raw_id: &str) -> Result<UserRow, Problem> {
+    let id = parse_uuid(raw_id, "user")?;
+    state
+        .db
+        .run(move |conn| users::find_by_id(conn, id))
+        .await?
+        .ok_or_else(|| Problem::not_found("no such user"))
+}
+
+pub async fn get(
+    _admin: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    Ok(ok(&UserView::from(find(&state, &path).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    roles: Option<Vec<String>>,
+    disabled: Option<bool>,
+}
+
+/// Roles and the disabled flag. Disabling revokes every session and live token of the
+/// user at once.
+pub async fn update(
+    admin: Admin,
+    path: web::Path<String>,
+    body: web::Json<UpdateUser>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_uuid(&path, "user")?;
+    let body = body.into_inner();
+    let roles = body.roles.as_deref().map(parse_roles).transpose()?;
+    if admin.actor.user_id == Some(id)
+        && (body.disabled == Some(true)
+            || roles
+                .as_ref()
+                .is_some_and(|r| !r.iter().any(|r| r.as_str() == Role::ADMIN)))
+    {
+        return Err(Problem::conflict(
+            "an admin cannot disable themself or drop their own admin role",
+        ));
+    }
+    let user = auth::users::update(&state, id, roles, body.disabled, &admin.actor).await?;
+    Ok(ok(&UserView::from(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    password: String,
+}
+
+pub async fn reset_password(
+    admin: Admin,
+    path: web::Path<String>,
+    body: web::Json<ResetPassword>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_uuid(&path, "user")?;
+    let password = NewPassword::parse(
+        body.into_inner().password,
+        state.settings.password_min_length,
+    )
+    .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
+    auth::users::reset_password(&state, id, password, &admin.actor).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize)]
+pub struct SessionView {
+    id: Uuid,
+    client_id: String,
+    scope: String,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+pub async fn sessions(
+    _admin: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let user = find(&state, &path).await?;
+    let list: Vec<SessionView> = auth::sessions::list(&state, user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.id,
+            client_id: s.client_id,
+            scope: s.scope,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent,
+            ip: s.ip,
+        })
+        .collect();
+    Ok(ok(&list))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    reason: Option<String>,
+}
+
+/// "Revoke everything of this user": every session and every live access token.
+pub async fn revoke_everything(
+    admin: Admin,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_uuid(&path, "user")?;
+    let body: RevokeBody = crate::http::optional_json(&body)?.unwrap_or_default();
+    let reason =
+        super::revocations::check_reason(body.reason.as_deref().unwrap_or("revoked_by_admin"))?;
+    auth::users::revoke_everything(&state, id, &reason, &admin.actor).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
