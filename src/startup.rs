@@ -26,6 +26,11 @@ pub enum StartupError {
     Database(#[from] StoreError),
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
+    #[error(
+        "no master key is configured (TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE), but the \
+         database holds signing keys encrypted under one; set it. Nothing was changed."
+    )]
+    MissingMasterKey,
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
     #[error("redis: {0}")]
@@ -124,6 +129,13 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
         let db = open_database(&settings).await?;
+        if let crate::config::MasterKeySource::DevelopmentFile(path) = &settings.master_key {
+            // Generating a development key now could never open the stored keys.
+            let sealed = db.run(store::signing_keys::count_sealed).await?;
+            if !path.exists() && sealed > 0 {
+                return Err(StartupError::MissingMasterKey);
+            }
+        }
         let master = MasterKey::load(&settings.master_key)?;
         let keys = KeyRing::start(db.clone(), master, key_policy(&settings)).await?;
         let passwords =

@@ -344,7 +344,7 @@ fn maintain(
         store::lock_life_cycle(conn)?;
         let now = store::db_now(conn)?;
         let current = store::in_state(conn, STATE_CURRENT)?;
-        let mut next = store::in_state(conn, STATE_NEXT)?;
+        let next = store::in_state(conn, STATE_NEXT)?;
         let publish_ahead = chrono_duration(policy.publish_ahead);
 
         let Some(current) = current else {
@@ -357,14 +357,10 @@ fn maintain(
             return Ok(());
         };
 
+        // A waiting key of another algorithm is left alone: during a rolling change of
+        // TESSERA_SIGNING_ALG, instances with the old and the new setting must not undo
+        // each other's keys. It signs when due; then the configured algorithm follows.
         let algorithm_changed = current.algorithm != policy.algorithm.as_str();
-        if next
-            .as_ref()
-            .is_some_and(|n| n.algorithm != policy.algorithm.as_str())
-        {
-            store::delete_next(conn)?;
-            next = None;
-        }
         match next {
             None => {
                 let activated = current.activated_at.unwrap_or(current.created_at);

@@ -142,3 +142,13 @@ pub fn set_next_activation(
             .execute(conn)?,
     )
 }
+
+/// How many stored keys still hold (sealed) private material.
+pub fn count_sealed(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(signing_keys::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "octet_length(private_key_sealed) > 0",
+        ))
+        .count()
+        .get_result(conn)?)
+}

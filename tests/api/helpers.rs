@@ -77,6 +77,11 @@ pub fn spawn() -> Spawn {
 }
 
 impl Spawn {
+    pub fn without(mut self, name: &str) -> Self {
+        self.values.remove(name);
+        self
+    }
+
     pub fn with(mut self, name: &str, value: &str) -> Self {
         self.values.insert(name.to_owned(), value.to_owned());
         self
@@ -145,6 +150,11 @@ pub struct Tokens {
 }
 
 impl TestApp {
+    /// Stops this instance (server and background jobs), keeping its database.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

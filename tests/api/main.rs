@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod introspection;
 mod jwks;
+mod keys;
 mod me;
 mod revocation;
 mod token_password;
