@@ -19,7 +19,7 @@ use crate::telemetry::current_request_id;
 /// Seconds a client should wait before retrying when a dependency is down.
 const RETRY_AFTER_UNAVAILABLE: u64 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OAuthErrorCode {
     InvalidRequest,
@@ -81,10 +81,12 @@ impl fmt::Display for OAuthError {
     }
 }
 
-#[derive(Serialize)]
-struct OAuthErrorBody<'a> {
-    error: OAuthErrorCode,
-    error_description: &'a str,
+/// An RFC 6749 §5.2 error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OAuthErrorBody {
+    pub error: OAuthErrorCode,
+    /// What was wrong, for the developer; never contains a secret.
+    pub error_description: String,
 }
 
 impl ResponseError for OAuthError {
@@ -109,7 +111,7 @@ impl ResponseError for OAuthError {
         }
         res.json(OAuthErrorBody {
             error: self.code,
-            error_description: &self.description,
+            error_description: self.description.clone(),
         })
     }
 }
@@ -230,15 +232,18 @@ impl fmt::Display for Problem {
     }
 }
 
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProblemBody {
+    /// Always `about:blank`: the status code says it all.
     #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request id, also in the `X-Request-Id` response header.
     #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
+    pub request_id: Option<String>,
 }
 
 impl ResponseError for Problem {
@@ -259,9 +264,9 @@ impl ResponseError for Problem {
         }
         let body = ProblemBody {
             kind: "about:blank",
-            title: self.status.canonical_reason().unwrap_or("Error"),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
-            detail: &self.detail,
+            detail: self.detail.clone(),
             request_id: current_request_id(),
         };
         res.content_type("application/problem+json")

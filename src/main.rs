@@ -33,6 +33,8 @@ enum Command {
     CheckConfig,
     /// Exit 0 if the local server answers /healthz (for container health checks).
     Healthcheck,
+    /// Print the OpenAPI 3.1 document (YAML), as committed in openapi/openapi.yaml.
+    Openapi,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -138,6 +140,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(settings.bind),
+        Command::Openapi => {
+            print!("{}", tessera::http::docs::document_yaml());
+            Ok(())
+        }
         Command::Migrate => {
             startup::open_database(&settings).await?;
             println!("database is up to date");

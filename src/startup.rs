@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
+use utoipa_actix_web::AppExt;
 
 use crate::auth::keys::{KeyError, KeyPolicy, KeyRing};
 use crate::auth::master_key::{MasterKey, MasterKeyError};
@@ -155,6 +156,12 @@ impl Application {
         let metadata = serde_json::to_vec(&http::wellknown::metadata_document(&settings))
             .expect("metadata serialises")
             .into();
+        let document = http::docs::document();
+        let api_paths = document.paths.paths.keys().cloned().collect();
+        let openapi = document
+            .to_json()
+            .expect("the OpenAPI document serialises")
+            .into();
         let state = web::Data::new(AppState {
             settings,
             db,
@@ -163,6 +170,8 @@ impl Application {
             keys,
             passwords,
             metadata,
+            openapi,
+            api_paths,
         });
         let port = listener
             .local_addr()
@@ -212,7 +221,13 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
         .map(|a| a.to_string())
         .unwrap_or_default();
     let server = HttpServer::new(move || {
-        App::new()
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .configure(http::routes)
+            .split_for_parts();
+        let paths = state.api_paths.clone();
+        app.service(http::docs::swagger_ui())
+            .configure(move |cfg| http::method_fallbacks(cfg, &paths))
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(
@@ -224,7 +239,6 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
             .app_data(web::QueryConfig::default().error_handler(query_error_handler))
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .wrap(from_fn(crate::telemetry::request_middleware))
-            .configure(http::routes)
             .default_service(web::to(http::not_found))
     })
     .workers(workers)

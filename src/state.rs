@@ -18,4 +18,8 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     /// RFC 8414 metadata, serialised once.
     pub metadata: Bytes,
+    /// The OpenAPI document, serialised once.
+    pub openapi: Bytes,
+    /// Paths of the OpenAPI document: each gets a 405 for methods it lacks.
+    pub api_paths: Vec<String>,
 }

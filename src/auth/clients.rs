@@ -156,7 +156,7 @@ pub async fn authenticate(db: &Db, credentials: ClientCredentials) -> Result<Cli
 pub const GRANT_TYPES: [&str; 3] = ["password", "refresh_token", "client_credentials"];
 
 /// A client as an administrator describes it, before validation.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     pub client_id: Option<String>,
@@ -165,8 +165,9 @@ pub struct ClientSpec {
     pub grant_types: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     pub audiences: Option<Vec<String>>,
-    /// Seconds; `null` in an update clears the override.
+    /// Seconds (10 to 86400); `null` in an update clears the override.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
     pub access_token_ttl_seconds: Option<Option<i64>>,
 }
 

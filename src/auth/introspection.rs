@@ -11,13 +11,14 @@ use crate::state::AppState;
 use crate::store::refresh_tokens;
 
 /// The members of an `active: true` answer (RFC 7662 §2.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActiveToken {
     pub sub: String,
     pub scope: String,
     pub client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
     pub token_type: &'static str,
     pub exp: i64,
     pub iat: i64,

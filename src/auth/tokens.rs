@@ -19,7 +19,7 @@ pub const LEEWAY: Duration = Duration::from_secs(5);
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// `aud`: one string, or several (RFC 7519 §4.1.3).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Audience {
     One(String),

@@ -1,16 +1,26 @@
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
 use crate::state::AppState;
 
 /// Liveness: the process answers.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = serde_json::Value)))]
+#[get("/healthz")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// Readiness: PostgreSQL and Redis both answer within a second.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: `{\"status\":\"ready\",\"checks\":{...}}`", body = serde_json::Value),
+        (status = 503, description = "A dependency is down (with Retry-After)", body = serde_json::Value),
+    )
+)]
+#[get("/readyz")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     const LIMIT: Duration = Duration::from_secs(1);
     let postgres = tokio::time::timeout(

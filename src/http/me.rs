@@ -1,8 +1,9 @@
 //! The caller's own account: profile, sessions, password, logout.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::bearer::Caller;
@@ -10,11 +11,11 @@ use super::oauth::request_context;
 use crate::auth;
 use crate::auth::sessions::LogoutScope;
 use crate::domain::{NewPassword, Password};
-use crate::error::{no_store, Problem};
+use crate::error::{no_store, Problem, ProblemBody};
 use crate::state::AppState;
 use crate::store::users;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Profile {
     pub id: Uuid,
     pub username: String,
@@ -26,6 +27,18 @@ pub struct Profile {
     pub scope: String,
 }
 
+/// The caller's profile.
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Profile),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not a user's token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The denylist cannot be read", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/me")]
 pub async fn profile(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let user = state
@@ -50,7 +63,7 @@ pub async fn profile(caller: Caller, state: web::Data<AppState>) -> Result<HttpR
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
     pub client_id: String,
@@ -63,6 +76,16 @@ pub struct SessionView {
     pub current: bool,
 }
 
+/// The caller's live sessions (device, created, last used).
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<SessionView>),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/me/sessions")]
 pub async fn sessions(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let current = caller.session_id()?;
@@ -85,6 +108,18 @@ pub async fn sessions(caller: Caller, state: web::Data<AppState>) -> Result<Http
     Ok(res.json(list))
 }
 
+/// Ends one of the caller's sessions.
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    params(("sid" = String, Path, description = "The session id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such session of the caller", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/v1/me/sessions/{sid}")]
 pub async fn end_session(
     caller: Caller,
     req: HttpRequest,
@@ -98,14 +133,26 @@ pub async fn end_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
+    /// `local` (default), `others` or `global`.
     scope: Option<String>,
 }
 
 /// Ends this session, or with `{"scope":"global"}` all of the caller's sessions, or
 /// `"others"` all but this one. The body is optional.
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    request_body(content = Option<LogoutRequest>, description = "Optional"),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/logout")]
 pub async fn logout(
     caller: Caller,
     req: HttpRequest,
@@ -124,13 +171,25 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
 /// Changes the caller's password; every other session of theirs ends.
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; the caller's other sessions ended"),
+        (status = 400, description = "The new password is too short or over 72 bytes", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The current password is wrong", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/password")]
 pub async fn change_password(
     caller: Caller,
     req: HttpRequest,

@@ -1,8 +1,11 @@
 //! Handlers by surface. They parse and authorise, call `auth`, and shape responses;
-//! they never touch diesel or Redis directly.
+//! they never touch diesel or Redis directly. Every route is registered through
+//! `utoipa-actix-web`, so the OpenAPI document is generated from the routes themselves
+//! and cannot drift from them.
 
 pub mod admin;
 pub mod bearer;
+pub mod docs;
 pub mod form;
 pub mod health;
 pub mod me;
@@ -10,30 +13,34 @@ pub mod oauth;
 pub mod wellknown;
 
 use actix_web::web;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::Problem;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
-    cfg.service(resource("/oauth/token").route(web::post().to(oauth::token)))
-        .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
-        .service(resource("/oauth/introspect").route(web::post().to(oauth::introspect)))
-        .service(resource("/.well-known/jwks.json").route(web::get().to(wellknown::jwks)))
-        .service(
-            resource("/.well-known/oauth-authorization-server")
-                .route(web::get().to(wellknown::metadata)),
-        )
-        .service(
-            resource("/.well-known/openid-configuration").route(web::get().to(wellknown::metadata)),
-        )
-        .service(resource("/v1/me").route(web::get().to(me::profile)))
-        .service(resource("/v1/me/sessions").route(web::get().to(me::sessions)))
-        .service(resource("/v1/me/sessions/{sid}").route(web::delete().to(me::end_session)))
-        .service(resource("/v1/me/password").route(web::post().to(me::change_password)))
-        .service(resource("/v1/logout").route(web::post().to(me::logout)))
-        .service(resource("/healthz").route(web::get().to(health::live)))
-        .service(resource("/readyz").route(web::get().to(health::ready)))
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(oauth::token)
+        .service(oauth::revoke)
+        .service(oauth::introspect)
+        .service(wellknown::jwks)
+        .service(wellknown::metadata)
+        .service(wellknown::openid_configuration)
+        .service(me::profile)
+        .service(me::sessions)
+        .service(me::end_session)
+        .service(me::change_password)
+        .service(me::logout)
+        .service(health::live)
+        .service(health::ready)
+        .service(docs::openapi_json)
+        .service(docs::docs_redirect)
         .configure(admin::routes);
+}
+
+/// For every documented path, a catch-all that answers 405 to the methods it lacks.
+pub fn method_fallbacks(cfg: &mut web::ServiceConfig, paths: &[String]) {
+    for path in paths {
+        cfg.service(web::resource(path.as_str()).to(method_not_allowed));
+    }
 }
 
 /// A known path with the wrong method.

@@ -2,36 +2,53 @@
 //! `/oauth/introspect` (RFC 7662).
 
 use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{post, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::form;
 use crate::auth::grants::{self, Granted};
+use crate::auth::introspection::ActiveToken;
 use crate::auth::{clients, introspection, revocation, RequestContext};
 use crate::domain::{Password, RefreshToken, Scope};
-use crate::error::{no_store, OAuthError, OAuthErrorCode};
+use crate::error::{no_store, OAuthError, OAuthErrorBody, OAuthErrorCode};
 use crate::state::AppState;
 
-/// Every parameter any grant takes; each grant checks the ones it needs.
-#[derive(Deserialize)]
+/// A token request (RFC 6749 §4.3, §4.4, §6). Every parameter any grant takes; each
+/// grant checks the ones it needs. Form-encoded, or JSON for front ends.
+#[derive(Deserialize, ToSchema)]
 pub struct TokenParams {
+    /// `password`, `refresh_token` or `client_credentials`.
+    #[schema(example = "password")]
     grant_type: Option<String>,
+    /// For `password`.
     username: Option<String>,
+    /// For `password`; at most 1024 bytes (a password can be at most 72).
     password: Option<String>,
+    /// For `refresh_token`: `rt_` and 43 base64url characters.
     refresh_token: Option<String>,
+    /// Space-separated; narrows what is granted.
     scope: Option<String>,
+    /// A public client's id, or a confidential client's with `client_secret`
+    /// (`client_secret_post`). Without it, the built-in public client `tessera`.
     client_id: Option<String>,
     client_secret: Option<String>,
 }
 
 /// RFC 6749 §5.1.
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// A JWT (RFC 9068, `typ: at+jwt`).
+    access_token: String,
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 300)]
     expires_in: u64,
+    /// A new one on every refresh; the previous one is spent. Absent for
+    /// `client_credentials`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
+    refresh_token: Option<String>,
     scope: String,
 }
 
@@ -62,6 +79,21 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
     }
 }
 
+#[utoipa::path(
+    tag = "oauth",
+    request_body(content(
+        (TokenParams = "application/x-www-form-urlencoded"),
+        (TokenParams = "application/json"),
+    )),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "Tokens; `Cache-Control: no-store`", body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+        (status = 503, description = "temporarily_unavailable (with Retry-After)", body = OAuthErrorBody),
+    )
+)]
+#[post("/oauth/token")]
 pub async fn token(
     req: HttpRequest,
     body: Result<Bytes, actix_web::Error>,
@@ -105,29 +137,47 @@ pub async fn token(
     Ok(token_response(&granted))
 }
 
-#[derive(Deserialize)]
+/// RFC 7009 §2.1 / RFC 7662 §2.1 request.
+#[derive(Deserialize, ToSchema)]
 pub struct RevokeParams {
+    /// An access token or a refresh token.
     token: Option<String>,
+    /// `access_token` or `refresh_token`: which kind to try first.
     token_type_hint: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }
 
-/// RFC 7009 token revocation.
+/// RFC 7009 token revocation. A refresh token ends its whole session; an access token
+/// is denied until it expires. Unknown and already revoked tokens answer 200 too.
+#[utoipa::path(
+    tag = "oauth",
+    request_body(content(
+        (RevokeParams = "application/x-www-form-urlencoded"),
+        (RevokeParams = "application/json"),
+    )),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, description = "invalid_request; unauthorized_client when the token was issued to another client", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+    )
+)]
+#[post("/oauth/revoke")]
 pub async fn revoke(
     req: HttpRequest,
     body: Result<Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let params: RevokeParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
-    let token = required(params.token, "token")?;
+    let presented = required(params.token, "token")?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
     let client = clients::authenticate(&state.db, credentials).await?;
     revocation::revoke_presented(
         &state,
         &client,
-        &token,
+        &presented,
         params.token_type_hint.as_deref(),
         &request_context(&req),
     )
@@ -137,7 +187,31 @@ pub async fn revoke(
     Ok(res.finish())
 }
 
-/// RFC 7662 token introspection, for authenticated confidential clients.
+/// RFC 7662 §2.2 response: `active`, and for an active token its members.
+#[derive(Serialize, ToSchema)]
+pub struct IntrospectionResponse {
+    active: bool,
+    #[serde(flatten)]
+    token: Option<ActiveToken>,
+}
+
+/// RFC 7662 token introspection, for authenticated confidential clients. Answers from
+/// signature, expiry and the denylist; refresh tokens introspect too.
+#[utoipa::path(
+    tag = "oauth",
+    request_body(content(
+        (RevokeParams = "application/x-www-form-urlencoded"),
+        (RevokeParams = "application/json"),
+    )),
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "`{\"active\": false}` for expired, revoked, spent, malformed or foreign tokens", body = IntrospectionResponse),
+        (status = 400, description = "invalid_request", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: not an authenticated confidential client", body = OAuthErrorBody),
+        (status = 503, description = "temporarily_unavailable: the denylist cannot be read", body = OAuthErrorBody),
+    )
+)]
+#[post("/oauth/introspect")]
 pub async fn introspect(
     req: HttpRequest,
     body: Result<Bytes, actix_web::Error>,
@@ -145,33 +219,31 @@ pub async fn introspect(
 ) -> Result<HttpResponse, OAuthError> {
     // Same parameters as revocation (RFC 7662 §2.1 mirrors RFC 7009 §2.1).
     let params: RevokeParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
-    let token = required(params.token, "token")?;
+    let presented = required(params.token, "token")?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
     let client = clients::authenticate(&state.db, credentials).await?;
-    let found =
-        introspection::introspect(&state, &client, &token, params.token_type_hint.as_deref())
-            .await?;
+    let hint = params.token_type_hint.as_deref();
+    let found = introspection::introspect(&state, &client, &presented, hint).await?;
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
-    Ok(match found {
-        Some(active) => {
-            let mut body = serde_json::to_value(active).expect("introspection serialises");
-            body["active"] = serde_json::Value::Bool(true);
-            res.json(body)
-        }
-        None => res.json(serde_json::json!({"active": false})),
-    })
+    Ok(res.json(IntrospectionResponse {
+        active: found.is_some(),
+        token: found,
+    }))
 }
 
 fn token_response(granted: &Granted) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
     res.json(TokenResponse {
-        access_token: &granted.access.token,
+        access_token: granted.access.token.clone(),
         token_type: "Bearer",
         expires_in: granted.access.expires_in,
-        refresh_token: granted.refresh_token.as_ref().map(|t| t.expose()),
+        refresh_token: granted
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
         scope: granted.scope.to_string(),
     })
 }

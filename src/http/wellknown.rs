@@ -1,11 +1,22 @@
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::config::Settings;
 use crate::state::AppState;
 
-/// RFC 7517 JWK Set. Serialised once per key change; cacheable, with a strong ETag.
+/// RFC 7517 JWK Set: the public keys that verify Tessera's access tokens (`kid`, `use`,
+/// `alg`, `kty`, `crv`/`x`/`y` or `n`/`e`). Serialised once per key change; cacheable,
+/// with a strong ETag (`If-None-Match` answers 304).
+#[utoipa::path(
+    tag = "discovery",
+    params(("If-None-Match" = Option<String>, Header, description = "ETag of a cached copy")),
+    responses(
+        (status = 200, description = "The key set; `Cache-Control: public, max-age=N`", body = serde_json::Value, content_type = "application/jwk-set+json"),
+        (status = 304, description = "The cached copy is current"),
+    )
+)]
+#[get("/.well-known/jwks.json")]
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let keys = state.keys.snapshot();
     let cache = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
@@ -38,8 +49,27 @@ fn if_none_match_hits(header_value: &str, etag: &str) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
 
-/// RFC 8414 authorization-server metadata (also served as OpenID discovery).
+/// RFC 8414 authorization-server metadata.
+#[utoipa::path(
+    tag = "discovery",
+    responses((status = 200, description = "Endpoints and capabilities", body = serde_json::Value))
+)]
+#[get("/.well-known/oauth-authorization-server")]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    metadata_response(&state)
+}
+
+/// The same metadata, where OpenID Connect discovery looks for it.
+#[utoipa::path(
+    tag = "discovery",
+    responses((status = 200, description = "Endpoints and capabilities", body = serde_json::Value))
+)]
+#[get("/.well-known/openid-configuration")]
+pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
+    metadata_response(&state)
+}
+
+fn metadata_response(state: &AppState) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .content_type("application/json")

@@ -13,6 +13,8 @@ mod introspection;
 mod jwks;
 mod keys;
 mod me;
+mod openapi;
 mod revocation;
 mod token_password;
 mod token_refresh;
+mod verifier;

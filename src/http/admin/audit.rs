@@ -1,9 +1,9 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{ok, Admin, Page, PageQuery};
-use crate::error::Problem;
+use crate::error::{Problem, ProblemBody};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditFilter, AuditRow};
 
@@ -20,6 +20,13 @@ pub struct AuditQuery {
 }
 
 /// The audit log, newest first, filtered by user, action and time.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("user_id" = Option<String>, Query, description = "Events about or by this user"), ("action" = Option<String>, Query, description = "e.g. login.failed"), ("since" = Option<String>, Query, description = "RFC 3339, inclusive"), ("until" = Option<String>, Query, description = "RFC 3339, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<AuditRow>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[get("/audit")]
 pub async fn list(
     _admin: Admin,
     query: web::Query<AuditQuery>,

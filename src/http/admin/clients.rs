@@ -1,16 +1,17 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{created, ok, Admin, Page, PageQuery};
 use crate::auth;
 use crate::auth::clients::ClientSpec;
-use crate::error::Problem;
+use crate::error::{Problem, ProblemBody};
 use crate::state::AppState;
 use crate::store::clients::{self, ClientRow};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ClientView {
     client_id: String,
     name: String,
@@ -50,6 +51,13 @@ impl ClientView {
     }
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<ClientView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[get("/clients")]
 pub async fn list(
     _admin: Admin,
     query: web::Query<PageQuery>,
@@ -72,6 +80,13 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = ClientSpec,
+    responses((status = 201, description = "Created; `client_secret` appears here only, for confidential clients", body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[post("/clients")]
 pub async fn create(
     admin: Admin,
     body: web::Json<ClientSpec>,
@@ -82,6 +97,13 @@ pub async fn create(
     Ok(created(&ClientView::new(row, secret)))
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    responses((status = 200, body = ClientView), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[get("/clients/{id}")]
 pub async fn get(
     _admin: Admin,
     path: web::Path<String>,
@@ -96,6 +118,14 @@ pub async fn get(
     Ok(ok(&ClientView::new(row, None)))
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    request_body = ClientSpec,
+    responses((status = 200, body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[patch("/clients/{id}")]
 pub async fn update(
     admin: Admin,
     path: web::Path<String>,
@@ -106,13 +136,21 @@ pub async fn update(
     Ok(ok(&ClientView::new(row, None)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the old secret keeps working; default 1 hour, at most 30 days.
     overlap_seconds: Option<u64>,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    request_body = Option<RotateSecret>,
+    responses((status = 200, description = "The new secret, shown once", body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[post("/clients/{id}/secret")]
 pub async fn rotate_secret(
     admin: Admin,
     path: web::Path<String>,
@@ -140,6 +178,13 @@ pub async fn rotate_secret(
 }
 
 /// Deletes the client; its sessions go with it and its live access tokens are denied.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "client_id")),
+    responses((status = 204, description = "Deleted; its sessions and live access tokens revoked"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[delete("/clients/{id}")]
 pub async fn delete(
     admin: Admin,
     path: web::Path<String>,

@@ -1,15 +1,16 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{ok, Admin};
 use crate::auth::audit::{self, action};
 use crate::auth::keys;
-use crate::error::Problem;
+use crate::error::{Problem, ProblemBody};
 use crate::state::AppState;
 
 /// State and dates of a signing key; never private material.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyView {
     kid: String,
     algorithm: String,
@@ -41,11 +42,17 @@ async fn views(state: &AppState) -> Result<Vec<KeyView>, Problem> {
         .collect())
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[get("/keys")]
 pub async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     Ok(ok(&views(&state).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
     /// Stop using the current key at once and drop it from the JWKS (a leaked key).
@@ -53,6 +60,13 @@ pub struct Rotate {
     emergency: bool,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = Option<Rotate>,
+    responses((status = 200, description = "The keys after the rotation", body = Vec<KeyView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[post("/keys/rotate")]
 pub async fn rotate(
     admin: Admin,
     body: web::Bytes,

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 
 use super::bearer::Caller;
@@ -65,7 +65,7 @@ impl PageQuery {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -86,44 +86,27 @@ impl<T> Page<T> {
     }
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    let resource =
-        |path: &str| web::resource(path).default_service(web::to(super::method_not_allowed));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(
-        web::scope("/v1/admin")
-            .service(
-                resource("/users")
-                    .route(web::get().to(users::list))
-                    .route(web::post().to(users::create)),
-            )
-            .service(
-                resource("/users/{id}")
-                    .route(web::get().to(users::get))
-                    .route(web::patch().to(users::update)),
-            )
-            .service(resource("/users/{id}/password").route(web::post().to(users::reset_password)))
-            .service(resource("/users/{id}/sessions").route(web::get().to(users::sessions)))
-            .service(resource("/users/{id}/revoke").route(web::post().to(users::revoke_everything)))
-            .service(
-                resource("/revocations")
-                    .route(web::get().to(revocations::list))
-                    .route(web::post().to(revocations::create)),
-            )
-            .service(
-                resource("/clients")
-                    .route(web::get().to(clients::list))
-                    .route(web::post().to(clients::create)),
-            )
-            .service(
-                resource("/clients/{id}")
-                    .route(web::get().to(clients::get))
-                    .route(web::patch().to(clients::update))
-                    .route(web::delete().to(clients::delete)),
-            )
-            .service(resource("/clients/{id}/secret").route(web::post().to(clients::rotate_secret)))
-            .service(resource("/audit").route(web::get().to(audit::list)))
-            .service(resource("/keys").route(web::get().to(keys::list)))
-            .service(resource("/keys/rotate").route(web::post().to(keys::rotate))),
+        utoipa_actix_web::scope("/v1/admin")
+            .service(users::list)
+            .service(users::create)
+            .service(users::get)
+            .service(users::update)
+            .service(users::reset_password)
+            .service(users::sessions)
+            .service(users::revoke_everything)
+            .service(revocations::list)
+            .service(revocations::create)
+            .service(clients::list)
+            .service(clients::create)
+            .service(clients::get)
+            .service(clients::update)
+            .service(clients::rotate_secret)
+            .service(clients::delete)
+            .service(audit::list)
+            .service(keys::list)
+            .service(keys::rotate),
     );
 }
 

@@ -1,12 +1,13 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
 use crate::auth::audit::action;
 use crate::auth::revocation::{self, Target};
 use crate::auth::tokens;
 use crate::domain::RefreshToken;
-use crate::error::Problem;
+use crate::error::{Problem, ProblemBody};
 use crate::state::AppState;
 use crate::store::refresh_tokens;
 use crate::store::revocations::{self as store, RevocationRow};
@@ -29,6 +30,13 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("kind" = Option<String>, Query, description = "jti, sid, user or client"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<RevocationRow>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[get("/revocations")]
 pub async fn list(
     _admin: Admin,
     query: web::Query<ListQuery>,
@@ -60,7 +68,7 @@ pub async fn list(
 }
 
 /// Exactly one of `token`, `jti` or `sid`, and a reason.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRevocation {
     token: Option<String>,
@@ -69,12 +77,19 @@ pub struct CreateRevocation {
     reason: String,
 }
 
-#[derive(Serialize)]
-struct Created {
+#[derive(Serialize, ToSchema)]
+pub struct CreatedRevocation {
     kind: &'static str,
     value: String,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateRevocation,
+    responses((status = 201, body = CreatedRevocation), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[post("/revocations")]
 pub async fn create(
     admin: Admin,
     body: web::Json<CreateRevocation>,
@@ -127,7 +142,7 @@ pub async fn create(
         &admin.actor.ctx,
     )
     .await?;
-    Ok(created(&Created { kind, value }))
+    Ok(created(&CreatedRevocation { kind, value }))
 }
 
 /// A presented token: a refresh token ends its session, an access token is denied by

@@ -1,16 +1,17 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
 use crate::auth;
 use crate::domain::{NewPassword, Role, Username};
-use crate::error::Problem;
+use crate::error::{Problem, ProblemBody};
 use crate::state::AppState;
 use crate::store::users::{self, UserRow};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView {
     id: Uuid,
     username: String,
@@ -53,6 +54,13 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("q" = Option<String>, Query, description = "Part of a username, case-insensitive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page<UserView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[get("/users")]
 pub async fn list(
     _admin: Admin,
     query: web::Query<ListQuery>,
@@ -75,7 +83,7 @@ pub async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     username: String,
@@ -84,6 +92,13 @@ pub struct CreateUser {
     roles: Vec<String>,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateUser,
+    responses((status = 201, body = UserView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[post("/users")]
 pub async fn create(
     admin: Admin,
     body: web::Json<CreateUser>,
@@ -115,6 +130,13 @@ async fn find(state: &AppState, raw_id: &str) -> Result<UserRow, Problem> {
         .ok_or_else(|| Problem::not_found("no such user"))
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserView), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[get("/users/{id}")]
 pub async fn get(
     _admin: Admin,
     path: web::Path<String>,
@@ -123,7 +145,7 @@ pub async fn get(
     Ok(ok(&UserView::from(find(&state, &path).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     roles: Option<Vec<String>>,
@@ -132,6 +154,14 @@ pub struct UpdateUser {
 
 /// Roles and the disabled flag. Disabling revokes every session and live token of the
 /// user at once.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    request_body = UpdateUser,
+    responses((status = 200, body = UserView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[patch("/users/{id}")]
 pub async fn update(
     admin: Admin,
     path: web::Path<String>,
@@ -155,12 +185,20 @@ pub async fn update(
     Ok(ok(&UserView::from(user)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
     password: String,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    request_body = ResetPassword,
+    responses((status = 204, description = "Set; every session of the user ended"), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[post("/users/{id}/password")]
 pub async fn reset_password(
     admin: Admin,
     path: web::Path<String>,
@@ -177,8 +215,8 @@ pub async fn reset_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
-pub struct SessionView {
+#[derive(Serialize, ToSchema)]
+pub struct AdminSessionView {
     id: Uuid,
     client_id: String,
     scope: String,
@@ -189,16 +227,23 @@ pub struct SessionView {
     ip: Option<String>,
 }
 
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = Vec<AdminSessionView>), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[get("/users/{id}/sessions")]
 pub async fn sessions(
     _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let user = find(&state, &path).await?;
-    let list: Vec<SessionView> = auth::sessions::list(&state, user.id)
+    let views: Vec<AdminSessionView> = auth::sessions::list(&state, user.id)
         .await?
         .into_iter()
-        .map(|s| SessionView {
+        .map(|s| AdminSessionView {
             id: s.id,
             client_id: s.client_id,
             scope: s.scope,
@@ -209,16 +254,24 @@ pub async fn sessions(
             ip: s.ip,
         })
         .collect();
-    Ok(ok(&list))
+    Ok(ok(&views))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
     reason: Option<String>,
 }
 
 /// "Revoke everything of this user": every session and every live access token.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    request_body = Option<RevokeBody>,
+    responses((status = 204, description = "Every session and live access token of the user revoked"), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[post("/users/{id}/revoke")]
 pub async fn revoke_everything(
     admin: Admin,
     path: web::Path<String>,

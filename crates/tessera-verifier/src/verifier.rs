@@ -1,0 +1,185 @@
+//! The verification rules for a Tessera access token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::Validation;
+
+use crate::claims::RawClaims;
+use crate::config::{Algorithm, ConfigError, VerifierConfig};
+use crate::introspection::Introspector;
+use crate::jwks::JwksCache;
+use crate::{header, Claims, IntrospectionError, JwksError, VerifyError};
+
+/// Verifies Tessera access tokens against Tessera's JWKS. Cheap to clone (an `Arc`
+/// inside): build one at start-up and share it; all clones share one key cache.
+///
+/// Must be used from within a Tokio runtime (actix-web runs on one).
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    min_refresh_interval: Duration,
+    jwks: Arc<JwksCache>,
+    introspector: Option<Introspector>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.issuer)
+            .field("audiences", &self.inner.audiences)
+            .field("algorithms", &self.inner.algorithms)
+            .field("jwks_url", &self.inner.jwks.url().as_str())
+            .field("introspection", &self.inner.introspector.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Checks the configuration and builds the verifier. Nothing is fetched yet: the
+    /// JWKS is fetched when first needed, or now with [`Verifier::warm_up`].
+    pub fn new(config: VerifierConfig) -> Result<Self, ConfigError> {
+        let checked = config.check()?;
+        let jwks = Arc::new(JwksCache::new(&checked));
+        let introspector = match &checked.introspection {
+            Some((url, settings)) => Some(Introspector::new(
+                url.clone(),
+                settings,
+                checked.http_client.clone(),
+                checked.http_timeout,
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                issuer: checked.issuer,
+                audiences: checked.audiences,
+                algorithms: checked.algorithms,
+                leeway: checked.leeway,
+                min_refresh_interval: checked.min_refresh_interval,
+                jwks,
+                introspector,
+            }),
+        })
+    }
+
+    /// Fetches the JWKS now unless a fresh one is cached, so that the first request
+    /// does not wait for it. A failure is not fatal (verification fetches again when
+    /// the rate limit allows); log it and carry on, or refuse to start, as you prefer.
+    pub async fn warm_up(&self) -> Result<(), JwksError> {
+        self.inner.jwks.warm_up().await
+    }
+
+    /// Verifies `token` offline (signature from the cached JWKS, then `iss`, `aud`,
+    /// `exp`, `nbf`) and returns its claims.
+    ///
+    /// The checks, in order, so that nothing is fetched or computed for a token that
+    /// can be refused from its header alone: length and shape; `typ` is `at+jwt`; no
+    /// `crit`; `alg` is allowed; `kid` names a key of our JWKS (fetched again, within
+    /// the rate limit, if not); `alg` equals that key's `alg`; signature; claims.
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let inner = &self.inner;
+        let header = header::parse(token)?;
+        if !header.is_access_token() {
+            return Err(VerifyError::WrongType);
+        }
+        if header.crit {
+            return Err(VerifyError::CriticalHeader);
+        }
+        if header.enc || header.zip {
+            return Err(VerifyError::Malformed);
+        }
+        let algorithm = header
+            .alg
+            .parse::<Algorithm>()
+            .ok()
+            .filter(|alg| inner.algorithms.contains(alg))
+            .ok_or(VerifyError::UnsupportedAlgorithm)?;
+        let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+        let keys = inner
+            .jwks
+            .key_set_for(kid)
+            .await
+            .map_err(VerifyError::JwksUnavailable)?;
+        let key = keys.get(kid).ok_or(VerifyError::UnknownKey)?;
+        if key.algorithm != algorithm {
+            return Err(VerifyError::AlgorithmMismatch);
+        }
+
+        let mut validation = Validation::new(algorithm.jwt());
+        validation.leeway = inner.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        validation.set_issuer(&[&inner.issuer]);
+        validation.set_audience(&inner.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<RawClaims>(token, &key.key, &validation)
+            .map_err(|e| refusal(e.kind()))?;
+        let claims = data.claims.into_claims()?;
+        // jsonwebtoken also accepts an `iss` array holding the issuer; RawClaims only a
+        // string. Compare once more so the rule reads in one place: exactly ours.
+        if claims.iss != inner.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        Ok(claims)
+    }
+
+    /// [`Verifier::verify`], then asks Tessera (RFC 7662 introspection) whether the
+    /// token is still active, to catch revocations before the token expires. Costs a
+    /// request to Tessera per call; needs [`VerifierConfig::introspection`].
+    pub async fn verify_online(&self, token: &str) -> Result<Claims, VerifyError> {
+        let claims = self.verify(token).await?;
+        let introspector =
+            self.inner
+                .introspector
+                .as_ref()
+                .ok_or(VerifyError::IntrospectionUnavailable(
+                    IntrospectionError::NotConfigured,
+                ))?;
+        match introspector.is_active(token).await {
+            Ok(true) => Ok(claims),
+            Ok(false) => Err(VerifyError::Revoked),
+            Err(error) => Err(VerifyError::IntrospectionUnavailable(error)),
+        }
+    }
+
+    /// The issuer tokens must come from.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// A sensible `Retry-After` when verification is unavailable: the next JWKS fetch
+    /// is allowed by then.
+    pub fn retry_after(&self) -> Duration {
+        self.inner.min_refresh_interval.max(Duration::from_secs(1))
+    }
+}
+
+fn refusal(kind: &ErrorKind) -> VerifyError {
+    match kind {
+        ErrorKind::InvalidSignature => VerifyError::BadSignature,
+        ErrorKind::ExpiredSignature => VerifyError::Expired,
+        ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
+        ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
+        ErrorKind::InvalidAudience => VerifyError::WrongAudience,
+        ErrorKind::InvalidAlgorithm => VerifyError::AlgorithmMismatch,
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" => VerifyError::MissingClaim("exp"),
+            "iss" => VerifyError::MissingClaim("iss"),
+            "aud" => VerifyError::MissingClaim("aud"),
+            "sub" => VerifyError::MissingClaim("sub"),
+            _ => VerifyError::Malformed,
+        },
+        _ => VerifyError::Malformed,
+    }
+}

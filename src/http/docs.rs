@@ -1,0 +1,100 @@
+//! The OpenAPI 3.1 document, generated from the registered routes, and the interactive
+//! reference at `/docs` (Swagger UI, whose assets are compiled into the binary).
+
+use actix_web::http::header;
+use actix_web::{get, web, App, HttpResponse};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera",
+        description = "A standalone OAuth-style token service: password, refresh-token and \
+                       client-credentials grants, rotating refresh tokens with reuse detection, \
+                       a JWKS for offline verification, revocation, introspection and an admin API.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(crate::error::OAuthErrorBody, crate::error::ProblemBody)),
+    tags(
+        (name = "oauth", description = "RFC 6749 token endpoint, RFC 7009 revocation, RFC 7662 introspection"),
+        (name = "discovery", description = "JWKS (RFC 7517) and metadata (RFC 8414)"),
+        (name = "account", description = "The signed-in user's own account (bearer token)"),
+        (name = "admin", description = "Administration; needs an access token with the admin role"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.bearer_format = Some("JWT".to_owned());
+        bearer.description = Some("An access token from /oauth/token (RFC 6750)".to_owned());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description = Some(
+            "client_secret_basic: client_id and client_secret, each form-encoded (RFC 6749 §2.3.1)"
+                .to_owned(),
+        );
+        components.add_security_scheme("client_basic", SecurityScheme::Http(basic));
+    }
+}
+
+/// The whole document, built from the same route table the server registers.
+pub fn document() -> Document {
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(super::routes)
+        .split_for_parts();
+    let mut doc = doc;
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The document as committed under `openapi/openapi.yaml`.
+pub fn document_yaml() -> String {
+    document()
+        .to_yaml()
+        .expect("the OpenAPI document serialises to YAML")
+}
+
+/// This document, as JSON.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1", body = serde_json::Value))
+)]
+#[get("/openapi.json")]
+pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .content_type("application/json")
+        .body(state.openapi.clone())
+}
+
+/// The interactive API reference (Swagger UI) lives under `/docs/`.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 308, description = "To the interactive API reference at /docs/"))
+)]
+#[get("/docs")]
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/docs/"))
+        .finish()
+}
+
+/// Swagger UI, served from assets compiled into the binary (no CDN).
+pub fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
+    utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+        .config(utoipa_swagger_ui::Config::from("/openapi.json"))
+}
