@@ -169,6 +169,7 @@ impl Application {
             denylist_sync: Default::default(),
             keys,
             passwords,
+            metrics: crate::metrics::Metrics::new(),
             metadata,
             openapi,
             api_paths,

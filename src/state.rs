@@ -16,6 +16,7 @@ pub struct AppState {
     pub denylist_sync: DenylistSync,
     pub keys: KeyRing,
     pub passwords: PasswordHasher,
+    pub metrics: crate::metrics::Metrics,
     /// RFC 8414 metadata, serialised once.
     pub metadata: Bytes,
     /// The OpenAPI document, serialised once.

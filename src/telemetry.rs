@@ -86,6 +86,14 @@ pub async fn request_middleware(
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
+    if let Some(state) = res
+        .request()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+    {
+        state
+            .metrics
+            .observe_request(&route, method.as_str(), status, elapsed.as_secs_f64());
+    }
     span.record("route", route.as_str());
     span.in_scope(|| {
         tracing::info!(

@@ -116,6 +116,7 @@ pub async fn password(
             if let Ok(name) = Username::parse(username) {
                 event = event.detail("username", name.into_inner());
             }
+            state.metrics.login_failures.inc();
             let ctx2 = ctx.clone();
             state
                 .db
@@ -176,6 +177,11 @@ pub async fn password(
         session_id,
         &scope,
     )?;
+    state
+        .metrics
+        .tokens_issued
+        .with_label_values(&["password"])
+        .inc();
     tracing::info!(user_id = %user.id, client_id = %client.id, sid = %session_id, "login");
     Ok(Granted {
         access,
@@ -298,6 +304,11 @@ pub async fn refresh(
     let access = mint_for_user(
         state, client, user_id, &username, &roles, session_id, &scope,
     )?;
+    state
+        .metrics
+        .tokens_issued
+        .with_label_values(&["refresh_token"])
+        .inc();
     Ok(Granted {
         access,
         refresh_token: Some(refresh_token),
@@ -387,6 +398,7 @@ async fn explain_failed_rotation(
         ctx,
     )
     .await?;
+    state.metrics.refresh_reuse.inc();
     tracing::warn!(
         sid = %session_id,
         user_id = %token.user_id,
@@ -426,6 +438,11 @@ pub fn client_credentials(
             ttl: access_ttl(state, client),
         },
     )?;
+    state
+        .metrics
+        .tokens_issued
+        .with_label_values(&["client_credentials"])
+        .inc();
     Ok(Granted {
         access,
         refresh_token: None,

@@ -1,7 +1,7 @@
 //! bcrypt, run off the async workers with a bounded number of hashes in flight, so a
 //! login flood queues here instead of stalling refreshes, JWKS or anything else.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -24,6 +24,7 @@ struct Inner {
     dummy_hash: String,
     waiting: AtomicUsize,
     running: AtomicUsize,
+    total: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -40,6 +41,7 @@ impl PasswordHasher {
             dummy_hash,
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
+            total: AtomicU64::new(0),
         })))
     }
 
@@ -53,6 +55,11 @@ impl PasswordHasher {
             self.0.waiting.load(Ordering::Relaxed),
             self.0.running.load(Ordering::Relaxed),
         )
+    }
+
+    /// bcrypt jobs run since start.
+    pub fn jobs_total(&self) -> u64 {
+        self.0.total.load(Ordering::Relaxed)
     }
 
     pub async fn hash(&self, password: NewPassword) -> Result<String, HashError> {
@@ -102,6 +109,7 @@ impl PasswordHasher {
         self.0.waiting.fetch_sub(1, Ordering::Relaxed);
         let _permit = permit.expect("the bcrypt semaphore is never closed");
         self.0.running.fetch_add(1, Ordering::Relaxed);
+        self.0.total.fetch_add(1, Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(job).await;
         self.0.running.fetch_sub(1, Ordering::Relaxed);
         result?

@@ -147,6 +147,13 @@ where
             })
         })
         .await?;
+    for row in &rows {
+        state
+            .metrics
+            .revocations
+            .with_label_values(&[&row.kind])
+            .inc();
+    }
     push(state, rows).await;
     Ok(output)
 }
@@ -245,6 +252,7 @@ async fn push(state: &AppState, rows: Vec<RevocationRow>) {
             }
         }
         Err(e) => {
+            state.metrics.redis_errors.inc();
             state.denylist_sync.suspect.store(true, Ordering::Relaxed);
             tracing::warn!(error = %e, "revocation recorded but not yet in Redis; it will be pushed when Redis is back");
         }
@@ -324,6 +332,7 @@ pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Resu
     let mut deny = match check().await {
         Ok(d) => d,
         Err(e) => {
+            state.metrics.redis_errors.inc();
             state.denylist_sync.suspect.store(true, Ordering::Relaxed);
             return Err(e.into());
         }

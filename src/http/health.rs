@@ -12,6 +12,32 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Prometheus metrics (text exposition format): requests by route, method and status
+/// with latency histograms, tokens issued by grant, refresh reuse, revocations, login
+/// failures and lockouts, bcrypt jobs waiting and running, the PostgreSQL pool, Redis
+/// errors.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let (waiting, running) = state.passwords.load();
+    let pool = state.db.state();
+    let sample = crate::metrics::Sample {
+        bcrypt_waiting: waiting,
+        bcrypt_running: running,
+        bcrypt_total: state.passwords.jobs_total(),
+        db_in_use: pool.connections - pool.idle_connections,
+        db_idle: pool.idle_connections,
+        db_max: state.db.max_size(),
+        db_waiting: state.db.waiting(),
+    };
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&sample))
+}
+
 /// Readiness: PostgreSQL and Redis both answer within a second.
 #[utoipa::path(
     tag = "operations",

@@ -31,6 +31,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(me::logout)
         .service(health::live)
         .service(health::ready)
+        .service(health::metrics)
         .service(docs::openapi_json)
         .service(docs::docs_redirect)
         .configure(admin::routes);

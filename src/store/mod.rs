@@ -96,6 +96,8 @@ pub type PgPool = r2d2::Pool<PgManager>;
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
+    /// Requests waiting for a connection right now.
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Db {
@@ -112,7 +114,10 @@ impl Db {
             .test_on_check_out(false)
             .error_handler(Box::new(LogPoolError))
             .build_unchecked(manager);
-        Self { pool }
+        Self {
+            pool,
+            waiting: Default::default(),
+        }
     }
 
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
@@ -121,11 +126,14 @@ impl Db {
         T: Send + 'static,
         E: DbError,
     {
+        use std::sync::atomic::Ordering;
         let pool = self.pool.clone();
+        let waiting = std::sync::Arc::clone(&self.waiting);
         tokio::task::spawn_blocking(move || {
-            let mut pooled = pool
-                .get()
-                .map_err(|e| E::from(StoreError::Unavailable(e.to_string())))?;
+            waiting.fetch_add(1, Ordering::Relaxed);
+            let pooled = pool.get();
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            let mut pooled = pooled.map_err(|e| E::from(StoreError::Unavailable(e.to_string())))?;
             let result = f(&mut pooled.conn);
             if let Err(err) = &result {
                 let suspicious = err
@@ -154,6 +162,10 @@ impl Db {
 
     pub fn max_size(&self) -> u32 {
         self.pool.max_size()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

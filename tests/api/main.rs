@@ -15,6 +15,7 @@ mod keys;
 mod me;
 mod openapi;
 mod revocation;
+mod telemetry;
 mod token_password;
 mod token_refresh;
 mod verifier;

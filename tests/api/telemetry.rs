@@ -1,0 +1,268 @@
+//! Metrics and logs: what operators watch, and what must never appear in it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::helpers::{postgres_server_url, redis_url, spawn_app, tokens_of, TestApp, PASSWORD};
+
+async fn metrics(app: &TestApp) -> String {
+    let res = app.api.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    res.text().await.unwrap()
+}
+
+/// The value of one sample line, e.g. `tessera_login_failures_total`.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_failures_and_revocations() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let tokens = app.login("alice").await;
+    app.refresh(&tokens.refresh_token).await;
+    app.password_grant("alice", "wrong").await;
+    app.post_form("/oauth/revoke", &[("token", &tokens.access_token)])
+        .await;
+
+    let text = metrics(&app).await;
+
+    assert_eq!(
+        sample(&text, r#"tessera_tokens_issued_total{grant="password"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"tessera_tokens_issued_total{grant="refresh_token"}"#
+        ),
+        1.0
+    );
+    assert_eq!(sample(&text, "tessera_login_failures_total"), 1.0);
+    assert_eq!(
+        sample(&text, r#"tessera_revocations_total{kind="jti"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"tessera_http_requests_total{method="POST",route="/oauth/token",status="200"}"#
+        ),
+        2.0
+    );
+    assert!(text.contains(r#"tessera_http_request_duration_seconds_bucket{method="POST",route="/oauth/token",le="0.1"}"#));
+    for gauge in [
+        r#"tessera_bcrypt_jobs{state="waiting"}"#,
+        r#"tessera_bcrypt_jobs{state="running"}"#,
+        r#"tessera_db_pool_connections{state="in_use"}"#,
+        r#"tessera_db_pool_connections{state="waiting"}"#,
+        r#"tessera_db_pool_connections{state="max"}"#,
+        "tessera_redis_errors_total",
+        "tessera_refresh_reuse_detected_total",
+        "tessera_lockouts_total",
+    ] {
+        sample(&text, gauge);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_user_costs_a_bcrypt_verification_too() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let before = sample(&metrics(&app).await, "tessera_bcrypt_jobs_total");
+    app.password_grant("nobody", "whatever").await;
+    app.password_grant("alice", "wrong").await;
+    let after = sample(&metrics(&app).await, "tessera_bcrypt_jobs_total");
+    assert_eq!(
+        after - before,
+        2.0,
+        "one bcrypt job per attempt, account or not"
+    );
+}
+
+#[tokio::test]
+async fn metrics_routes_are_patterns_not_raw_paths() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        app.api
+            .get(app.url(&format!("/v1/admin/users/{i}")))
+            .send()
+            .await
+            .unwrap();
+        app.api
+            .get(app.url(&format!("/random/{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = metrics(&app).await;
+    assert!(text.contains(r#"route="/v1/admin/users/{id}""#));
+    assert!(
+        !text.contains("/random/"),
+        "unmatched paths do not create series"
+    );
+}
+
+/// Runs the real binary with debug logs in JSON through login -> call -> refresh ->
+/// revoke, and greps everything it printed for the secrets that went through it.
+#[tokio::test]
+async fn no_secret_ever_reaches_the_logs() {
+    let name = format!("tessera_logs_{}", Uuid::new_v4().simple());
+    let database_url = format!("{}/{name}", postgres_server_url());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("tessera-logs-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let master = tessera::auth::master_key::MasterKey::generate_encoded();
+    let env = |cmd: &mut Command| {
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &database_url)
+            .env("REDIS_URL", redis_url())
+            .env("TESSERA_REDIS_PREFIX", format!("test:{name}:"))
+            .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
+            .env("TESSERA_MASTER_KEY", &master)
+            .env("TESSERA_BCRYPT_COST", "4")
+            .env("TESSERA_LOG", "debug")
+            .env("TESSERA_LOG_FORMAT", "json")
+            .current_dir(&dir);
+    };
+    let bin = env!("CARGO_BIN_EXE_tessera");
+    let log_path = dir.join("log.jsonl");
+    let log = std::fs::File::create(&log_path).unwrap();
+
+    let mut create = Command::new(bin);
+    env(&mut create);
+    let mut child = create
+        .args(["user", "create", "--username", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let mut serve = Command::new(bin);
+    env(&mut serve);
+    let mut server = serve
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let api = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..300 {
+        if api.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let form = |pairs: &[(&str, &str)]| api.post(format!("{base}/oauth/token")).form(pairs).send();
+    let first = tokens_of(
+        form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+        .await
+        .unwrap(),
+    )
+    .await;
+    api.get(format!("{base}/v1/me"))
+        .bearer_auth(&first.access_token)
+        .send()
+        .await
+        .unwrap();
+    let second = tokens_of(
+        form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first.refresh_token),
+        ])
+        .await
+        .unwrap(),
+    )
+    .await;
+    // A failed login and a replayed refresh token log too.
+    form(&[
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", "not-the-password-xyz"),
+    ])
+    .await
+    .unwrap();
+    api.post(format!("{base}/oauth/revoke"))
+        .form(&[("token", &second.refresh_token)])
+        .send()
+        .await
+        .unwrap();
+    api.get(format!("{base}/v1/me?access_token={}", first.access_token))
+        .send()
+        .await
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.lines().count() > 10,
+        "debug logs were written:\n{logs}"
+    );
+    for (what, secret) in [
+        ("password", PASSWORD),
+        ("wrong password", "not-the-password-xyz"),
+        ("refresh token", first.refresh_token.as_str()),
+        ("rotated refresh token", second.refresh_token.as_str()),
+        ("access token", first.access_token.as_str()),
+        (
+            "access token signature",
+            first.access_token.rsplit('.').next().unwrap(),
+        ),
+        ("master key", master.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "the {what} reached the logs");
+    }
+    let request_lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON log lines"))
+        .filter(|v: &serde_json::Value| v.get("status").is_some())
+        .collect();
+    assert!(request_lines.len() >= 5);
+    assert!(
+        request_lines
+            .iter()
+            .all(|l| l["span"]["request_id"].is_string()),
+        "{request_lines:?}"
+    );
+
+    let _ = std::fs::remove_dir_all(dir);
+    if let Ok(mut conn) = PgConnection::establish(&format!("{}/postgres", postgres_server_url())) {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut conn);
+    }
+}
