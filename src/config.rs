@@ -102,6 +102,27 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub allow_registration: bool,
     pub bootstrap_admin: Option<BootstrapAdmin>,
+    pub cors_origins: Vec<String>,
+    pub login_limits: LoginLimits,
+    pub trust_forwarded_for: bool,
+    pub request_timeout: Duration,
+}
+
+/// Brute-force protection of password checks, counted in Redis across instances.
+#[derive(Clone, Debug)]
+pub struct LoginLimits {
+    /// Failures are counted over this window (per account and per client IP).
+    pub window: Duration,
+    /// After this many failures for an account, each further attempt must wait,
+    /// twice as long each time (1 s, 2 s, 4 s, ...).
+    pub delay_after: u32,
+    /// The longest of those waits.
+    pub max_delay: Duration,
+    /// After this many failures the account is locked out for `lockout`.
+    pub lockout_after: u32,
+    pub lockout: Duration,
+    /// Failures from one client IP over the window before it must wait out the window.
+    pub per_ip: u32,
 }
 
 /// The names of every variable Tessera reads, for `check-config` and the README.
@@ -136,6 +157,15 @@ pub const VARIABLES: &[&str] = &[
     "TESSERA_BOOTSTRAP_ADMIN",
     "TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE",
     "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
+    "TESSERA_CORS_ORIGINS",
+    "TESSERA_LOGIN_FAILURE_WINDOW",
+    "TESSERA_LOGIN_DELAY_AFTER",
+    "TESSERA_LOGIN_MAX_DELAY",
+    "TESSERA_LOGIN_LOCKOUT_AFTER",
+    "TESSERA_LOGIN_LOCKOUT",
+    "TESSERA_LOGIN_IP_LIMIT",
+    "TESSERA_TRUST_FORWARDED_FOR",
+    "TESSERA_REQUEST_TIMEOUT",
 ];
 
 /// Where raw values come from: the process environment over an optional TOML file.
@@ -332,6 +362,34 @@ impl Settings {
         };
 
         let bootstrap_admin = bootstrap_admin(src)?;
+        let login_limits = LoginLimits {
+            window: src.parse(
+                "TESSERA_LOGIN_FAILURE_WINDOW",
+                Duration::from_secs(900),
+                |v| parse_duration_within(v, Duration::from_secs(1), Duration::from_secs(86_400)),
+            )?,
+            delay_after: src.parse("TESSERA_LOGIN_DELAY_AFTER", 3, |v| {
+                parse_number_within(v, 1, 1000)
+            })?,
+            max_delay: src.parse("TESSERA_LOGIN_MAX_DELAY", Duration::from_secs(60), |v| {
+                parse_duration_within(v, Duration::from_secs(1), Duration::from_secs(3600))
+            })?,
+            lockout_after: src.parse("TESSERA_LOGIN_LOCKOUT_AFTER", 10, |v| {
+                parse_number_within(v, 1, 10_000)
+            })?,
+            lockout: src.parse("TESSERA_LOGIN_LOCKOUT", Duration::from_secs(900), |v| {
+                parse_duration_within(v, Duration::from_secs(1), Duration::from_secs(86_400))
+            })?,
+            per_ip: src.parse("TESSERA_LOGIN_IP_LIMIT", 100, |v| {
+                parse_number_within(v, 1, 1_000_000)
+            })?,
+        };
+        if login_limits.lockout_after < login_limits.delay_after {
+            return Err(ConfigError::new(
+                "TESSERA_LOGIN_LOCKOUT_AFTER",
+                "must be at least TESSERA_LOGIN_DELAY_AFTER",
+            ));
+        }
 
         Ok(Self {
             database_url: src.parse(
@@ -398,6 +456,14 @@ impl Settings {
             })?,
             allow_registration: src.parse("TESSERA_ALLOW_REGISTRATION", false, parse_bool)?,
             bootstrap_admin,
+            cors_origins: src.parse("TESSERA_CORS_ORIGINS", Vec::new(), parse_origins)?,
+            login_limits,
+            trust_forwarded_for: src.parse("TESSERA_TRUST_FORWARDED_FOR", false, parse_bool)?,
+            request_timeout: src.parse(
+                "TESSERA_REQUEST_TIMEOUT",
+                Duration::from_secs(30),
+                |v| parse_duration_within(v, Duration::from_secs(1), Duration::from_secs(600)),
+            )?,
         })
     }
 
@@ -462,6 +528,25 @@ fn parse_issuer(v: &str) -> Result<String, String> {
         ));
     }
     Ok(v.trim_end_matches('/').to_owned())
+}
+
+/// Exact origins (`https://app.example.com`), comma-separated; never `*`.
+fn parse_origins(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let scheme_ok = o.starts_with("https://") || o.starts_with("http://");
+            let host = o.split_once("://").map(|(_, h)| h).unwrap_or_default();
+            if scheme_ok && !host.is_empty() && !host.contains(['/', '*', ' ', '?', '#']) {
+                Ok(o.to_owned())
+            } else {
+                Err(format!(
+                    "`{o}` is not an origin like https://app.example.com (no path, no wildcard)"
+                ))
+            }
+        })
+        .collect()
 }
 
 fn parse_postgres_url(v: &str) -> Result<String, String> {

@@ -31,6 +31,8 @@ pub enum OAuthErrorCode {
     UnsupportedTokenType,
     ServerError,
     TemporarilyUnavailable,
+    /// Brute-force protection (registered by RFC 8628; 429 with Retry-After here).
+    SlowDown,
 }
 
 /// An RFC 6749 error response.
@@ -95,6 +97,7 @@ impl ResponseError for OAuthError {
             OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -132,6 +135,11 @@ impl From<AuthError> for OAuthError {
             }
             AuthError::Store(ref e) if is_unavailable(e) => Self::unavailable(&err),
             AuthError::Unavailable(_) => Self::unavailable(&err),
+            AuthError::TooManyAttempts { retry_after_secs } => Self {
+                code: SlowDown,
+                description: err.to_string(),
+                retry_after: Some(retry_after_secs),
+            },
             AuthError::Store(_) | AuthError::Keys(_) | AuthError::Hash(_) => Self::internal(&err),
         }
     }
@@ -301,6 +309,11 @@ impl From<AuthError> for Problem {
             AuthError::Conflict(d) => Self::conflict(d),
             AuthError::NotFound(d) => Self::not_found(d),
             AuthError::Unavailable(_) => Self::unavailable(&err),
+            AuthError::TooManyAttempts { retry_after_secs } => {
+                let mut p = Self::new(StatusCode::TOO_MANY_REQUESTS, err.to_string());
+                p.retry_after = Some(retry_after_secs);
+                p
+            }
             AuthError::WrongPassword => Self::forbidden(err.to_string()),
             AuthError::UnauthorizedClient(d) | AuthError::InvalidClient(d) => Self::forbidden(d),
             AuthError::Store(e) => e.into(),

@@ -71,6 +71,9 @@ enum ClientCommand {
         /// Access-token lifetime for this client (e.g. 15m), instead of the default.
         #[arg(long)]
         access_token_ttl: Option<String>,
+        /// Browser mode for single-page apps: the refresh token only in an HttpOnly cookie.
+        #[arg(long)]
+        browser_mode: bool,
     },
     /// List clients.
     List,
@@ -193,6 +196,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             scopes,
             audiences,
             access_token_ttl,
+            browser_mode,
         }) => {
             let ttl = access_token_ttl
                 .map(|t| tessera::config::parse_duration(&t).map(|d| d.as_secs() as i64))
@@ -207,6 +211,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 scopes: Some(scopes),
                 audiences: Some(audiences),
                 access_token_ttl_seconds: Some(ttl),
+                browser_mode: Some(browser_mode),
             };
             let (row, secret) =
                 auth::clients::create(&db, spec, &auth::Actor::command_line()).await?;

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use utoipa_actix_web::AppExt;
 
@@ -162,11 +162,14 @@ impl Application {
             .to_json()
             .expect("the OpenAPI document serialises")
             .into();
+        let throttle =
+            crate::store::throttle::Throttle::new(denylist.connection(), &settings.redis_prefix);
         let state = web::Data::new(AppState {
             settings,
             db,
             denylist,
             denylist_sync: Default::default(),
+            throttle,
             keys,
             passwords,
             metrics: crate::metrics::Metrics::new(),
@@ -227,6 +230,7 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
             .configure(http::routes)
             .split_for_parts();
         let paths = state.api_paths.clone();
+        let origins = state.settings.cors_origins.clone();
         app.service(http::docs::swagger_ui())
             .configure(move |cfg| http::method_fallbacks(cfg, &paths))
             .app_data(state.clone())
@@ -240,6 +244,7 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
             .app_data(web::QueryConfig::default().error_handler(query_error_handler))
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .wrap(from_fn(crate::telemetry::request_middleware))
+            .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
             .default_service(web::to(http::not_found))
     })
     .workers(workers)
@@ -250,6 +255,31 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
     .map_err(|source| StartupError::Bind { address, source })?
     .run();
     Ok(server)
+}
+
+/// CORS for the configured origins only: credentials (the browser-mode cookie) are
+/// allowed for exactly those, never for `*`.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::ACCEPT,
+            actix_web::http::header::HeaderName::from_static(http::browser::CSRF_HEADER),
+            crate::telemetry::REQUEST_ID_HEADER.clone(),
+        ])
+        .expose_headers([
+            crate::telemetry::REQUEST_ID_HEADER.clone(),
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::WWW_AUTHENTICATE,
+        ])
+        .supports_credentials()
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// Timers every instance runs: the key life cycle (which also picks up rotations made

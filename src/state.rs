@@ -14,6 +14,7 @@ pub struct AppState {
     pub db: Db,
     pub denylist: Denylist,
     pub denylist_sync: DenylistSync,
+    pub throttle: crate::store::throttle::Throttle,
     pub keys: KeyRing,
     pub passwords: PasswordHasher,
     pub metrics: crate::metrics::Metrics,

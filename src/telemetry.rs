@@ -62,9 +62,14 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("the request took longer than {0:?}")]
+struct Timeout(std::time::Duration);
+
+/// Request ids, the access log, metrics and the overall request time limit.
 pub async fn request_middleware(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = req
         .headers()
@@ -76,10 +81,23 @@ pub async fn request_middleware(
     let span =
         tracing::info_span!("request", request_id = %id, %method, route = tracing::field::Empty);
     let started = Instant::now();
-    let result = REQUEST_ID
-        .scope(id.clone(), next.call(req).instrument(span.clone()))
-        .await;
-    let mut res = result?;
+    let limit = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|s| s.settings.request_timeout)
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let handled = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone()));
+    let mut res = match tokio::time::timeout(limit, handled).await {
+        Ok(result) => result?,
+        Err(_) => {
+            // The request itself went down with the handler's future, so the answer
+            // travels as an error (the request id is in its body, not a header).
+            tracing::warn!(parent: &span, "request timed out after {limit:?}");
+            let problem = REQUEST_ID.sync_scope(id.clone(), || {
+                crate::error::Problem::unavailable(&Timeout(limit))
+            });
+            return Err(problem.into());
+        }
+    };
     let route = res
         .request()
         .match_pattern()

@@ -12,6 +12,7 @@ use crate::store::StoreError;
 pub mod action {
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     pub const LOGIN_FAILED: &str = "login.failed";
+    pub const LOGIN_LOCKED: &str = "login.locked";
     pub const REFRESH_REUSE_DETECTED: &str = "refresh.reuse_detected";
     pub const TOKEN_REVOKED: &str = "token.revoked";
     pub const SESSION_REVOKED: &str = "session.revoked";

@@ -31,6 +31,8 @@ pub struct Client {
     pub scopes: Scope,
     pub audiences: Vec<String>,
     pub access_token_ttl: Option<std::time::Duration>,
+    /// The refresh token travels only in an HttpOnly cookie (see `http::browser`).
+    pub browser_mode: bool,
 }
 
 impl Client {
@@ -51,6 +53,7 @@ impl Client {
                 .access_token_ttl_seconds
                 .and_then(|s| u64::try_from(s).ok())
                 .map(std::time::Duration::from_secs),
+            browser_mode: row.browser_mode,
         })
     }
 
@@ -169,6 +172,10 @@ pub struct ClientSpec {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>)]
     pub access_token_ttl_seconds: Option<Option<i64>>,
+    /// For single-page apps: the refresh token is set as an `HttpOnly; Secure;
+    /// SameSite=Strict` cookie scoped to `/oauth`, never returned in a body, and
+    /// cookie-borne requests need an allowed `Origin` and the `X-Tessera-CSRF` header.
+    pub browser_mode: Option<bool>,
 }
 
 /// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
@@ -306,6 +313,7 @@ pub async fn create(
                         scopes: &scopes,
                         audiences: &audiences,
                         access_token_ttl_seconds: ttl,
+                        browser_mode: spec.browser_mode.unwrap_or(false),
                     },
                 )?;
                 super::audit::record(conn, &[event], &ctx)?;
@@ -352,6 +360,7 @@ pub async fn update(
             .access_token_ttl_seconds
             .map(|ttl| ttl.map(check_ttl).transpose())
             .transpose()?,
+        browser_mode: spec.browser_mode,
     };
     let event = actor
         .event(super::audit::action::CLIENT_UPDATED)

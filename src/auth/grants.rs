@@ -12,6 +12,7 @@ use super::audit::{self, action, AuditEvent};
 use super::clients::Client;
 use super::revocation::{self, Target};
 use super::sealing::SealingKey;
+use super::throttle;
 use super::tokens::{self, MintedToken, Subject, TokenRequest};
 use super::{AuthError, RequestContext};
 use crate::domain::{Password, RefreshToken, Scope, Username};
@@ -81,6 +82,8 @@ pub async fn password(
 ) -> Result<Granted, AuthError> {
     client.may_use_grant("password")?;
     let scope = client.grant_scope(requested)?;
+    let account = throttle::account_key(username);
+    throttle::check(state, &account, ctx).await?;
     // A name that cannot exist still costs a bcrypt verify, like a wrong password.
     let user = match Username::parse(username) {
         Ok(name) => {
@@ -117,6 +120,7 @@ pub async fn password(
                 event = event.detail("username", name.into_inner());
             }
             state.metrics.login_failures.inc();
+            throttle::failed(state, &account, ctx).await?;
             let ctx2 = ctx.clone();
             state
                 .db
@@ -125,6 +129,7 @@ pub async fn password(
             return Err(AuthError::InvalidCredentials);
         }
     };
+    throttle::succeeded(state, &account).await;
     if state.passwords.needs_rehash(&user.password_hash) {
         upgrade_hash_in_background(state, user.id, user.password_hash.clone(), password);
     }

@@ -11,6 +11,7 @@ pub mod passwords;
 pub mod revocation;
 pub mod sealing;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
@@ -83,6 +84,9 @@ pub enum AuthError {
     InvalidRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// Brute-force protection: wait this long before trying again.
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// A dependency needed to answer safely (Redis) cannot be reached.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::audit::{self, action, AuditEvent};
 use super::passwords::PasswordHasher;
 use super::revocation::{self, Target};
+use super::throttle;
 use super::{Actor, AuthError, RequestContext};
 use crate::domain::{NewPassword, Password, Role, Username};
 use crate::state::AppState;
@@ -170,11 +171,16 @@ pub async fn change_password(
         .await?
         .filter(|u| !u.disabled)
         .ok_or(AuthError::InvalidCredentials)?;
+    // The same counters as logins to this account: a stolen access token does not buy
+    // unlimited guesses at the password.
+    let account = throttle::account_key(&user.username);
+    throttle::check(state, &account, ctx).await?;
     let matched = state
         .passwords
         .verify(current, Some(user.password_hash.clone()))
         .await?;
     if !matched {
+        throttle::failed(state, &account, ctx).await?;
         let event = AuditEvent::new(action::PASSWORD_CHANGE_FAILED)
             .actor(user_id)
             .user(user_id)
@@ -186,6 +192,7 @@ pub async fn change_password(
             .await?;
         return Err(AuthError::WrongPassword);
     }
+    throttle::succeeded(state, &account).await;
     let new_hash = state.passwords.hash(new).await?;
     let event = AuditEvent::new(action::PASSWORD_CHANGED)
         .actor(user_id)

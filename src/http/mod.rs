@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod bearer;
+pub mod browser;
 pub mod docs;
 pub mod form;
 pub mod health;

@@ -6,7 +6,7 @@ use actix_web::{post, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::form;
+use super::{browser, form};
 use crate::auth::grants::{self, Granted};
 use crate::auth::introspection::ActiveToken;
 use crate::auth::{clients, introspection, revocation, RequestContext};
@@ -67,14 +67,27 @@ fn requested_scope(raw: Option<&str>) -> Result<Option<Scope>, OAuthError> {
     }
 }
 
+/// Where the request came from. Behind a reverse proxy that appends the client's
+/// address to `X-Forwarded-For` (and `TESSERA_TRUST_FORWARDED_FOR=true`), the last
+/// entry is the one that proxy saw; anything before it is the client's own claim.
 pub fn request_context(req: &HttpRequest) -> RequestContext {
     let user_agent = req
         .headers()
         .get(actix_web::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(256).collect());
+        .map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect());
+    let trust_forwarded = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.settings.trust_forwarded_for);
+    let forwarded = trust_forwarded
+        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
+        .flatten()
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok());
     RequestContext {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: forwarded
+            .or_else(|| req.peer_addr().map(|a| a.ip()))
+            .map(|ip| ip.to_string()),
         user_agent,
     }
 }
@@ -101,6 +114,15 @@ pub async fn token(
 ) -> Result<HttpResponse, OAuthError> {
     let params: TokenParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
     let grant_type = required(params.grant_type, "grant_type")?;
+    if !["password", "refresh_token", "client_credentials"].contains(&grant_type.as_str()) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedGrantType,
+            format!(
+                "grant_type `{}` is not supported; use password, refresh_token or client_credentials",
+                grant_type.chars().take(64).collect::<String>()
+            ),
+        ));
+    }
     let scope = requested_scope(params.scope.as_deref())?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
@@ -111,33 +133,51 @@ pub async fn token(
             let username = required(params.username, "username")?;
             let password = Password::parse(required(params.password, "password")?)
                 .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-            let client = clients::authenticate(&state.db, credentials).await?;
-            grants::password(&state, &client, &username, password, scope.as_ref(), &ctx).await?
+            let client = authenticate(&req, &state, credentials).await?;
+            let granted =
+                grants::password(&state, &client, &username, password, scope.as_ref(), &ctx)
+                    .await?;
+            (client, granted)
         }
         "refresh_token" => {
-            let presented = RefreshToken::parse(&required(params.refresh_token, "refresh_token")?)
+            let client = authenticate(&req, &state, credentials).await?;
+            let raw = if client.browser_mode {
+                if params.refresh_token.is_some() {
+                    return Err(OAuthError::invalid_request(
+                        "this client keeps its refresh token in a cookie, not in the body",
+                    ));
+                }
+                browser::refresh_cookie(&req)
+            } else {
+                params.refresh_token
+            };
+            let presented = RefreshToken::parse(&required(raw, "refresh_token")?)
                 .map_err(OAuthError::invalid_request)?;
-            let client = clients::authenticate(&state.db, credentials).await?;
-            grants::refresh(&state, &client, presented, scope.as_ref(), &ctx).await?
+            let granted = grants::refresh(&state, &client, presented, scope.as_ref(), &ctx).await?;
+            (client, granted)
         }
-        "client_credentials" => {
-            let client = clients::authenticate(&state.db, credentials).await?;
-            grants::client_credentials(&state, &client, scope.as_ref())?
-        }
-        other => {
-            return Err(OAuthError::new(
-                OAuthErrorCode::UnsupportedGrantType,
-                format!(
-                    "grant_type `{}` is not supported; use password, refresh_token or client_credentials",
-                    other.chars().take(64).collect::<String>()
-                ),
-            ))
+        _ => {
+            let client = authenticate(&req, &state, credentials).await?;
+            let granted = grants::client_credentials(&state, &client, scope.as_ref())?;
+            (client, granted)
         }
     };
-    Ok(token_response(&granted))
+    Ok(token_response(&state, &granted.0, &granted.1))
 }
 
-/// RFC 7009 §2.1 / RFC 7662 §2.1 request.
+/// Authenticates the client; a browser-mode client must also pass the CSRF check.
+async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    credentials: clients::ClientCredentials,
+) -> Result<clients::Client, OAuthError> {
+    let client = clients::authenticate(&state.db, credentials).await?;
+    if client.browser_mode {
+        browser::check_csrf(req, &state.settings)?;
+    }
+    Ok(client)
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct RevokeParams {
     /// An access token or a refresh token.
@@ -170,10 +210,15 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let params: RevokeParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
-    let presented = required(params.token, "token")?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
-    let client = clients::authenticate(&state.db, credentials).await?;
+    let client = authenticate(&req, &state, credentials).await?;
+    // A browser-mode client logs out by revoking the refresh token in its cookie.
+    let raw = match params.token {
+        None if client.browser_mode => browser::refresh_cookie(&req),
+        raw => raw,
+    };
+    let presented = required(raw, "token")?;
     revocation::revoke_presented(
         &state,
         &client,
@@ -184,6 +229,9 @@ pub async fn revoke(
     .await?;
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
+    if client.browser_mode {
+        browser::clear_refresh_cookie(&mut res);
+    }
     Ok(res.finish())
 }
 
@@ -233,17 +281,23 @@ pub async fn introspect(
     }))
 }
 
-fn token_response(granted: &Granted) -> HttpResponse {
+fn token_response(state: &AppState, client: &clients::Client, granted: &Granted) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
+    let mut refresh_token = granted
+        .refresh_token
+        .as_ref()
+        .map(|t| t.expose().to_owned());
+    if client.browser_mode {
+        if let Some(refresh) = refresh_token.take() {
+            browser::set_refresh_cookie(&mut res, &refresh, state.settings.refresh_idle_ttl);
+        }
+    }
     res.json(TokenResponse {
         access_token: granted.access.token.clone(),
         token_type: "Bearer",
         expires_in: granted.access.expires_in,
-        refresh_token: granted
-            .refresh_token
-            .as_ref()
-            .map(|t| t.expose().to_owned()),
+        refresh_token,
         scope: granted.scope.to_string(),
     })
 }

@@ -20,6 +20,7 @@ pub struct ClientRow {
     pub updated_at: DateTime<Utc>,
     pub previous_secret_hash: Option<Vec<u8>>,
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub browser_mode: bool,
 }
 
 #[derive(Insertable)]
@@ -33,6 +34,7 @@ pub struct NewClient<'a> {
     pub scopes: &'a [String],
     pub audiences: &'a [String],
     pub access_token_ttl_seconds: Option<i32>,
+    pub browser_mode: bool,
 }
 
 pub fn find(conn: &mut PgConnection, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
@@ -77,6 +79,7 @@ pub struct ClientChanges {
     pub audiences: Option<Vec<String>>,
     /// `Some(None)` clears the override.
     pub access_token_ttl_seconds: Option<Option<i32>>,
+    pub browser_mode: Option<bool>,
 }
 
 pub fn update(

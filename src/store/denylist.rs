@@ -98,6 +98,11 @@ impl Denylist {
         &self.prefix
     }
 
+    /// The shared Redis connection, for other Redis-backed stores.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     fn key(&self, kind: DenyKind, value: &str) -> String {
         format!("{}deny:{}:{value}", self.prefix, kind.as_str())
     }

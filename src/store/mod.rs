@@ -10,6 +10,7 @@ pub mod revocations;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
+pub mod throttle;
 pub mod users;
 
 use std::time::Duration;

@@ -29,6 +29,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         previous_secret_hash -> Nullable<Bytea>,
         previous_secret_expires_at -> Nullable<Timestamptz>,
+        browser_mode -> Bool,
     }
 }
 

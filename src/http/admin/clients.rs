@@ -20,6 +20,7 @@ pub struct ClientView {
     scopes: Vec<String>,
     audiences: Vec<String>,
     access_token_ttl_seconds: Option<i32>,
+    browser_mode: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Until when the previous secret still works after a rotation.
@@ -43,6 +44,7 @@ impl ClientView {
             scopes: row.scopes,
             audiences: row.audiences,
             access_token_ttl_seconds: row.access_token_ttl_seconds,
+            browser_mode: row.browser_mode,
             created_at: row.created_at,
             updated_at: row.updated_at,
             previous_secret_expires_at: previous_live,
