@@ -1,0 +1,350 @@
+//! Brute force, browsers, response hardening.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{assert_oauth_error, spawn, tokens_of, Spawn, TestApp, PASSWORD};
+
+fn throttled(delay_after: u32, lockout_after: u32) -> Spawn {
+    spawn()
+        .with("TESSERA_LOGIN_DELAY_AFTER", &delay_after.to_string())
+        .with("TESSERA_LOGIN_LOCKOUT_AFTER", &lockout_after.to_string())
+        .with("TESSERA_LOGIN_LOCKOUT", "60s")
+}
+
+async fn attempt(app: &TestApp, user: &str, password: &str) -> (u16, Option<u64>, Value) {
+    let res = app.password_grant(user, password).await;
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (status, retry, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_an_account_and_never_reveal_it_exists() {
+    let app = throttled(3, 3).start().await;
+    app.create_user("alice", &[]).await;
+    let mut seen = Vec::new();
+    for user in ["alice", "ghost"] {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(attempt(&app, user, "wrong").await);
+        }
+        // Locked: even the right password is refused, without checking it.
+        statuses.push(attempt(&app, user, PASSWORD).await);
+        seen.push(statuses);
+    }
+    for run in &seen {
+        let codes: Vec<u16> = run.iter().map(|(s, _, _)| *s).collect();
+        assert_eq!(codes, [400, 400, 400, 429], "{run:?}");
+        let (_, retry, body) = &run[3];
+        assert!(retry.is_some_and(|r| (55..=60).contains(&r)), "{retry:?}");
+        assert_eq!(body["error"], "slow_down");
+    }
+    let strip = |run: &Vec<(u16, Option<u64>, Value)>| -> Vec<(u16, Value)> {
+        run.iter().map(|(s, _, b)| (*s, b.clone())).collect()
+    };
+    assert_eq!(
+        strip(&seen[0]),
+        strip(&seen[1]),
+        "a real and an unknown account look alike"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'login.locked'"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn delays_grow_with_each_failure() {
+    let app = throttled(1, 10).start().await;
+    app.create_user("alice", &[]).await;
+    assert_eq!(attempt(&app, "alice", "wrong").await.0, 400);
+    let (status, retry, _) = attempt(&app, "alice", "wrong").await;
+    assert_eq!((status, retry), (429, Some(1)));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(attempt(&app, "alice", "wrong").await.0, 400);
+    let (status, retry, _) = attempt(&app, "alice", "wrong").await;
+    assert_eq!((status, retry), (429, Some(2)));
+}
+
+#[tokio::test]
+async fn a_success_clears_the_account_failures() {
+    let app = throttled(2, 10).start().await;
+    app.create_user("alice", &[]).await;
+    assert_eq!(attempt(&app, "alice", "wrong").await.0, 400);
+    assert_eq!(attempt(&app, "alice", PASSWORD).await.0, 200);
+    assert_eq!(attempt(&app, "alice", "wrong").await.0, 400);
+    assert_eq!(attempt(&app, "alice", PASSWORD).await.0, 200);
+}
+
+#[tokio::test]
+async fn one_client_ip_cannot_spray_many_accounts() {
+    let app = throttled(5, 10)
+        .with("TESSERA_LOGIN_IP_LIMIT", "3")
+        .start()
+        .await;
+    for user in ["a1", "a2", "a3"] {
+        assert_eq!(attempt(&app, user, "guess").await.0, 400);
+    }
+    let (status, retry, body) = attempt(&app, "a4", "guess").await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some());
+    assert_eq!(body["error"], "slow_down");
+}
+
+#[tokio::test]
+async fn the_lockout_holds_across_instances() {
+    let one = throttled(2, 2).start().await;
+    let two = throttled(2, 2)
+        .sharing_database_of(&one)
+        .with("TESSERA_REDIS_PREFIX", &one.redis_prefix)
+        .start()
+        .await;
+    one.create_user("alice", &[]).await;
+    attempt(&one, "alice", "wrong").await;
+    attempt(&one, "alice", "wrong").await;
+    assert_eq!(attempt(&two, "alice", PASSWORD).await.0, 429);
+}
+
+#[tokio::test]
+async fn password_changes_share_the_accounts_counters() {
+    let app = throttled(2, 2).start().await;
+    app.create_user("alice", &[]).await;
+    let token = app.login("alice").await.access_token;
+    let change = |current: &'static str| {
+        app.api
+            .post(app.url("/v1/me/password"))
+            .bearer_auth(&token)
+            .json(
+                &serde_json::json!({"current_password": current, "new_password": "a new password"}),
+            )
+            .send()
+    };
+    assert_eq!(change("wrong").await.unwrap().status(), 403);
+    assert_eq!(change("wrong").await.unwrap().status(), 403);
+    let res = change(PASSWORD).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        attempt(&app, "alice", PASSWORD).await.0,
+        429,
+        "login is locked too"
+    );
+}
+
+const APP: &str = "https://app.example";
+
+#[tokio::test]
+async fn cors_answers_only_configured_origins() {
+    let app = spawn().with("TESSERA_CORS_ORIGINS", APP).start().await;
+    let preflight = |origin: &'static str| {
+        app.api
+            .request(reqwest::Method::OPTIONS, app.url("/oauth/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-tessera-csrf",
+            )
+            .send()
+    };
+    let res = preflight(APP).await.unwrap();
+    assert!(res.status().is_success());
+    assert_eq!(res.headers()["access-control-allow-origin"], APP);
+    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    let res = preflight("https://evil.example").await.unwrap();
+    assert!(!res.headers().contains_key("access-control-allow-origin"));
+
+    let res = app
+        .api
+        .get(app.url("/.well-known/jwks.json"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.headers().contains_key("access-control-allow-origin"));
+    let res = app
+        .api
+        .get(app.url("/.well-known/jwks.json"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], APP);
+}
+
+#[tokio::test]
+async fn without_configured_origins_there_is_no_cors() {
+    let app = spawn().start().await;
+    let res = app
+        .api
+        .get(app.url("/.well-known/jwks.json"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.headers().contains_key("access-control-allow-origin"));
+}
+
+async fn spa_app() -> TestApp {
+    let app = spawn().with("TESSERA_CORS_ORIGINS", APP).start().await;
+    app.create_user("alice", &[]).await;
+    app.create_client(serde_json::json!({
+        "client_id": "spa", "grant_types": ["password", "refresh_token"],
+        "scopes": ["profile"], "browser_mode": true
+    }))
+    .await;
+    app
+}
+
+fn browser_post(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::RequestBuilder {
+    let mut req = app
+        .api
+        .post(app.url(path))
+        .header("origin", APP)
+        .header("x-tessera-csrf", "1");
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", format!("__Secure-tessera-rt={cookie}"));
+    }
+    req
+}
+
+/// The refresh token from a Set-Cookie header, checking its attributes.
+fn refresh_cookie(res: &reqwest::Response) -> String {
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/oauth"] {
+        assert!(set.contains(attribute), "{attribute} missing from {set}");
+    }
+    set.strip_prefix("__Secure-tessera-rt=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn browser_mode_keeps_the_refresh_token_in_an_httponly_cookie() {
+    let app = spa_app().await;
+    let res = browser_post(&app, "/oauth/token", None)
+        .json(&serde_json::json!({"grant_type": "password", "client_id": "spa", "username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = refresh_cookie(&res);
+    assert!(cookie.starts_with("rt_"));
+    let body = tokens_of(res).await.body;
+    assert!(
+        body.get("refresh_token").is_none(),
+        "never in a body JavaScript can read"
+    );
+
+    let res = browser_post(&app, "/oauth/token", Some(&cookie))
+        .form(&[("grant_type", "refresh_token"), ("client_id", "spa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let rotated = refresh_cookie(&res);
+    assert_ne!(rotated, cookie);
+
+    // Logout: revoke what the cookie holds, and the cookie is cleared.
+    let res = browser_post(&app, "/oauth/revoke", Some(&rotated))
+        .form(&[("client_id", "spa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cleared = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let res = browser_post(&app, "/oauth/token", Some(&rotated))
+        .form(&[("grant_type", "refresh_token"), ("client_id", "spa")])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn browser_mode_requests_need_the_csrf_header_and_an_allowed_origin() {
+    let app = spa_app().await;
+    let login = serde_json::json!({"grant_type": "password", "client_id": "spa", "username": "alice", "password": PASSWORD});
+    let res = app
+        .api
+        .post(app.url("/oauth/token"))
+        .header("origin", APP)
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+    let res = app
+        .api
+        .post(app.url("/oauth/token"))
+        .header("origin", "https://evil.example")
+        .header("x-tessera-csrf", "1")
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+    let res = app
+        .api
+        .post(app.url("/oauth/token"))
+        .header("x-tessera-csrf", "1")
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+    // And its refresh token is never accepted from a body.
+    let res = browser_post(&app, "/oauth/token", None)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "spa"),
+            (
+                "refresh_token",
+                "rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn a_hung_request_is_cut_off_with_a_503() {
+    let app = spawn().with("TESSERA_REQUEST_TIMEOUT", "1s").start().await;
+    app.create_user("alice", &[]).await;
+    // Hold a lock that the login's user lookup must wait for.
+    let url = app.database_url.clone();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        use diesel::{Connection, RunQueryDsl};
+        let mut conn = diesel::PgConnection::establish(&url).unwrap();
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            diesel::sql_query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE").execute(conn)?;
+            locked_tx.send(()).unwrap();
+            release_rx.recv().ok();
+            Ok(())
+        })
+        .unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    let res = app.password_grant("alice", PASSWORD).await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(app.password_grant("alice", PASSWORD).await.status(), 200);
+}
