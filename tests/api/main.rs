@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod clients;
 mod faults;
+mod faults_postgres;
 mod hardening;
 mod health;
 mod helpers;
