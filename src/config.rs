@@ -661,3 +661,20 @@ mod tests {
         assert_eq!(err.variable, "TESSERA_SESSION_MAX_TTL");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn durations_never_panic(raw in "\\PC{0,30}") {
+            let _ = super::parse_duration(&raw);
+        }
+
+        #[test]
+        fn seconds_parse_as_seconds(n in 0u64..1_000_000) {
+            prop_assert_eq!(super::parse_duration(&n.to_string()), Ok(std::time::Duration::from_secs(n)));
+        }
+    }
+}

@@ -537,7 +537,7 @@ pub async fn list(db: &Db) -> Result<Vec<SigningKeyRow>, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -562,6 +562,24 @@ mod tests {
             assert_eq!(key.public_jwk["alg"], algorithm.as_str());
             assert_eq!(key.public_jwk["kid"], key.kid.as_str());
         }
+    }
+
+    /// A key set with one freshly generated signing key, as if loaded from the database.
+    pub(crate) fn test_key_set(algorithm: SigningAlgorithm) -> KeySet {
+        let key = generate(algorithm).unwrap();
+        let master = MasterKey::from_bytes([9u8; 32]);
+        let row = SigningKeyRow {
+            kid: key.kid.clone(),
+            algorithm: algorithm.as_str().to_owned(),
+            state: STATE_CURRENT.to_owned(),
+            public_jwk: key.public_jwk.clone(),
+            private_key_sealed: master.seal(&key.pkcs8, key.kid.as_bytes()),
+            created_at: Utc::now(),
+            activated_at: Some(Utc::now()),
+            retired_at: None,
+            publish_until: None,
+        };
+        KeySet::build(&[row], &master).unwrap()
     }
 
     #[test]

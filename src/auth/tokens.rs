@@ -250,3 +250,63 @@ pub fn verify(
             }
         })
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::auth::keys::tests::test_key_set;
+    use crate::auth::keys::SigningAlgorithm;
+
+    const ISS: &str = "https://issuer.test";
+
+    fn minted(keys: &KeySet) -> String {
+        mint(
+            keys,
+            TokenRequest {
+                issuer: ISS,
+                subject: Subject::Client,
+                client_id: "svc",
+                scope: "a b",
+                audiences: vec![ISS.to_owned()],
+                ttl: Duration::from_secs(60),
+            },
+        )
+        .unwrap()
+        .token
+    }
+
+    #[test]
+    fn a_minted_token_verifies() {
+        let keys = test_key_set(SigningAlgorithm::Es256);
+        let claims = verify(&keys, &minted(&keys), ISS, Some(ISS)).unwrap();
+        assert_eq!(claims.client_id, "svc");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn arbitrary_strings_are_refused_without_panicking(raw in "\\PC{0,300}") {
+            let keys = test_key_set(SigningAlgorithm::EdDsa);
+            prop_assert!(verify(&keys, &raw, ISS, Some(ISS)).is_err());
+        }
+
+        #[test]
+        fn any_altered_character_is_refused(index in 0usize..400, c in "[A-Za-z0-9_.-]") {
+            let keys = test_key_set(SigningAlgorithm::Es256);
+            let token = minted(&keys);
+            let index = index % token.len();
+            // The last character of a segment carries padding bits that a lenient
+            // decoder might ignore; every other character carries only data.
+            let segment_end = index + 1 == token.len() || token.as_bytes()[index + 1] == b'.';
+            prop_assume!(!segment_end);
+            let mut altered = token.clone();
+            altered.replace_range(index..index + 1, &c);
+            if altered != token {
+                prop_assert!(verify(&keys, &altered, ISS, Some(ISS)).is_err());
+            }
+        }
+    }
+}

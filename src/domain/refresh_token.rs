@@ -102,3 +102,27 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::RefreshToken;
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_input_never_panics(raw in "\\PC{0,100}") {
+            let _ = RefreshToken::parse(&raw);
+        }
+
+        #[test]
+        fn any_change_to_a_token_changes_its_hash(index in 3usize..46, c in "[A-Za-z0-9_-]") {
+            let token = RefreshToken::generate();
+            let mut altered = token.expose().to_owned();
+            altered.replace_range(index..index + 1, &c);
+            if let Ok(other) = RefreshToken::parse(&altered) {
+                prop_assert_eq!(other.hash() == token.hash(), altered == token.expose());
+            }
+        }
+    }
+}

@@ -112,3 +112,28 @@ mod tests {
         assert!(!Scope::parse("a d").unwrap().is_subset(&all));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::Scope;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_round_trips(raw in "\\PC{0,200}") {
+            if let Ok(scope) = Scope::parse(&raw) {
+                let again = Scope::parse(&scope.to_string()).unwrap();
+                prop_assert_eq!(again, scope);
+            }
+        }
+
+        #[test]
+        fn valid_tokens_always_parse(tokens in prop::collection::vec("[!#-\\[\\]-~]{1,20}", 0..10)) {
+            let scope = Scope::parse(&tokens.join(" ")).unwrap();
+            for t in &tokens {
+                prop_assert!(scope.contains(t));
+            }
+        }
+    }
+}

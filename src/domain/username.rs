@@ -59,3 +59,21 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::Username;
+
+    proptest! {
+        #[test]
+        fn accepted_names_are_canonical(raw in "\\PC{0,80}") {
+            if let Ok(name) = Username::parse(&raw) {
+                prop_assert!(name.as_str().len() <= Username::MAX_LEN);
+                prop_assert_eq!(Username::parse(name.as_str()).unwrap(), name.clone());
+                prop_assert!(!name.as_str().bytes().any(|b| b.is_ascii_uppercase()));
+            }
+        }
+    }
+}

@@ -160,3 +160,23 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, SecretString)>
     };
     Ok(Some((unescape(id)?, SecretString::from(unescape(secret)?))))
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::check_form_encoding;
+
+    proptest! {
+        #[test]
+        fn form_checking_never_panics(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = check_form_encoding(&body);
+        }
+
+        #[test]
+        fn well_formed_forms_pass(pairs in prop::collection::btree_map("[a-z_]{1,12}", "\\PC{0,30}", 0..8)) {
+            let body = serde_urlencoded::to_string(&pairs).unwrap();
+            prop_assert!(check_form_encoding(body.as_bytes()).is_ok());
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod faults_postgres;
 mod hardening;
 mod health;
 mod helpers;
+mod hostile;
 mod introspection;
 mod jwks;
 mod keys;
