@@ -53,9 +53,10 @@ impl Actor {
 
     pub fn event(&self, action: &'static str) -> audit::AuditEvent {
         let event = audit::AuditEvent::new(action);
-        match self.user_id {
-            Some(id) => event.actor(id),
-            None => event.detail("via", "cli"),
+        match (self.user_id, &self.ctx.ip) {
+            (Some(id), _) => event.actor(id),
+            (None, Some(_)) => event.detail("via", "self_registration"),
+            (None, None) => event.detail("via", "cli"),
         }
     }
 }

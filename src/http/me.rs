@@ -207,3 +207,62 @@ pub async fn change_password(
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    username: String,
+    password: String,
+}
+
+/// Self-registration, when `TESSERA_ALLOW_REGISTRATION=true`: creates a user with no
+/// roles. Log in afterwards with the password grant.
+#[utoipa::path(
+    tag = "account",
+    request_body = Registration,
+    responses(
+        (status = 201, description = "Created", body = Profile),
+        (status = 400, description = "Invalid username or password", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Self-registration is disabled", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The username is taken", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/users")]
+pub async fn register(
+    req: HttpRequest,
+    body: web::Json<Registration>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    if !state.settings.allow_registration {
+        return Err(Problem::forbidden("self-registration is disabled"));
+    }
+    let body = body.into_inner();
+    let username = crate::domain::Username::parse(&body.username).map_err(Problem::bad_request)?;
+    let password = NewPassword::parse(body.password, state.settings.password_min_length)
+        .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
+    let actor = auth::Actor {
+        user_id: None,
+        ctx: request_context(&req),
+    };
+    let user = auth::users::create(
+        &state.db,
+        &state.passwords,
+        username,
+        password,
+        vec![],
+        &actor,
+    )
+    .await?;
+    let mut res = HttpResponse::Created();
+    no_store(&mut res);
+    Ok(res.json(Profile {
+        id: user.id,
+        username: user.username,
+        roles: user.roles,
+        created_at: user.created_at,
+        password_changed_at: user.password_changed_at,
+        session_id: None,
+        client_id: String::new(),
+        scope: String::new(),
+    }))
+}

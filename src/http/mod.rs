@@ -30,6 +30,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(me::end_session)
         .service(me::change_password)
         .service(me::logout)
+        .service(me::register)
         .service(health::live)
         .service(health::ready)
         .service(health::metrics)

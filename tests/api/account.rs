@@ -317,3 +317,55 @@ async fn security_events_are_audited_without_secrets() {
     ));
     assert_eq!(leaks, 0, "no secret reaches the audit log");
 }
+
+#[tokio::test]
+async fn self_registration_is_off_by_default() {
+    let app = spawn_app().await;
+    let res = app
+        .api
+        .post(app.url("/v1/users"))
+        .json(&json!({"username": "newbie", "password": "a long password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(app.count("SELECT count(*) FROM users"), 0);
+}
+
+#[tokio::test]
+async fn self_registration_creates_a_user_without_roles_when_enabled() {
+    let app = crate::helpers::spawn()
+        .with("TESSERA_ALLOW_REGISTRATION", "true")
+        .start()
+        .await;
+    let register = |name: &str, password: &str| {
+        app.api
+            .post(app.url("/v1/users"))
+            .json(&json!({"username": name, "password": password}))
+            .send()
+    };
+    let res = register("Newbie", "a long password").await.unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["username"], "newbie");
+    assert_eq!(body["roles"], json!([]));
+    assert_eq!(
+        app.password_grant("newbie", "a long password")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        register("newbie", "another password")
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+    assert_eq!(
+        register("x y", "a long password").await.unwrap().status(),
+        400
+    );
+    let too_long = "p".repeat(73);
+    assert_eq!(register("other", &too_long).await.unwrap().status(), 400);
+}
