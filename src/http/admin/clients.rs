@@ -55,6 +55,7 @@ impl ClientView {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_clients_list",
     security(("bearer" = [])),
     params(("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<ClientView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
@@ -84,6 +85,7 @@ pub async fn list(
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_clients_create",
     security(("bearer" = [])),
     request_body = ClientSpec,
     responses((status = 201, description = "Created; `client_secret` appears here only, for confidential clients", body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
@@ -101,6 +103,7 @@ pub async fn create(
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_clients_get",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "client_id")),
     responses((status = 200, body = ClientView), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
@@ -122,6 +125,7 @@ pub async fn get(
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_clients_update",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "client_id")),
     request_body = ClientSpec,
@@ -147,6 +151,7 @@ pub struct RotateSecret {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_clients_rotate_secret",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "client_id")),
     request_body = Option<RotateSecret>,
@@ -182,6 +187,7 @@ pub async fn rotate_secret(
 /// Deletes the client; its sessions go with it and its live access tokens are denied.
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_clients_delete",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "client_id")),
     responses((status = 204, description = "Deleted; its sessions and live access tokens revoked"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))

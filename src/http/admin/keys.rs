@@ -44,6 +44,7 @@ async fn views(state: &AppState) -> Result<Vec<KeyView>, Problem> {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_keys_list",
     security(("bearer" = [])),
     responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
@@ -62,6 +63,7 @@ pub struct Rotate {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_keys_rotate",
     security(("bearer" = [])),
     request_body = Option<Rotate>,
     responses((status = 200, description = "The keys after the rotation", body = Vec<KeyView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))

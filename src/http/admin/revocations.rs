@@ -32,6 +32,7 @@ pub struct ListQuery {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_revocations_list",
     security(("bearer" = [])),
     params(("kind" = Option<String>, Query, description = "jti, sid, user or client"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<RevocationRow>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
@@ -85,6 +86,7 @@ pub struct CreatedRevocation {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_revocations_create",
     security(("bearer" = [])),
     request_body = CreateRevocation,
     responses((status = 201, body = CreatedRevocation), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))

@@ -56,6 +56,7 @@ pub struct ListQuery {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_users_list",
     security(("bearer" = [])),
     params(("q" = Option<String>, Query, description = "Part of a username, case-insensitive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<UserView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
@@ -94,6 +95,7 @@ pub struct CreateUser {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_users_create",
     security(("bearer" = [])),
     request_body = CreateUser,
     responses((status = 201, body = UserView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
@@ -132,6 +134,7 @@ async fn find(state: &AppState, raw_id: &str) -> Result<UserRow, Problem> {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_users_get",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = UserView), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
@@ -156,6 +159,7 @@ pub struct UpdateUser {
 /// user at once.
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_users_update",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     request_body = UpdateUser,
@@ -193,6 +197,7 @@ pub struct ResetPassword {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_users_reset_password",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     request_body = ResetPassword,
@@ -229,6 +234,7 @@ pub struct AdminSessionView {
 
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_users_sessions",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = Vec<AdminSessionView>), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
@@ -266,6 +272,7 @@ pub struct RevokeBody {
 /// "Revoke everything of this user": every session and every live access token.
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_users_revoke_everything",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     request_body = Option<RevokeBody>,
