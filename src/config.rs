@@ -90,6 +90,7 @@ pub struct Settings {
     pub refresh_reuse_grace: Duration,
     pub bcrypt_cost: u32,
     pub bcrypt_max_concurrency: usize,
+    pub bcrypt_nice: i32,
     pub password_min_length: usize,
     pub signing_algorithm: SigningAlgorithm,
     pub key_refresh_interval: Duration,
@@ -142,6 +143,7 @@ pub const VARIABLES: &[&str] = &[
     "TESSERA_REFRESH_REUSE_GRACE",
     "TESSERA_BCRYPT_COST",
     "TESSERA_BCRYPT_MAX_CONCURRENCY",
+    "TESSERA_BCRYPT_NICE",
     "TESSERA_PASSWORD_MIN_LENGTH",
     "TESSERA_SIGNING_ALG",
     "TESSERA_KEY_REFRESH_INTERVAL",
@@ -428,6 +430,7 @@ impl Settings {
             bcrypt_max_concurrency: src.parse("TESSERA_BCRYPT_MAX_CONCURRENCY", cores, |v| {
                 parse_number_within(v, 1, 1024)
             })?,
+            bcrypt_nice: src.parse("TESSERA_BCRYPT_NICE", 10, |v| parse_number_within(v, 0, 19))?,
             password_min_length: src.parse("TESSERA_PASSWORD_MIN_LENGTH", 8, |v| {
                 parse_number_within(v, 1, 72)
             })?,

@@ -166,7 +166,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?;
             let password = read_new_password(settings.password_min_length)?;
             let db = startup::open_database(&settings).await?;
-            let hasher = PasswordHasher::new(settings.bcrypt_cost, 1).await?;
+            let hasher = PasswordHasher::new(settings.bcrypt_cost, 1, 0).await?;
             let user = auth::users::create(
                 &db,
                 &hasher,

@@ -139,8 +139,12 @@ impl Application {
         }
         let master = MasterKey::load(&settings.master_key)?;
         let keys = KeyRing::start(db.clone(), master, key_policy(&settings)).await?;
-        let passwords =
-            PasswordHasher::new(settings.bcrypt_cost, settings.bcrypt_max_concurrency).await?;
+        let passwords = PasswordHasher::new(
+            settings.bcrypt_cost,
+            settings.bcrypt_max_concurrency,
+            settings.bcrypt_nice,
+        )
+        .await?;
         let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
 
         let users = db.run(store::users::count).await?;
@@ -164,12 +168,14 @@ impl Application {
             .into();
         let throttle =
             crate::store::throttle::Throttle::new(denylist.connection(), &settings.redis_prefix);
+        let clients = crate::auth::clients::Directory::new(db.clone());
         let state = web::Data::new(AppState {
             settings,
             db,
             denylist,
             denylist_sync: Default::default(),
             throttle,
+            clients,
             keys,
             passwords,
             metrics: crate::metrics::Metrics::new(),

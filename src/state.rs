@@ -15,6 +15,7 @@ pub struct AppState {
     pub denylist: Denylist,
     pub denylist_sync: DenylistSync,
     pub throttle: crate::store::throttle::Throttle,
+    pub clients: crate::auth::clients::Directory,
     pub keys: KeyRing,
     pub passwords: PasswordHasher,
     pub metrics: crate::metrics::Metrics,

@@ -121,18 +121,73 @@ fn secret_matches(row: &ClientRow, presented: &[u8; 32]) -> bool {
     bool::from(current | (previous & subtle::Choice::from(u8::from(previous_live))))
 }
 
+/// Client records, cached for a moment: every token, refresh, revocation and
+/// introspection request authenticates a client, and clients change rarely. A change
+/// made through this instance is seen at once; one made through another instance
+/// within [`CLIENT_CACHE_TTL`].
+pub struct Directory {
+    db: Db,
+    cache: std::sync::RwLock<std::collections::HashMap<String, CachedClient>>,
+}
+
+type CachedClient = (std::time::Instant, Option<ClientRow>);
+
+pub const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Bounds the cache (unknown ids are cached too, so a flood of made-up ids cannot
+/// grow it without end).
+const CLIENT_CACHE_MAX: usize = 10_000;
+
+impl Directory {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            cache: Default::default(),
+        }
+    }
+
+    pub async fn find(&self, client_id: &str) -> Result<Option<ClientRow>, store::StoreError> {
+        if let Some((at, row)) = self.cache.read().expect("client cache lock").get(client_id) {
+            if at.elapsed() < CLIENT_CACHE_TTL {
+                return Ok(row.clone());
+            }
+        }
+        let lookup = client_id.to_owned();
+        let row = self
+            .db
+            .run(move |conn| store::clients::find(conn, &lookup))
+            .await?;
+        let mut cache = self.cache.write().expect("client cache lock");
+        if cache.len() >= CLIENT_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(
+            client_id.to_owned(),
+            (std::time::Instant::now(), row.clone()),
+        );
+        Ok(row)
+    }
+
+    /// Drops a cached record after a change made here.
+    pub fn forget(&self, client_id: &str) {
+        self.cache
+            .write()
+            .expect("client cache lock")
+            .remove(client_id);
+    }
+}
+
 /// Establishes which client is calling. Every failure is `invalid_client`, and says
 /// no more than needed.
-pub async fn authenticate(db: &Db, credentials: ClientCredentials) -> Result<Client, AuthError> {
+pub async fn authenticate(
+    directory: &Directory,
+    credentials: ClientCredentials,
+) -> Result<Client, AuthError> {
     let (id, secret) = match credentials {
         ClientCredentials::None => (ClientId::builtin(), None),
         ClientCredentials::Public(id) => (id, None),
         ClientCredentials::Secret(id, secret) => (id, Some(secret)),
     };
-    let lookup = id.as_str().to_owned();
-    let row = db
-        .run(move |conn| store::clients::find(conn, &lookup))
-        .await?;
+    let row = directory.find(id.as_str()).await?;
     let presented = secret.as_ref().map(|s| hash_secret(s.expose_secret()));
     let unknown = || AuthError::InvalidClient("client authentication failed".to_owned());
     let Some(row) = row else {
@@ -431,5 +486,7 @@ pub async fn delete(
             .client(client_id)],
         &actor.ctx,
     )
-    .await
+    .await?;
+    state.clients.forget(client_id);
+    Ok(())
 }

@@ -210,7 +210,13 @@ pub struct KeySet {
     verifying: HashMap<String, VerifyingKey>,
     jwks: Bytes,
     etag: String,
+    /// Tokens whose signatures these keys verified, so that a token used for many
+    /// calls is verified once. Lives and dies with this key set.
+    verified: std::sync::RwLock<HashMap<Box<str>, super::tokens::AccessClaims>>,
 }
+
+/// Bounds the remembered tokens; when full, the memory is simply cleared.
+const VERIFIED_CACHE_MAX: usize = 8192;
 
 impl KeySet {
     pub fn signing(&self) -> Result<&SigningKey, KeyError> {
@@ -229,6 +235,23 @@ impl KeySet {
     /// A strong validator of [`Self::jwks`]: the quoted SHA-256 of its bytes.
     pub fn etag(&self) -> &str {
         &self.etag
+    }
+
+    /// The claims of a token these keys verified before, if remembered.
+    pub fn verified(&self, token: &str) -> Option<super::tokens::AccessClaims> {
+        self.verified
+            .read()
+            .expect("verified-token cache lock")
+            .get(token)
+            .cloned()
+    }
+
+    pub fn remember_verified(&self, token: &str, claims: super::tokens::AccessClaims) {
+        let mut cache = self.verified.write().expect("verified-token cache lock");
+        if cache.len() >= VERIFIED_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(token.into(), claims);
     }
 
     pub fn kids(&self) -> impl Iterator<Item = &str> {
@@ -277,6 +300,7 @@ impl KeySet {
             verifying,
             jwks: Bytes::from(jwks),
             etag,
+            verified: Default::default(),
         })
     }
 }

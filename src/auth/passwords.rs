@@ -1,10 +1,12 @@
-//! bcrypt, run off the async workers with a bounded number of hashes in flight, so a
-//! login flood queues here instead of stalling refreshes, JWKS or anything else.
+//! bcrypt, on its own small pool of threads (one per allowed job in flight) that run
+//! at a lower CPU priority. A login flood queues here: it cannot stall refreshes, JWKS
+//! or anything else on the async workers, and when other work needs the CPU the kernel
+//! gives it the CPU first; when nothing else runs, bcrypt still gets every core.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{NewPassword, Password};
 
@@ -12,16 +14,23 @@ use crate::domain::{NewPassword, Password};
 pub enum HashError {
     #[error("bcrypt failed: {0}")]
     Bcrypt(#[from] bcrypt::BcryptError),
-    #[error("the password hashing task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    #[error("the password hashing pool is gone")]
+    PoolGone,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 struct Inner {
     cost: u32,
-    permits: Semaphore,
+    queue: mpsc::Sender<Job>,
     /// Verified against when the account does not exist, so that an unknown username
     /// costs the same time as a wrong password.
     dummy_hash: String,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
     waiting: AtomicUsize,
     running: AtomicUsize,
     total: AtomicU64,
@@ -30,18 +39,51 @@ struct Inner {
 #[derive(Clone)]
 pub struct PasswordHasher(Arc<Inner>);
 
+/// Lowers the calling thread's scheduling priority (Linux: per-thread nice).
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    unsafe {
+        // SAFETY: plain syscalls on the current thread; failure only leaves the
+        // priority unchanged.
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 impl PasswordHasher {
-    pub async fn new(cost: u32, max_in_flight: usize) -> Result<Self, HashError> {
+    /// Starts `threads` bcrypt threads at the given nice value (0 = normal priority).
+    pub async fn new(cost: u32, threads: usize, nice: i32) -> Result<Self, HashError> {
+        // Bounded, so a flood waits in line (each waiter is a parked request) instead
+        // of growing memory without end.
+        let (queue, jobs) = mpsc::channel::<Job>(threads * 64);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..threads {
+            let jobs = Arc::clone(&jobs);
+            std::thread::Builder::new()
+                .name(format!("bcrypt-{n}"))
+                .spawn(move || {
+                    lower_priority(nice);
+                    loop {
+                        let job = jobs.lock().expect("bcrypt queue lock").blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            None => return,
+                        }
+                    }
+                })
+                .expect("a bcrypt thread starts");
+        }
+        let counters = Arc::new(Counters::default());
         let mut random = [0u8; 24];
         aws_lc_rs::rand::fill(&mut random).expect("the system random generator failed");
-        let dummy_hash = tokio::task::spawn_blocking(move || bcrypt::hash(random, cost)).await??;
+        let dummy_hash = run(&queue, &counters, move || Ok(bcrypt::hash(random, cost)?)).await?;
         Ok(Self(Arc::new(Inner {
             cost,
-            permits: Semaphore::new(max_in_flight),
+            queue,
             dummy_hash,
-            waiting: AtomicUsize::new(0),
-            running: AtomicUsize::new(0),
-            total: AtomicU64::new(0),
+            counters,
         })))
     }
 
@@ -52,14 +94,14 @@ impl PasswordHasher {
     /// (waiting, running) bcrypt jobs right now.
     pub fn load(&self) -> (usize, usize) {
         (
-            self.0.waiting.load(Ordering::Relaxed),
-            self.0.running.load(Ordering::Relaxed),
+            self.0.counters.waiting.load(Ordering::Relaxed),
+            self.0.counters.running.load(Ordering::Relaxed),
         )
     }
 
     /// bcrypt jobs run since start.
     pub fn jobs_total(&self) -> u64 {
-        self.0.total.load(Ordering::Relaxed)
+        self.0.counters.total.load(Ordering::Relaxed)
     }
 
     pub async fn hash(&self, password: NewPassword) -> Result<String, HashError> {
@@ -104,16 +146,31 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        self.0.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = self.0.permits.acquire().await;
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
-        let _permit = permit.expect("the bcrypt semaphore is never closed");
-        self.0.running.fetch_add(1, Ordering::Relaxed);
-        self.0.total.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::task::spawn_blocking(job).await;
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
-        result?
+        run(&self.0.queue, &self.0.counters, job).await
     }
+}
+
+async fn run<T: Send + 'static>(
+    queue: &mpsc::Sender<Job>,
+    counters: &Arc<Counters>,
+    job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+) -> Result<T, HashError> {
+    let (done, result) = oneshot::channel();
+    let c = Arc::clone(counters);
+    c.waiting.fetch_add(1, Ordering::Relaxed);
+    let wrapped: Job = Box::new(move || {
+        c.waiting.fetch_sub(1, Ordering::Relaxed);
+        c.running.fetch_add(1, Ordering::Relaxed);
+        c.total.fetch_add(1, Ordering::Relaxed);
+        let outcome = job();
+        c.running.fetch_sub(1, Ordering::Relaxed);
+        let _ = done.send(outcome);
+    });
+    if queue.send(wrapped).await.is_err() {
+        counters.waiting.fetch_sub(1, Ordering::Relaxed);
+        return Err(HashError::PoolGone);
+    }
+    result.await.map_err(|_| HashError::PoolGone)?
 }
 
 /// The cost of a `$2b$12$...` hash.
@@ -127,7 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_and_rejects() {
-        let hasher = PasswordHasher::new(4, 2).await.unwrap();
+        let hasher = PasswordHasher::new(4, 2, 10).await.unwrap();
         let hash = hasher
             .hash(NewPassword::parse("correct horse".into(), 8).unwrap())
             .await

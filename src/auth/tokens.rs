@@ -200,6 +200,10 @@ pub enum InvalidToken {
 /// Checks signature, `typ`, `iss`, `aud` (unless `None`: introspection and revocation
 /// accept any audience), `exp`, `nbf` against the published keys. Revocation is checked
 /// separately (it needs Redis).
+///
+/// A token whose signature was verified once is remembered by the key set it was
+/// verified with (a key change starts a new set, so an emergency rotation forgets
+/// everything at once); later calls only re-check the claims, which change with time.
 pub fn verify(
     keys: &KeySet,
     token: &str,
@@ -209,6 +213,46 @@ pub fn verify(
     if token.len() > MAX_TOKEN_LEN || token.bytes().filter(|b| *b == b'.').count() != 2 {
         return Err(InvalidToken::Malformed);
     }
+    let claims = match keys.verified(token) {
+        Some(claims) => claims,
+        None => {
+            let claims = verify_signature(keys, token, issuer)?;
+            keys.remember_verified(token, claims.clone());
+            claims
+        }
+    };
+    check_claims(claims, issuer, audience, now_unix())
+}
+
+/// What may change between two uses of one token: time, and who is asking.
+fn check_claims(
+    claims: AccessClaims,
+    issuer: &str,
+    audience: Option<&str>,
+    now: i64,
+) -> Result<AccessClaims, InvalidToken> {
+    let leeway = LEEWAY.as_secs() as i64;
+    if claims.iss != issuer {
+        return Err(InvalidToken::WrongIssuer);
+    }
+    if claims.exp + leeway <= now {
+        return Err(InvalidToken::Expired);
+    }
+    if claims.nbf - leeway > now {
+        return Err(InvalidToken::NotYetValid);
+    }
+    if audience.is_some_and(|aud| !claims.aud.contains(aud)) {
+        return Err(InvalidToken::WrongAudience);
+    }
+    Ok(claims)
+}
+
+/// The expensive part: header rules, the key by `kid`, the signature, required claims.
+fn verify_signature(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+) -> Result<AccessClaims, InvalidToken> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken::Malformed)?;
     let typ_ok = header.typ.as_deref().is_some_and(|t| {
         t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
@@ -230,10 +274,8 @@ pub fn verify(
     validation.leeway = LEEWAY.as_secs();
     validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
-    match audience {
-        Some(aud) => validation.set_audience(&[aud]),
-        None => validation.validate_aud = false,
-    }
+    // The audience depends on who asks; it is checked in `check_claims`.
+    validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
     jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
         .map(|data| data.claims)
@@ -244,7 +286,6 @@ pub fn verify(
                 ErrorKind::ExpiredSignature => InvalidToken::Expired,
                 ErrorKind::ImmatureSignature => InvalidToken::NotYetValid,
                 ErrorKind::InvalidIssuer => InvalidToken::WrongIssuer,
-                ErrorKind::InvalidAudience => InvalidToken::WrongAudience,
                 ErrorKind::InvalidAlgorithm => InvalidToken::WrongAlgorithm,
                 _ => InvalidToken::Malformed,
             }
@@ -275,6 +316,31 @@ mod properties {
         )
         .unwrap()
         .token
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_checked_for_time_and_audience() {
+        let keys = test_key_set(SigningAlgorithm::Es256);
+        let token = minted(&keys);
+        verify(&keys, &token, ISS, Some(ISS)).unwrap();
+        assert!(
+            keys.verified(&token).is_some(),
+            "remembered after a first check"
+        );
+        assert_eq!(
+            verify(&keys, &token, ISS, Some("someone-else")).unwrap_err(),
+            InvalidToken::WrongAudience
+        );
+        assert_eq!(
+            verify(&keys, &token, "https://other.test", None).unwrap_err(),
+            InvalidToken::WrongIssuer
+        );
+        let claims = keys.verified(&token).unwrap();
+        let later = claims.exp + 60;
+        assert_eq!(
+            check_claims(claims, ISS, None, later).unwrap_err(),
+            InvalidToken::Expired
+        );
     }
 
     #[test]

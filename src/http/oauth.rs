@@ -171,7 +171,7 @@ async fn authenticate(
     state: &AppState,
     credentials: clients::ClientCredentials,
 ) -> Result<clients::Client, OAuthError> {
-    let client = clients::authenticate(&state.db, credentials).await?;
+    let client = clients::authenticate(&state.clients, credentials).await?;
     if client.browser_mode {
         browser::check_csrf(req, &state.settings)?;
     }
@@ -270,7 +270,7 @@ pub async fn introspect(
     let presented = required(params.token, "token")?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
-    let client = clients::authenticate(&state.db, credentials).await?;
+    let client = clients::authenticate(&state.clients, credentials).await?;
     let hint = params.token_type_hint.as_deref();
     let found = introspection::introspect(&state, &client, &presented, hint).await?;
     let mut res = HttpResponse::Ok();

@@ -1,24 +1,20 @@
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Bool, Bytea, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::StoreError;
 
 /// What a successful rotation returns: enough to mint the access token.
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Queryable)]
 pub struct Rotated {
-    #[diesel(sql_type = SqlUuid)]
     pub session_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
     pub user_id: Uuid,
-    #[diesel(sql_type = Text)]
     pub scope: String,
-    #[diesel(sql_type = Text)]
     pub username: String,
-    #[diesel(sql_type = Array<Text>)]
     pub roles: Vec<String>,
-    #[diesel(sql_type = Timestamptz)]
     pub refresh_expires_at: DateTime<Utc>,
 }
 
@@ -37,48 +33,87 @@ pub struct Rotation<'a> {
 /// concurrent rotations of one token exactly one matches; the others wait for its row
 /// lock, re-check, and get no row.
 pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> Result<Option<Rotated>, StoreError> {
-    const ROTATE: &str = "
-        WITH spent AS (
-            UPDATE refresh_tokens AS rt
-               SET used_at = now(), successor_hash = $2, successor_sealed = $3
-              FROM sessions AS s, users AS u
-             WHERE rt.token_hash = $1
-               AND rt.used_at IS NULL
-               AND rt.expires_at > now()
-               AND s.id = rt.session_id
-               AND s.revoked_at IS NULL
-               AND s.expires_at > now()
-               AND s.client_id = $5
-               AND u.id = s.user_id
-               AND NOT u.disabled
-         RETURNING s.id AS session_id, s.user_id, s.scope, s.expires_at AS session_expires_at,
-                   u.username, u.roles
-        ), issued AS (
-            INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
-            SELECT $2, session_id, LEAST(now() + make_interval(secs => $4), session_expires_at)
-              FROM spent
-         RETURNING expires_at
-        ), touched AS (
-            UPDATE sessions
-               SET last_used_at = now(),
-                   ip = COALESCE($6, sessions.ip),
-                   user_agent = COALESCE($7, sessions.user_agent)
-              FROM spent
-             WHERE sessions.id = spent.session_id
-        )
-        SELECT spent.session_id, spent.user_id, spent.scope, spent.username, spent.roles,
-               issued.expires_at AS refresh_expires_at
-          FROM spent, issued";
-    Ok(diesel::sql_query(ROTATE)
-        .bind::<Bytea, _>(&r.token_hash[..])
-        .bind::<Bytea, _>(&r.successor_hash[..])
-        .bind::<Bytea, _>(r.successor_sealed)
-        .bind::<Double, _>(r.idle_seconds)
-        .bind::<Text, _>(r.client_id)
-        .bind::<Nullable<Text>, _>(r.ip)
-        .bind::<Nullable<Text>, _>(r.user_agent)
-        .get_result::<Rotated>(conn)
-        .optional()?)
+    Ok(RotateQuery(r).get_result::<Rotated>(conn).optional()?)
+}
+
+/// The rotation statement as a query diesel prepares once per connection and reuses
+/// (a `sql_query` is parsed and planned on every call, in an extra round trip).
+struct RotateQuery<'a>(&'a Rotation<'a>);
+
+impl QueryId for RotateQuery<'_> {
+    type QueryId = RotateQuery<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for RotateQuery<'_> {
+    type SqlType = (SqlUuid, SqlUuid, Text, Text, Array<Text>, Timestamptz);
+}
+
+impl RunQueryDsl<PgConnection> for RotateQuery<'_> {}
+
+impl QueryFragment<Pg> for RotateQuery<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let r = self.0;
+        out.push_sql(
+            "WITH spent AS (
+                UPDATE refresh_tokens AS rt
+                   SET used_at = now(), successor_hash = ",
+        );
+        out.push_bind_param::<Bytea, _>(&r.successor_hash[..])?;
+        out.push_sql(", successor_sealed = ");
+        out.push_bind_param::<Bytea, _>(&r.successor_sealed)?;
+        out.push_sql(
+            "
+                  FROM sessions AS s, users AS u
+                 WHERE rt.token_hash = ",
+        );
+        out.push_bind_param::<Bytea, _>(&r.token_hash[..])?;
+        out.push_sql(
+            "
+                   AND rt.used_at IS NULL
+                   AND rt.expires_at > now()
+                   AND s.id = rt.session_id
+                   AND s.revoked_at IS NULL
+                   AND s.expires_at > now()
+                   AND s.client_id = ",
+        );
+        out.push_bind_param::<Text, _>(&r.client_id)?;
+        out.push_sql(
+            "
+                   AND u.id = s.user_id
+                   AND NOT u.disabled
+             RETURNING s.id AS session_id, s.user_id, s.scope,
+                       s.expires_at AS session_expires_at, u.username, u.roles
+            ), issued AS (
+                INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+                SELECT ",
+        );
+        out.push_bind_param::<Bytea, _>(&r.successor_hash[..])?;
+        out.push_sql(", session_id, LEAST(now() + make_interval(secs => ");
+        out.push_bind_param::<Double, _>(&r.idle_seconds)?;
+        out.push_sql(
+            "), session_expires_at)
+                  FROM spent
+             RETURNING expires_at
+            ), touched AS (
+                UPDATE sessions
+                   SET last_used_at = now(),
+                       ip = COALESCE(",
+        );
+        out.push_bind_param::<Nullable<Text>, _>(&r.ip)?;
+        out.push_sql(", sessions.ip), user_agent = COALESCE(");
+        out.push_bind_param::<Nullable<Text>, _>(&r.user_agent)?;
+        out.push_sql(
+            ", sessions.user_agent)
+                  FROM spent
+                 WHERE sessions.id = spent.session_id
+            )
+            SELECT spent.session_id, spent.user_id, spent.scope, spent.username, spent.roles,
+                   issued.expires_at
+              FROM spent, issued",
+        );
+        Ok(())
+    }
 }
 
 /// Everything about a refresh token that did not rotate, to tell why.

@@ -97,6 +97,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let (row, secret) = auth::clients::create(&state.db, body.into_inner(), &admin.actor).await?;
+    state.clients.forget(&row.client_id);
     let secret = secret.map(|s| s.expose_secret().to_owned());
     Ok(created(&ClientView::new(row, secret)))
 }
@@ -139,6 +140,7 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let row = auth::clients::update(&state.db, &path, body.into_inner(), &admin.actor).await?;
+    state.clients.forget(&row.client_id);
     Ok(ok(&ClientView::new(row, None)))
 }
 
@@ -178,6 +180,7 @@ pub async fn rotate_secret(
         &admin.actor,
     )
     .await?;
+    state.clients.forget(&row.client_id);
     Ok(ok(&ClientView::new(
         row,
         Some(secret.expose_secret().to_owned()),

@@ -1,0 +1,227 @@
+//! Microbenchmarks of Tessera's per-request cryptography, through its public API:
+//! minting and verifying an access token for each signing algorithm, making and
+//! hashing refresh tokens, sealing a successor, and the JWKS document.
+//!
+//! Run: `cargo bench --manifest-path bench/Cargo.toml`.
+//!
+//! Signing keys can only be made by `KeyRing::start`, which keeps them in PostgreSQL
+//! (`auth::keys::generate` and `KeySet::build` are private), so the token and JWKS
+//! benchmarks need the local PostgreSQL: they use a scratch database,
+//! `tessera_bench_micro` (or `TESSERA_BENCH_MICRO_DATABASE_URL`), dropped at the end.
+//! Without PostgreSQL only the refresh-token benchmarks run.
+
+use std::hint::black_box;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use tessera::auth::clients::hash_secret;
+use tessera::auth::keys::{KeyPolicy, KeyRing, KeySet, SigningAlgorithm};
+use tessera::auth::master_key::MasterKey;
+use tessera::auth::sealing::SealingKey;
+use tessera::auth::tokens::{self, Subject, TokenRequest};
+use tessera::domain::RefreshToken;
+use tessera::store::{self, Db};
+
+const ISSUER: &str = "http://127.0.0.1:8080";
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tessera_bench_micro";
+/// The HKDF purpose of src/auth/grants.rs (private there), so sealing costs the same.
+const SUCCESSOR_PURPOSE: &[u8] = b"refresh-token-successor/v1";
+
+fn database_url() -> String {
+    std::env::var("TESSERA_BENCH_MICRO_DATABASE_URL")
+        .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// Runs SQL against the server's `postgres` database (to drop the scratch one).
+fn psql_admin(url: &str, sql: &str) -> bool {
+    let Some((server, _database)) = url.rsplit_once('/') else {
+        return false;
+    };
+    Command::new("psql")
+        // No NOTICE when the database to drop is not there.
+        .env("PGOPTIONS", "-c client_min_messages=warning")
+        .args(["-X", "-q", "-d", &format!("{server}/postgres"), "-c", sql])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn drop_database(url: &str) {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    if !psql_admin(
+        url,
+        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    ) {
+        eprintln!("could not drop the scratch database {name}");
+    }
+}
+
+fn policy(algorithm: SigningAlgorithm) -> KeyPolicy {
+    KeyPolicy {
+        algorithm,
+        rotation_interval: Duration::from_secs(30 * 24 * 3600),
+        publish_ahead: Duration::from_secs(3600),
+        access_token_ttl: Duration::from_secs(300),
+    }
+}
+
+/// A key set whose current key signs with `algorithm`: a key ring started with that
+/// policy, forced over by an emergency rotation when an earlier key is current.
+async fn key_set(db: &Db, algorithm: SigningAlgorithm) -> Result<Arc<KeySet>, String> {
+    // A fixed master key: the scratch database holds nothing worth protecting.
+    let master = MasterKey::from_bytes([7; 32]);
+    let ring = KeyRing::start(db.clone(), master, policy(algorithm))
+        .await
+        .map_err(|e| e.to_string())?;
+    let signs_with = |ring: &KeyRing| {
+        ring.snapshot()
+            .signing()
+            .map(|k| k.algorithm == algorithm)
+            .unwrap_or(false)
+    };
+    if !signs_with(&ring) {
+        ring.rotate(true).await.map_err(|e| e.to_string())?;
+    }
+    Ok(ring.snapshot())
+}
+
+/// One key set per algorithm, or `None` (with the reason) without PostgreSQL.
+fn key_sets(url: &str) -> Option<Vec<(SigningAlgorithm, Arc<KeySet>)>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    drop_database(url);
+    let made = runtime.block_on(async {
+        let owned = url.to_owned();
+        tokio::task::spawn_blocking(move || store::prepare_database(&owned))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let db = Db::new(url, 2, Duration::from_secs(5));
+        let mut sets = Vec::new();
+        for algorithm in SigningAlgorithm::ALL {
+            sets.push((algorithm, key_set(&db, algorithm).await?));
+        }
+        Ok::<_, String>(sets)
+    });
+    match made {
+        Ok(sets) => Some(sets),
+        Err(e) => {
+            eprintln!("skipping the access-token and JWKS benchmarks: {e}");
+            None
+        }
+    }
+}
+
+/// What the password and refresh grants ask for: a user's token for Tessera's own API.
+fn token_request(roles: &[String]) -> TokenRequest<'_> {
+    TokenRequest {
+        issuer: ISSUER,
+        subject: Subject::User {
+            id: uuid::Uuid::now_v7(),
+            username: "alice",
+            roles,
+            session_id: uuid::Uuid::now_v7(),
+        },
+        client_id: "tessera",
+        scope: "profile",
+        audiences: vec![ISSUER.to_owned()],
+        ttl: Duration::from_secs(300),
+    }
+}
+
+fn access_tokens(c: &mut Criterion, sets: &[(SigningAlgorithm, Arc<KeySet>)]) {
+    let roles = vec!["admin".to_owned()];
+    let mut group = c.benchmark_group("access_token");
+    for (algorithm, keys) in sets {
+        group.bench_function(BenchmarkId::new("mint", algorithm), |b| {
+            b.iter(|| black_box(tokens::mint(keys, token_request(&roles)).expect("minting works")))
+        });
+        let minted = tokens::mint(keys, token_request(&roles)).expect("minting works");
+        group.bench_function(BenchmarkId::new("verify", algorithm), |b| {
+            b.iter(|| {
+                black_box(
+                    tokens::verify(keys, black_box(&minted.token), ISSUER, Some(ISSUER))
+                        .expect("a fresh token verifies"),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn refresh_tokens(c: &mut Criterion) {
+    let mut group = c.benchmark_group("refresh_token");
+    group.bench_function("generate_and_hash", |b| {
+        b.iter(|| {
+            let token = RefreshToken::generate();
+            black_box(token.hash())
+        })
+    });
+    let presented = RefreshToken::generate();
+    let raw = presented.expose().to_owned();
+    // What the refresh grant does with the token it is given.
+    group.bench_function("parse_and_hash", |b| {
+        b.iter(|| {
+            let token = RefreshToken::parse(black_box(&raw)).expect("well-formed");
+            black_box(token.hash())
+        })
+    });
+    // The retry-safe part of a rotation: the successor sealed under a key derived
+    // from the presented token.
+    let successor = RefreshToken::generate();
+    let aad = presented.hash().0;
+    group.bench_function("seal_successor", |b| {
+        b.iter(|| {
+            let key = SealingKey::derive(presented.expose().as_bytes(), SUCCESSOR_PURPOSE);
+            black_box(key.seal(successor.expose().as_bytes(), &aad))
+        })
+    });
+    group.finish();
+
+    let secret = format!("cs_{}", &raw[3..]);
+    c.bench_function("client_secret/hash", |b| {
+        b.iter(|| black_box(hash_secret(black_box(&secret))))
+    });
+}
+
+fn jwks(c: &mut Criterion, keys: &KeySet) {
+    let mut group = c.benchmark_group("jwks");
+    // Per request Tessera only clones the document it serialised at the last key
+    // change (reference-counted bytes).
+    group.bench_function("serve_cached", |b| {
+        b.iter(|| black_box(keys.jwks().clone()))
+    });
+    // The serialisation itself happens in the private `KeySet::build`; this rebuilds
+    // the same `{"keys": [...]}` document from the published JWKs with serde_json.
+    let published: serde_json::Value =
+        serde_json::from_slice(keys.jwks()).expect("the JWKS is JSON");
+    let jwks: Vec<serde_json::Value> = published["keys"].as_array().expect("a keys array").clone();
+    group.bench_function("serialise", |b| {
+        b.iter(|| {
+            black_box(
+                serde_json::to_vec(&serde_json::json!({ "keys": black_box(&jwks) }))
+                    .expect("JSON values serialise"),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn hot_paths(c: &mut Criterion) {
+    refresh_tokens(c);
+    let url = database_url();
+    if let Some(sets) = key_sets(&url) {
+        access_tokens(c, &sets);
+        // The default deployment: one ES256 key published.
+        if let Some((_, keys)) = sets.first() {
+            jwks(c, keys);
+        }
+        drop_database(&url);
+    }
+}
+
+criterion_group!(benches, hot_paths);
+criterion_main!(benches);

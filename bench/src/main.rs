@@ -1,0 +1,130 @@
+//! `tessera-bench`: drives a separately started release build of Tessera with HTTP load
+//! and compares its refresh rate with pgbench running the same SQL. `bench/run.sh`
+//! builds everything and runs this; docs/benchmarks.md explains the output.
+
+mod fixtures;
+mod http;
+mod load;
+mod machine;
+mod pgbench;
+mod postgres;
+mod redis;
+mod report;
+mod scenarios;
+mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// The scenarios, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Password logins, at every cost of --bcrypt-costs.
+    Login,
+    Refresh,
+    ClientCredentials,
+    Introspection,
+    Jwks,
+    Me,
+    /// The login storm and its refresh-alone baseline.
+    Storm,
+    Pgbench,
+}
+
+/// Load benchmark of Tessera: starts the server against a dedicated database and
+/// Redis prefix, prepares its data, and measures every scenario for a fixed time.
+#[derive(Parser, Debug)]
+#[command(name = "tessera-bench")]
+pub struct Args {
+    /// The Tessera release binary to start.
+    #[arg(long, default_value = "target/release/tessera")]
+    pub tessera: PathBuf,
+    /// Where the SQL files of the benchmark live (bench/sql).
+    #[arg(long, default_value = "bench/sql")]
+    pub sql_dir: PathBuf,
+    /// Where the server log and pgbench's transaction logs go.
+    #[arg(long, default_value = "bench/target/run")]
+    pub work_dir: PathBuf,
+    /// PostgreSQL server (trust authentication); the database below is dropped and
+    /// re-created on every run.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub postgres: String,
+    #[arg(long, default_value = "tessera_bench")]
+    pub database: String,
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis: String,
+    /// Every Redis key of the benchmark server starts with this; they are deleted
+    /// before and after the run.
+    #[arg(long, default_value = "bench:")]
+    pub redis_prefix: String,
+    /// Seconds of load before the measurement starts, per scenario.
+    #[arg(long, default_value_t = 3)]
+    pub warmup_secs: u64,
+    /// Seconds measured, per scenario.
+    #[arg(long, default_value_t = 12)]
+    pub duration_secs: u64,
+    /// Connections of the main scenarios, and pgbench clients.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Connections that refresh during the login storm (and alone, for comparison).
+    #[arg(long, default_value_t = 8)]
+    pub storm_refresh_connections: usize,
+    /// bcrypt costs of the login scenarios; the server restarts for each. The other
+    /// scenarios run on the server started with the first one.
+    #[arg(long, value_delimiter = ',', default_value = "12,10")]
+    pub bcrypt_costs: Vec<u32>,
+    /// Refreshes per second assumed before any has been measured, to size the first
+    /// batch of prepared refresh tokens (later batches follow the measured rate).
+    #[arg(long, default_value_t = 6000)]
+    pub refresh_rate_guess: u64,
+    /// Driver threads. One keeps the driver to at most one core of a small machine;
+    /// the report shows its CPU use, so a saturated driver is visible.
+    #[arg(long, default_value_t = 1)]
+    pub driver_threads: usize,
+    /// An extra setting for the server, e.g. `--server-env
+    /// TESSERA_BCRYPT_MAX_CONCURRENCY=1`; repeat for several. Only TESSERA_* settings
+    /// the benchmark does not set itself.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub server_env: Vec<String>,
+    /// Run only these scenarios (comma-separated); all by default.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Scenario>,
+    /// Keep the benchmark database afterwards (for inspection).
+    #[arg(long)]
+    pub keep_database: bool,
+}
+
+impl Args {
+    pub fn warmup(&self) -> Duration {
+        Duration::from_secs(self.warmup_secs)
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.duration_secs)
+    }
+
+    pub fn wants(&self, scenario: Scenario) -> bool {
+        self.only.is_empty() || self.only.contains(&scenario)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        !args.bcrypt_costs.is_empty(),
+        "--bcrypt-costs needs at least one cost"
+    );
+    let runtime = if args.driver_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.driver_threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(scenarios::run_all(&args))
+}

@@ -1,0 +1,38 @@
+//! The benchmark's Redis keys (the denylist under its own prefix), removed with
+//! `redis-cli` before and after a run so that one run never sees another's entries.
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+fn redis_cli(url: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("redis-cli")
+        .args(["-u", url])
+        .args(args)
+        .output()
+        .context("starting redis-cli")?;
+    if !output.status.success() {
+        bail!(
+            "redis-cli failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Deletes every key starting with `prefix` (SCAN, never KEYS: Redis may be shared).
+pub fn clear_prefix(url: &str, prefix: &str) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        !prefix.is_empty(),
+        "refusing to clear an empty Redis prefix"
+    );
+    let pattern = format!("{prefix}*");
+    let listed = redis_cli(url, &["--scan", "--pattern", &pattern])?;
+    let keys: Vec<&str> = listed.lines().filter(|k| !k.is_empty()).collect();
+    for chunk in keys.chunks(500) {
+        let mut args = vec!["DEL"];
+        args.extend_from_slice(chunk);
+        redis_cli(url, &args)?;
+    }
+    Ok(keys.len())
+}
