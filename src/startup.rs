@@ -169,6 +169,7 @@ impl Application {
         let throttle =
             crate::store::throttle::Throttle::new(denylist.connection(), &settings.redis_prefix);
         let clients = crate::auth::clients::Directory::new(db.clone());
+        let profiles = crate::auth::users::Profiles::new(db.clone());
         let state = web::Data::new(AppState {
             settings,
             db,
@@ -176,6 +177,7 @@ impl Application {
             denylist_sync: Default::default(),
             throttle,
             clients,
+            profiles,
             keys,
             passwords,
             metrics: crate::metrics::Metrics::new(),

@@ -16,6 +16,7 @@ pub struct AppState {
     pub denylist_sync: DenylistSync,
     pub throttle: crate::store::throttle::Throttle,
     pub clients: crate::auth::clients::Directory,
+    pub profiles: crate::auth::users::Profiles,
     pub keys: KeyRing,
     pub passwords: PasswordHasher,
     pub metrics: crate::metrics::Metrics,

@@ -6,6 +6,7 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+use super::recent::RecentReads;
 use super::AuthError;
 use crate::domain::{ClientId, Scope};
 use crate::store::clients::ClientRow;
@@ -121,58 +122,43 @@ fn secret_matches(row: &ClientRow, presented: &[u8; 32]) -> bool {
     bool::from(current | (previous & subtle::Choice::from(u8::from(previous_live))))
 }
 
-/// Client records, cached for a moment: every token, refresh, revocation and
-/// introspection request authenticates a client, and clients change rarely. A change
-/// made through this instance is seen at once; one made through another instance
-/// within [`CLIENT_CACHE_TTL`].
+/// Client records, remembered for a moment (see [`RecentReads`]): every token,
+/// refresh, revocation and introspection request authenticates a client, and clients
+/// change rarely.
 pub struct Directory {
     db: Db,
-    cache: std::sync::RwLock<std::collections::HashMap<String, CachedClient>>,
+    recent: RecentReads<String, Option<ClientRow>>,
 }
 
-type CachedClient = (std::time::Instant, Option<ClientRow>);
-
 pub const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
-/// Bounds the cache (unknown ids are cached too, so a flood of made-up ids cannot
-/// grow it without end).
-const CLIENT_CACHE_MAX: usize = 10_000;
 
 impl Directory {
     pub fn new(db: Db) -> Self {
+        // Unknown ids are remembered too, so a flood of made-up ids costs one lookup
+        // each per TTL; the bound keeps that flood from growing memory.
         Self {
             db,
-            cache: Default::default(),
+            recent: RecentReads::new(CLIENT_CACHE_TTL, 10_000),
         }
     }
 
     pub async fn find(&self, client_id: &str) -> Result<Option<ClientRow>, store::StoreError> {
-        if let Some((at, row)) = self.cache.read().expect("client cache lock").get(client_id) {
-            if at.elapsed() < CLIENT_CACHE_TTL {
-                return Ok(row.clone());
-            }
+        let key = client_id.to_owned();
+        if let Some(row) = self.recent.get(&key) {
+            return Ok(row);
         }
-        let lookup = client_id.to_owned();
+        let lookup = key.clone();
         let row = self
             .db
             .run(move |conn| store::clients::find(conn, &lookup))
             .await?;
-        let mut cache = self.cache.write().expect("client cache lock");
-        if cache.len() >= CLIENT_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(
-            client_id.to_owned(),
-            (std::time::Instant::now(), row.clone()),
-        );
+        self.recent.put(key, row.clone());
         Ok(row)
     }
 
-    /// Drops a cached record after a change made here.
+    /// Drops a remembered record after a change made here.
     pub fn forget(&self, client_id: &str) {
-        self.cache
-            .write()
-            .expect("client cache lock")
-            .remove(client_id);
+        self.recent.forget(&client_id.to_owned());
     }
 }
 

@@ -8,6 +8,7 @@ pub mod introspection;
 pub mod keys;
 pub mod master_key;
 pub mod passwords;
+pub mod recent;
 pub mod revocation;
 pub mod sealing;
 pub mod sessions;

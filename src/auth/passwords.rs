@@ -160,6 +160,11 @@ async fn run<T: Send + 'static>(
     c.waiting.fetch_add(1, Ordering::Relaxed);
     let wrapped: Job = Box::new(move || {
         c.waiting.fetch_sub(1, Ordering::Relaxed);
+        // Nobody is waiting for the answer any more (the request was dropped): skip the
+        // work instead of burning a bcrypt slot on it.
+        if done.is_closed() {
+            return;
+        }
         c.running.fetch_add(1, Ordering::Relaxed);
         c.total.fetch_add(1, Ordering::Relaxed);
         let outcome = job();

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::audit::{self, action, AuditEvent};
 use super::passwords::PasswordHasher;
+use super::recent::RecentReads;
 use super::revocation::{self, Target};
 use super::throttle;
 use super::{Actor, AuthError, RequestContext};
@@ -55,6 +56,39 @@ pub async fn create(
     }
 }
 
+/// User records for `/v1/me`, remembered for a moment (see [`RecentReads`]): a
+/// client typically calls it with the same token many times. What would make a token
+/// unusable (disabling, revocation) goes through the denylist, not this memory.
+pub struct Profiles {
+    db: Db,
+    recent: RecentReads<Uuid, Option<UserRow>>,
+}
+
+impl Profiles {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            recent: RecentReads::new(std::time::Duration::from_secs(2), 10_000),
+        }
+    }
+
+    pub async fn find(&self, user_id: Uuid) -> Result<Option<UserRow>, crate::store::StoreError> {
+        if let Some(row) = self.recent.get(&user_id) {
+            return Ok(row);
+        }
+        let row = self
+            .db
+            .run(move |conn| users::find_by_id(conn, user_id))
+            .await?;
+        self.recent.put(user_id, row.clone());
+        Ok(row)
+    }
+
+    pub fn forget(&self, user_id: Uuid) {
+        self.recent.forget(&user_id);
+    }
+}
+
 fn no_such_user() -> AuthError {
     AuthError::NotFound("no such user".to_owned())
 }
@@ -86,7 +120,7 @@ pub async fn update(
         None => {}
     }
     let changes = users::UserChanges { roles, disabled };
-    revocation::revoke_with(
+    let updated = revocation::revoke_with(
         state,
         move |conn| {
             let before = users::find_by_id(conn, user_id)?.ok_or_else(no_such_user)?;
@@ -105,7 +139,9 @@ pub async fn update(
         events,
         &actor.ctx,
     )
-    .await
+    .await;
+    state.profiles.forget(user_id);
+    updated
 }
 
 /// Sets a new password chosen by an administrator; every session of the user ends.
@@ -128,7 +164,9 @@ pub async fn reset_password(
         vec![actor.event(action::USER_PASSWORD_RESET).user(user_id)],
         &actor.ctx,
     )
-    .await
+    .await?;
+    state.profiles.forget(user_id);
+    Ok(())
 }
 
 /// Ends every session and live access token of a user.
@@ -214,5 +252,7 @@ pub async fn change_password(
         vec![event],
         ctx,
     )
-    .await
+    .await?;
+    state.profiles.forget(user_id);
+    Ok(())
 }

@@ -13,7 +13,6 @@ use crate::auth::sessions::LogoutScope;
 use crate::domain::{NewPassword, Password};
 use crate::error::{no_store, Problem, ProblemBody};
 use crate::state::AppState;
-use crate::store::users;
 
 #[derive(Serialize, ToSchema)]
 pub struct Profile {
@@ -42,8 +41,8 @@ pub struct Profile {
 pub async fn profile(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let user = state
-        .db
-        .run(move |conn| users::find_by_id(conn, user_id))
+        .profiles
+        .find(user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| {

@@ -92,6 +92,7 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
     }
 }
 
+/// Issues tokens: the `password`, `refresh_token` (rotating) and `client_credentials` grants.
 #[utoipa::path(
     tag = "oauth",
     request_body(content(

@@ -53,6 +53,7 @@ impl ClientView {
     }
 }
 
+/// Lists OAuth clients.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_clients_list",
@@ -83,6 +84,7 @@ pub async fn list(
     }))
 }
 
+/// Creates an OAuth client; a confidential client's secret is in this answer only.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_clients_create",
@@ -102,6 +104,7 @@ pub async fn create(
     Ok(created(&ClientView::new(row, secret)))
 }
 
+/// One OAuth client (never its secret).
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_clients_get",
@@ -124,6 +127,7 @@ pub async fn get(
     Ok(ok(&ClientView::new(row, None)))
 }
 
+/// Changes what a client may do.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_clients_update",
@@ -151,6 +155,7 @@ pub struct RotateSecret {
     overlap_seconds: Option<u64>,
 }
 
+/// Issues a new client secret; the old one keeps working for the overlap.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_clients_rotate_secret",

@@ -42,6 +42,7 @@ async fn views(state: &AppState) -> Result<Vec<KeyView>, Problem> {
         .collect())
 }
 
+/// Signing keys with their state and dates; never private material.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_keys_list",
@@ -61,6 +62,7 @@ pub struct Rotate {
     emergency: bool,
 }
 
+/// Starts a key rotation, or with `emergency` replaces the signing key at once.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_keys_rotate",

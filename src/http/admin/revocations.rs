@@ -30,6 +30,7 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+/// Lists revocations, newest first.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_revocations_list",
@@ -84,6 +85,7 @@ pub struct CreatedRevocation {
     value: String,
 }
 
+/// Revokes an access token (by token or jti) or a session (by token or sid), with a reason.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_revocations_create",

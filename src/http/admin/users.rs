@@ -54,6 +54,7 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+/// Lists users by username, optionally searching part of a name.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_users_list",
@@ -93,6 +94,7 @@ pub struct CreateUser {
     roles: Vec<String>,
 }
 
+/// Creates a user.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_users_create",
@@ -132,6 +134,7 @@ async fn find(state: &AppState, raw_id: &str) -> Result<UserRow, Problem> {
         .ok_or_else(|| Problem::not_found("no such user"))
 }
 
+/// One user.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_users_get",
@@ -195,6 +198,7 @@ pub struct ResetPassword {
     password: String,
 }
 
+/// Sets a new password for a user; every session of the user ends.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_users_reset_password",
@@ -232,6 +236,7 @@ pub struct AdminSessionView {
     ip: Option<String>,
 }
 
+/// A user's live sessions.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_users_sessions",
