@@ -16,8 +16,7 @@
 WITH spent AS (
     UPDATE refresh_tokens AS rt
        SET used_at = now(),
-           successor_hash = sha256(convert_to('pgbench-successor-' || :idx, 'UTF8')),
-           successor_sealed = decode(repeat('5a', 75), 'hex')
+           successor_hash = sha256(convert_to('pgbench-successor-' || :idx, 'UTF8'))
       FROM sessions AS s, users AS u
      WHERE rt.token_hash = sha256(convert_to('rt_' || rtrim(translate(encode(
                sha256(convert_to('pgbench-' || :idx, 'UTF8')), 'base64'), '+/', '-_'), '='), 'UTF8'))
@@ -32,9 +31,10 @@ WITH spent AS (
  RETURNING s.id AS session_id, s.user_id, s.scope, s.expires_at AS session_expires_at,
            u.username, u.roles
 ), issued AS (
-    INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+    INSERT INTO refresh_tokens (token_hash, session_id, expires_at, retry_sealed)
     SELECT sha256(convert_to('pgbench-successor-' || :idx, 'UTF8')), session_id,
-           LEAST(now() + make_interval(secs => 1209600), session_expires_at)
+           LEAST(now() + make_interval(secs => 1209600), session_expires_at),
+           decode(repeat('5a', 75), 'hex')
       FROM spent
  RETURNING expires_at
 ), touched AS (

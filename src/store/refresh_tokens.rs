@@ -60,8 +60,6 @@ impl QueryFragment<Pg> for RotateQuery<'_> {
                    SET used_at = now(), successor_hash = ",
         );
         out.push_bind_param::<Bytea, _>(&r.successor_hash[..])?;
-        out.push_sql(", successor_sealed = ");
-        out.push_bind_param::<Bytea, _>(&r.successor_sealed)?;
         out.push_sql(
             "
                   FROM sessions AS s, users AS u
@@ -85,14 +83,16 @@ impl QueryFragment<Pg> for RotateQuery<'_> {
              RETURNING s.id AS session_id, s.user_id, s.scope,
                        s.expires_at AS session_expires_at, u.username, u.roles
             ), issued AS (
-                INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
+                INSERT INTO refresh_tokens (token_hash, session_id, expires_at, retry_sealed)
                 SELECT ",
         );
         out.push_bind_param::<Bytea, _>(&r.successor_hash[..])?;
         out.push_sql(", session_id, LEAST(now() + make_interval(secs => ");
         out.push_bind_param::<Double, _>(&r.idle_seconds)?;
+        out.push_sql("), session_expires_at), ");
+        out.push_bind_param::<Bytea, _>(&r.successor_sealed)?;
         out.push_sql(
-            "), session_expires_at)
+            "
                   FROM spent
              RETURNING expires_at
             ), touched AS (
@@ -164,7 +164,7 @@ pub fn state(
                rt.used_at,
                (rt.used_at IS NOT NULL AND rt.used_at > now() - make_interval(secs => $2))
                    AS within_grace,
-               rt.successor_sealed,
+               succ.retry_sealed AS successor_sealed,
                succ.expires_at AS successor_expires_at,
                rt.created_at, rt.expires_at
           FROM refresh_tokens rt
@@ -185,9 +185,9 @@ pub fn clear_expired_successors(
     grace_seconds: f64,
 ) -> Result<usize, StoreError> {
     Ok(diesel::sql_query(
-        "UPDATE refresh_tokens SET successor_sealed = NULL
-          WHERE successor_sealed IS NOT NULL
-            AND used_at <= now() - make_interval(secs => $1)",
+        "UPDATE refresh_tokens SET retry_sealed = NULL
+          WHERE retry_sealed IS NOT NULL
+            AND created_at <= now() - make_interval(secs => $1)",
     )
     .bind::<Double, _>(grace_seconds)
     .execute(conn)?)

@@ -41,7 +41,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
         successor_hash -> Nullable<Bytea>,
-        successor_sealed -> Nullable<Bytea>,
+        retry_sealed -> Nullable<Bytea>,
     }
 }
 
