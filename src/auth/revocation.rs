@@ -413,17 +413,28 @@ async fn revoke_refresh_token(
             .client(client.id.as_str())
             .session(found.session_id)
             .detail("via", "refresh_token");
-        revoke(
-            state,
-            vec![Target::Session(found.session_id)],
-            "revoked_by_client",
-            &format!("client:{}", client.id),
-            vec![event],
-            ctx,
-        )
-        .await?;
+        revoke_for_client(state, client, Target::Session(found.session_id), event, ctx).await?;
     }
     Ok(true)
+}
+
+async fn revoke_for_client(
+    state: &AppState,
+    client: &super::clients::Client,
+    target: Target,
+    event: AuditEvent,
+    ctx: &RequestContext,
+) -> Result<(), AuthError> {
+    let by = format!("client:{}", client.id);
+    revoke(
+        state,
+        vec![target],
+        "revoked_by_client",
+        &by,
+        vec![event],
+        ctx,
+    )
+    .await
 }
 
 /// Returns whether the token was recognised as one of our access tokens.
@@ -448,17 +459,10 @@ async fn revoke_access_token(
     if let Some(user) = claims.user_id() {
         event = event.user(user);
     }
-    revoke(
-        state,
-        vec![Target::AccessToken {
-            jti: claims.jti,
-            expires_at: claims.exp,
-        }],
-        "revoked_by_client",
-        &format!("client:{}", client.id),
-        vec![event],
-        ctx,
-    )
-    .await?;
+    let target = Target::AccessToken {
+        jti: claims.jti,
+        expires_at: claims.exp,
+    };
+    revoke_for_client(state, client, target, event, ctx).await?;
     Ok(true)
 }

@@ -38,12 +38,7 @@ pub async fn list(
     if query.action.as_ref().is_some_and(|a| a.len() > 64) {
         return Err(Problem::bad_request("action is at most 64 characters"));
     }
-    let before = query
-        .page
-        .cursor
-        .as_deref()
-        .map(|c| uuid::Uuid::parse_str(c).map_err(|_| Problem::bad_request("invalid cursor")))
-        .transpose()?;
+    let before = query.page.id_cursor()?;
     let filter = AuditFilter {
         user_id: query.user_id,
         action: query.action,

@@ -63,6 +63,14 @@ impl PageQuery {
             Some(_) => Err(Problem::bad_request("limit must be a number from 1 to 200")),
         }
     }
+
+    /// The cursor of lists ordered by a time-ordered id (audit log, revocations).
+    pub fn id_cursor(&self) -> Result<Option<uuid::Uuid>, Problem> {
+        self.cursor
+            .as_deref()
+            .map(|c| uuid::Uuid::parse_str(c).map_err(|_| Problem::bad_request("invalid cursor")))
+            .transpose()
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -54,12 +54,7 @@ pub async fn list(
             "kind must be one of: jti, sid, user, client",
         ));
     }
-    let before = query
-        .page
-        .cursor
-        .as_deref()
-        .map(|c| uuid::Uuid::parse_str(c).map_err(|_| Problem::bad_request("invalid cursor")))
-        .transpose()?;
+    let before = query.page.id_cursor()?;
     let rows = state
         .db
         .run(move |conn| store::list(conn, kind.as_deref(), before, limit + 1))
