@@ -470,6 +470,14 @@ impl Settings {
         })
     }
 
+    /// A copy safe to print: passwords in the connection URLs are masked.
+    pub fn redacted(&self) -> Settings {
+        let mut shown = self.clone();
+        shown.database_url = redact_url_password(&self.database_url);
+        shown.redis_url = redact_url_password(&self.redis_url);
+        shown
+    }
+
     /// The `aud` value of Tessera's own API (`/v1/...`): its issuer identifier.
     pub fn own_audience(&self) -> &str {
         &self.issuer
@@ -520,6 +528,17 @@ fn bootstrap_admin(src: &Source) -> Result<Option<BootstrapAdmin>, ConfigError> 
         username: username.to_owned(),
         password: SecretString::from(password),
     }))
+}
+
+fn redact_url_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("[redacted]"));
+            url.to_string()
+        }
+        Ok(_) => raw.to_owned(),
+        Err(_) => "[unparsable URL]".to_owned(),
+    }
 }
 
 fn parse_issuer(v: &str) -> Result<String, String> {
@@ -642,6 +661,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.variable, "TESSERA_BCRYPT_COST");
         assert!(err.to_string().contains("TESSERA_BCRYPT_COST"));
+    }
+
+    #[test]
+    fn printed_settings_hide_connection_passwords() {
+        let s = Settings::from_source(&Source::from_pairs([
+            ("DATABASE_URL", "postgres://tessera:s3cret@db:5432/tessera"),
+            ("REDIS_URL", "redis://:hunter2@cache:6379"),
+        ]))
+        .unwrap();
+        let shown = format!("{:?}", s.redacted());
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(shown.contains("db:5432/tessera"));
     }
 
     #[test]

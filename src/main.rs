@@ -153,7 +153,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
-            println!("configuration is valid:\n{settings:#?}");
+            println!("configuration is valid:\n{:#?}", settings.redacted());
             println!("\nvariables read: {}", VARIABLES.join(", "));
             Ok(())
         }
