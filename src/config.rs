@@ -126,6 +126,11 @@ pub struct LoginLimits {
     pub per_ip: u32,
 }
 
+/// No access token lives longer than this, whatever the configuration or a client's
+/// override: revocations and retired keys are kept for this long, so that lowering a
+/// lifetime or deleting a client never lets an older, longer-lived token slip through.
+pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(86_400);
+
 /// The names of every variable Tessera reads, for `check-config` and the README.
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
@@ -280,7 +285,7 @@ impl Settings {
 
         let access_token_ttl =
             src.parse("TESSERA_ACCESS_TOKEN_TTL", Duration::from_secs(300), |v| {
-                parse_duration_within(v, Duration::from_secs(10), Duration::from_secs(86_400))
+                parse_duration_within(v, Duration::from_secs(10), MAX_ACCESS_TOKEN_TTL)
             })?;
         let refresh_idle_ttl = src.parse(
             "TESSERA_REFRESH_IDLE_TTL",

@@ -112,7 +112,6 @@ pub fn key_policy(settings: &Settings) -> KeyPolicy {
         algorithm: settings.signing_algorithm,
         rotation_interval: settings.key_rotation_interval,
         publish_ahead: settings.key_publish_ahead,
-        access_token_ttl: settings.access_token_ttl,
     }
 }
 

@@ -52,6 +52,22 @@ pub fn init(format: LogFormat, filter: &str) {
     let _ = result;
 }
 
+/// Metric label for a method: clients may invent methods, and every label value makes a
+/// new series, so anything unusual is counted together.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 /// A client-supplied id is kept if it is short and plain; otherwise we make one.
 fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
     let s = value.to_str().ok()?;
@@ -110,7 +126,7 @@ pub async fn request_middleware(
     {
         state
             .metrics
-            .observe_request(&route, method.as_str(), status, elapsed.as_secs_f64());
+            .observe_request(&route, method_label(&method), status, elapsed.as_secs_f64());
     }
     span.record("route", route.as_str());
     span.in_scope(|| {

@@ -29,12 +29,16 @@ pub struct Granted {
 /// HKDF purpose for the key that seals a successor refresh token.
 const SUCCESSOR_PURPOSE: &[u8] = b"refresh-token-successor/v1";
 
-fn audiences_for_user(state: &AppState, client: &Client) -> Vec<String> {
-    // A user's token is always good for Tessera's own API (/v1/me, logout ...).
-    let own = state.settings.own_audience();
-    let mut list = vec![own.to_owned()];
-    list.extend(client.audiences.iter().filter(|a| *a != own).cloned());
-    list
+/// RFC 9068 audience restriction: a token is good for the APIs its client names. A
+/// client that names none gets tokens for Tessera's own API (`/v1/me`, logout, admin);
+/// a client for other APIs must list Tessera's issuer too for its tokens to work here,
+/// so a token handed to a third-party API cannot be replayed against Tessera.
+fn audiences(state: &AppState, client: &Client) -> Vec<String> {
+    if client.audiences.is_empty() {
+        vec![state.settings.own_audience().to_owned()]
+    } else {
+        client.audiences.clone()
+    }
 }
 
 fn access_ttl(state: &AppState, client: &Client) -> Duration {
@@ -65,7 +69,7 @@ fn mint_for_user(
             },
             client_id: client.id.as_str(),
             scope: &scope.to_string(),
-            audiences: audiences_for_user(state, client),
+            audiences: audiences(state, client),
             ttl: access_ttl(state, client),
         },
     )?)
@@ -83,7 +87,7 @@ pub async fn password(
     client.may_use_grant("password")?;
     let scope = client.grant_scope(requested)?;
     let account = throttle::account_key(username);
-    throttle::check(state, &account, ctx).await?;
+    let attempts = throttle::check(state, &account, ctx).await?;
     // A name that cannot exist still costs a bcrypt verify, like a wrong password.
     let user = match Username::parse(username) {
         Ok(name) => {
@@ -120,7 +124,7 @@ pub async fn password(
                 event = event.detail("username", name.into_inner());
             }
             state.metrics.login_failures.inc();
-            throttle::failed(state, &account, ctx).await?;
+            throttle::failed(state, &account, attempts, ctx).await?;
             let ctx2 = ctx.clone();
             state
                 .db
@@ -129,7 +133,7 @@ pub async fn password(
             return Err(AuthError::InvalidCredentials);
         }
     };
-    throttle::succeeded(state, &account).await;
+    throttle::succeeded(state, &account, ctx).await;
     if state.passwords.needs_rehash(&user.password_hash) {
         upgrade_hash_in_background(state, user.id, user.password_hash.clone(), password);
     }
@@ -151,10 +155,18 @@ pub async fn password(
         .user(user_id)
         .client(&client_id)
         .session(session_id);
-    state
+    let password_changed_at = user.password_changed_at;
+    let started = state
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
+                // The password was checked against a hash read before bcrypt ran; if an
+                // admin reset it or disabled the account meanwhile, that change wins.
+                // (The row lock also orders this session before or after such a change,
+                // so the change's revocation sees it or it sees the change.)
+                if !users::unchanged_since_check(conn, user_id, password_changed_at)? {
+                    return Ok::<bool, crate::store::StoreError>(false);
+                }
                 sessions::insert_with_refresh_token(
                     conn,
                     &sessions::NewSession {
@@ -169,10 +181,21 @@ pub async fn password(
                     &hash.0,
                     token_expires,
                 )?;
-                audit::record(conn, &[event], &ctx2)
+                audit::record(conn, &[event], &ctx2)?;
+                Ok(true)
             })
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The client was deleted while this login was in flight.
+            e if e.is_foreign_key_violation() => {
+                AuthError::InvalidClient("client authentication failed".to_owned())
+            }
+            e => AuthError::Store(e),
+        })?;
+    if !started {
+        return Err(AuthError::InvalidCredentials);
+    }
     let access = mint_for_user(
         state,
         client,
@@ -426,11 +449,7 @@ pub fn client_credentials(
         ));
     }
     let scope = client.grant_scope(requested)?;
-    let audiences = if client.audiences.is_empty() {
-        vec![state.settings.own_audience().to_owned()]
-    } else {
-        client.audiences.clone()
-    };
+    let audiences = audiences(state, client);
     let keys = state.keys.snapshot();
     let access = tokens::mint(
         &keys,

@@ -27,6 +27,7 @@ use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use super::master_key::MasterKey;
+use crate::config::MAX_ACCESS_TOKEN_TTL;
 use crate::store::signing_keys::{self as store, SigningKeyRow, STATE_CURRENT, STATE_NEXT};
 use crate::store::{Db, StoreError};
 
@@ -102,8 +103,6 @@ pub struct KeyPolicy {
     /// How long a new key is published before it signs; longer than the JWKS cache
     /// lifetime, so no verifier meets a `kid` it has not seen.
     pub publish_ahead: Duration,
-    /// The default access-token lifetime (clients may override it).
-    pub access_token_ttl: Duration,
 }
 
 /// Extra time a retired key stays published beyond the longest token lifetime, for
@@ -351,11 +350,10 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-/// How long a key that stops signing now must stay published.
-fn retired_publish_seconds(conn: &mut PgConnection, policy: &KeyPolicy) -> Result<f64, KeyError> {
-    let default_ttl = i32::try_from(policy.access_token_ttl.as_secs()).unwrap_or(i32::MAX);
-    let longest = store::longest_access_token_ttl(conn, default_ttl)?;
-    Ok(f64::from(longest) + RETIRED_KEY_MARGIN.as_secs_f64())
+/// How long a key that stops signing now must stay published: as long as the longest
+/// lifetime any token may have (see [`MAX_ACCESS_TOKEN_TTL`]), plus a margin.
+fn retired_publish_seconds() -> f64 {
+    (MAX_ACCESS_TOKEN_TTL + RETIRED_KEY_MARGIN).as_secs_f64()
 }
 
 /// One step of the key life cycle; idempotent, safe to run from every instance at once.
@@ -400,7 +398,7 @@ fn maintain(
             }
             // A waiting key carries the time it is due to start signing.
             Some(next) if next.activated_at.is_some_and(|at| now >= at) => {
-                let publish = retired_publish_seconds(conn, policy)?;
+                let publish = retired_publish_seconds();
                 store::retire_current(conn, publish)?;
                 store::promote_next(conn)?;
                 tracing::info!(kid = %next.kid, retired = %current.kid, "rotated the signing key");

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::audit::{self, AuditEvent};
 use super::tokens::{AccessClaims, LEEWAY};
 use super::{AuthError, RequestContext};
+use crate::config::MAX_ACCESS_TOKEN_TTL;
 use crate::state::AppState;
 use crate::store::denylist::{DenyEntry, DenyKind, RedisUnavailable};
 use crate::store::revocations::{self, NewRevocation, RevocationRow};
@@ -127,22 +128,13 @@ where
     F: FnOnce(&mut PgConnection) -> Result<(T, Vec<Target>), AuthError> + Send + 'static,
     T: Send + 'static,
 {
-    let default_ttl = i32::try_from(state.settings.access_token_ttl.as_secs()).unwrap_or(i32::MAX);
     let (reason, revoked_by, ctx) = (reason.to_owned(), revoked_by.to_owned(), ctx.clone());
     let (output, rows) = state
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
                 let (output, targets) = prepare(conn)?;
-                let rows = record(
-                    conn,
-                    &targets,
-                    &reason,
-                    &revoked_by,
-                    default_ttl,
-                    &events,
-                    &ctx,
-                )?;
+                let rows = record(conn, &targets, &reason, &revoked_by, &events, &ctx)?;
                 Ok::<_, AuthError>((output, rows))
             })
         })
@@ -163,14 +155,14 @@ fn record(
     targets: &[Target],
     reason: &str,
     revoked_by: &str,
-    default_ttl: i32,
     events: &[AuditEvent],
     ctx: &RequestContext,
 ) -> Result<Vec<RevocationRow>, StoreError> {
     let now = signing_keys::db_now(conn)?;
-    // Nothing minted before now lives longer than the longest lifetime any client has.
-    let longest = signing_keys::longest_access_token_ttl(conn, default_ttl)?;
-    let horizon = now + chrono::Duration::seconds(i64::from(longest)) + chrono_leeway();
+    // Nothing minted before now can outlive the hard cap on access-token lifetimes (the
+    // current settings are not enough: a lifetime may have been lowered, or the client
+    // deleted, since a longer-lived token was minted).
+    let horizon = now + chrono_duration(MAX_ACCESS_TOKEN_TTL) + chrono_leeway();
     let row = |kind: DenyKind, value: String, not_before, expires_at| RevocationRow {
         id: Uuid::now_v7(),
         kind: kind.as_str().to_owned(),
@@ -200,14 +192,27 @@ fn record(
                 rows.push(row(DenyKind::Session, sid.to_string(), None, horizon));
             }
             Target::User(user_id) => {
-                sessions::revoke_for_user(conn, *user_id, None, reason)?;
+                // Each session by id too: a token minted in one of them after `now`
+                // (a refresh racing this revocation) is still caught.
+                for sid in sessions::revoke_for_user(conn, *user_id, None, reason)? {
+                    rows.push(row(DenyKind::Session, sid.to_string(), None, horizon));
+                }
                 rows.push(row(DenyKind::User, user_id.to_string(), Some(now), horizon));
             }
             Target::UserTokens(user_id) => {
                 rows.push(row(DenyKind::User, user_id.to_string(), Some(now), horizon));
             }
             Target::Client(client_id) => {
-                rows.push(row(DenyKind::Client, client_id.clone(), Some(now), horizon));
+                // Other instances may go on minting for this client until their cached
+                // record expires: deny those tokens too.
+                let not_before =
+                    now + chrono_duration(super::clients::CLIENT_CACHE_TTL) + chrono_leeway();
+                rows.push(row(
+                    DenyKind::Client,
+                    client_id.clone(),
+                    Some(not_before),
+                    horizon,
+                ));
             }
         }
     }
@@ -226,6 +231,10 @@ fn record(
     revocations::insert(conn, &inserts)?;
     audit::record(conn, events, ctx)?;
     Ok(rows)
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 fn chrono_leeway() -> chrono::Duration {

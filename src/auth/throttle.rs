@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::audit::{self, AuditEvent};
 use super::{AuthError, RequestContext};
 use crate::state::AppState;
-use crate::store::throttle::Limits;
+use crate::store::throttle::{Limits, Reservation};
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -35,8 +35,18 @@ pub fn account_key(submitted: &str) -> String {
     submitted.trim().to_lowercase().chars().take(256).collect()
 }
 
-fn ip_of(ctx: &RequestContext) -> &str {
-    ctx.ip.as_deref().unwrap_or("unknown")
+/// The client IP as counted: an IPv6 address by its /64 (one host usually has the
+/// whole prefix, and would otherwise get a fresh budget per address).
+fn ip_of(ctx: &RequestContext) -> String {
+    match ctx.ip.as_deref().map(str::parse::<std::net::IpAddr>) {
+        Some(Ok(std::net::IpAddr::V6(v6))) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(Ok(std::net::IpAddr::V6(v6))) => v6.to_ipv4_mapped().expect("checked").to_string(),
+        Some(Ok(ip)) => ip.to_string(),
+        _ => "unknown".to_owned(),
+    }
 }
 
 fn unavailable(state: &AppState, e: impl std::fmt::Display) -> AuthError {
@@ -44,49 +54,47 @@ fn unavailable(state: &AppState, e: impl std::fmt::Display) -> AuthError {
     AuthError::Unavailable(format!("brute-force protection cannot reach Redis: {e}"))
 }
 
-/// Refuses the attempt (before any bcrypt work) while the account or the IP must wait.
-pub async fn check(state: &AppState, account: &str, ctx: &RequestContext) -> Result<(), AuthError> {
-    let limits = limits(state);
-    let (account_wait, ip_wait) = state
-        .throttle
-        .wait(account, ip_of(ctx), now_ms(), limits.per_ip)
-        .await
-        .map_err(|e| unavailable(state, e))?;
-    let (wait, scope) = if account_wait >= ip_wait {
-        (account_wait, "account")
-    } else {
-        (ip_wait, "ip")
-    };
-    if wait > 0 {
-        state.metrics.rate_limited.with_label_values(&[scope]).inc();
-        return Err(AuthError::TooManyAttempts {
-            retry_after_secs: wait.div_ceil(1000),
-        });
-    }
-    Ok(())
-}
-
-/// Counts a failed password check; the lockout itself is audited.
-pub async fn failed(
+/// Reserves one password check for `account` (before any bcrypt work), or refuses it
+/// while the account or the IP must wait. Returns how many attempts the account has had
+/// in the window, this one included.
+pub async fn check(
     state: &AppState,
     account: &str,
     ctx: &RequestContext,
-) -> Result<(), AuthError> {
-    let failure = state
+) -> Result<u64, AuthError> {
+    let reservation = state
         .throttle
-        .register_failure(account, ip_of(ctx), now_ms(), &limits(state))
+        .reserve(account, &ip_of(ctx), now_ms(), &limits(state))
         .await
         .map_err(|e| unavailable(state, e))?;
-    if failure.locked_now {
+    match reservation {
+        Reservation::Allowed { attempts } => Ok(attempts),
+        Reservation::Refused { wait_ms, by_ip } => {
+            let scope = if by_ip { "ip" } else { "account" };
+            state.metrics.rate_limited.with_label_values(&[scope]).inc();
+            Err(AuthError::TooManyAttempts {
+                retry_after_secs: wait_ms.div_ceil(1000).max(1),
+            })
+        }
+    }
+}
+
+/// The reserved attempt failed: it is already counted; the attempt that reaches the
+/// lockout threshold is audited as the lockout.
+pub async fn failed(
+    state: &AppState,
+    account: &str,
+    attempts: u64,
+    ctx: &RequestContext,
+) -> Result<(), AuthError> {
+    let lockout_after = u64::from(state.settings.login_limits.lockout_after);
+    if attempts == lockout_after {
         state.metrics.lockouts.inc();
-        tracing::warn!(
-            failures = failure.failures,
-            "account locked out after repeated failures"
-        );
+        tracing::warn!(attempts, "account locked out after repeated failures");
         let event = AuditEvent::new(audit::action::LOGIN_LOCKED)
-            .detail("account", account.to_owned())
-            .detail("failures", failure.failures)
-            .detail("seconds", failure.wait_ms / 1000);
+            .detail("account_hash", account_fingerprint(account))
+            .detail("failures", attempts)
+            .detail("seconds", state.settings.login_limits.lockout.as_secs());
         let ctx = ctx.clone();
         state
             .db
@@ -96,10 +104,20 @@ pub async fn failed(
     Ok(())
 }
 
-/// A success forgets the account's failures.
-pub async fn succeeded(state: &AppState, account: &str) {
-    if let Err(e) = state.throttle.clear(account).await {
+/// A success forgets the account's attempts (and gives the IP its attempt back).
+pub async fn succeeded(state: &AppState, account: &str, ctx: &RequestContext) {
+    if let Err(e) = state.throttle.succeeded(account, &ip_of(ctx)).await {
         state.metrics.redis_errors.inc();
-        tracing::warn!(error = %e, "could not reset the failure count");
+        tracing::warn!(error = %e, "could not reset the attempt count");
     }
+}
+
+/// A short, stable fingerprint of a submitted account name for the audit log (the name
+/// itself may be a password typed into the wrong field).
+fn account_fingerprint(account: &str) -> String {
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, account.as_bytes());
+    hash.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -212,13 +212,13 @@ pub async fn change_password(
     // The same counters as logins to this account: a stolen access token does not buy
     // unlimited guesses at the password.
     let account = throttle::account_key(&user.username);
-    throttle::check(state, &account, ctx).await?;
+    let attempts = throttle::check(state, &account, ctx).await?;
     let matched = state
         .passwords
         .verify(current, Some(user.password_hash.clone()))
         .await?;
     if !matched {
-        throttle::failed(state, &account, ctx).await?;
+        throttle::failed(state, &account, attempts, ctx).await?;
         let event = AuditEvent::new(action::PASSWORD_CHANGE_FAILED)
             .actor(user_id)
             .user(user_id)
@@ -230,7 +230,7 @@ pub async fn change_password(
             .await?;
         return Err(AuthError::WrongPassword);
     }
-    throttle::succeeded(state, &account).await;
+    throttle::succeeded(state, &account, ctx).await;
     let new_hash = state.passwords.hash(new).await?;
     let event = AuditEvent::new(action::PASSWORD_CHANGED)
         .actor(user_id)

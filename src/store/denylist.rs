@@ -71,10 +71,27 @@ pub struct DenyState {
     pub client_not_before: Option<i64>,
 }
 
+/// KEYS: entries; ARGV: value, ttl seconds for each. Raises, never lowers.
+const DENY: &str = r"
+for i, key in ipairs(KEYS) do
+  local value = tonumber(ARGV[2 * i - 1])
+  local ttl = tonumber(ARGV[2 * i])
+  local current = tonumber(redis.call('GET', key) or '-1')
+  local left = redis.call('TTL', key)
+  if value > current then
+    redis.call('SET', key, value, 'EX', math.max(ttl, left))
+  elseif ttl > left then
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+return #KEYS
+";
+
 #[derive(Clone)]
 pub struct Denylist {
     conn: ConnectionManager,
     prefix: String,
+    deny_script: std::sync::Arc<redis::Script>,
 }
 
 impl Denylist {
@@ -91,6 +108,7 @@ impl Denylist {
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
+            deny_script: std::sync::Arc::new(redis::Script::new(DENY)),
         })
     }
 
@@ -117,24 +135,22 @@ impl Denylist {
         Ok(())
     }
 
-    /// Writes entries, each expiring with what it denies. A later `User`/`Client`
-    /// entry carries a later time, so overwriting is always right.
+    /// Writes entries, each expiring with what it denies. Writes only ever move an
+    /// entry forward (a later not-before time, a longer life), so an older entry pushed
+    /// late (a catch-up, a rebuild racing a new revocation) cannot undo a newer one.
     pub async fn deny(&self, entries: &[DenyEntry]) -> Result<(), RedisUnavailable> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for e in entries {
-            let ttl = e.ttl.as_secs().max(1);
-            pipe.cmd("SET")
-                .arg(self.key(e.kind, &e.value))
-                .arg(e.not_before.unwrap_or(1))
-                .arg("EX")
-                .arg(ttl)
-                .ignore();
-        }
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        // In slices: a script runs alone in Redis, so keep each run short.
+        for chunk in entries.chunks(500) {
+            let mut invocation = self.deny_script.prepare_invoke();
+            for e in chunk {
+                invocation
+                    .key(self.key(e.kind, &e.value))
+                    .arg(e.not_before.unwrap_or(1))
+                    .arg(e.ttl.as_secs().max(1));
+            }
+            invocation.invoke_async::<()>(&mut conn).await?;
+        }
         Ok(())
     }
 

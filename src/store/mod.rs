@@ -35,6 +35,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        )
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,

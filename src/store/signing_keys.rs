@@ -118,19 +118,6 @@ pub fn delete_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
     )
 }
 
-/// The longest lifetime an access token may have right now: the configured default or
-/// a client's override, whichever is longer.
-pub fn longest_access_token_ttl(
-    conn: &mut PgConnection,
-    default_seconds: i32,
-) -> Result<i32, StoreError> {
-    use super::schema::clients;
-    let longest: Option<i32> = clients::table
-        .select(diesel::dsl::max(clients::access_token_ttl_seconds))
-        .first(conn)?;
-    Ok(longest.unwrap_or(0).max(default_seconds))
-}
-
 /// Moves the planned start of the waiting key (its `activated_at`).
 pub fn set_next_activation(
     conn: &mut PgConnection,

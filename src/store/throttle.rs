@@ -6,39 +6,57 @@ use redis::aio::ConnectionManager;
 
 use super::denylist::RedisUnavailable;
 
-/// Registers one failure atomically: bumps the account and IP counters and sets the
-/// time before which the account may not try again.
+/// Reserves one password check atomically, before any bcrypt work: refused while the
+/// account or the IP must wait; otherwise counted at once (as if it were going to fail),
+/// so that any number of guesses sent in parallel are counted before they are checked.
+/// A success then clears the account (see `succeeded`).
 /// KEYS: account, ip. ARGV: now_ms, window_ms, delay_after, max_delay_ms, lockout_after,
-/// lockout_ms. Returns {failures, wait_ms, locked_now}.
-const REGISTER_FAILURE: &str = r"
+/// lockout_ms, per_ip. Returns {allowed, attempts or wait_ms, refused_by_ip}.
+const RESERVE: &str = r"
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local delay_after = tonumber(ARGV[3])
 local max_delay = tonumber(ARGV[4])
 local lockout_after = tonumber(ARGV[5])
 local lockout = tonumber(ARGV[6])
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local per_ip = tonumber(ARGV[7])
+local next = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
+if next > now then
+  return {0, next - now, 0}
+end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= per_ip then
+  return {0, math.max(redis.call('PTTL', KEYS[2]), 1), 1}
+end
+local attempts = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local wait = 0
-local locked = 0
-if failures >= lockout_after then
+if attempts >= lockout_after then
   wait = lockout
-  if failures == lockout_after then locked = 1 end
-elseif failures >= delay_after then
-  wait = math.floor(math.min(1000 * 2 ^ (failures - delay_after), max_delay))
+elseif attempts >= delay_after then
+  wait = math.floor(math.min(1000 * 2 ^ (attempts - delay_after), max_delay))
 end
 redis.call('HSET', KEYS[1], 'next', now + wait)
 redis.call('PEXPIRE', KEYS[1], math.max(window, wait))
 if redis.call('INCR', KEYS[2]) == 1 then
   redis.call('PEXPIRE', KEYS[2], window)
 end
-return {failures, wait, locked}
+return {1, attempts, 0}
 ";
 
-pub struct Failure {
-    pub failures: u64,
-    pub wait_ms: u64,
-    /// This failure is the one that locked the account.
-    pub locked_now: bool,
+/// A success: the account starts afresh, and the attempt no longer counts against the
+/// IP. KEYS: account, ip.
+const SUCCEEDED: &str = r"
+redis.call('DEL', KEYS[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+  redis.call('DECR', KEYS[2])
+end
+return 1
+";
+
+pub enum Reservation {
+    /// Go ahead; this is the account's `attempts`-th attempt in the window.
+    Allowed { attempts: u64 },
+    /// Wait this long first, because of the account or the IP.
+    Refused { wait_ms: u64, by_ip: bool },
 }
 
 pub struct Limits {
@@ -54,7 +72,8 @@ pub struct Limits {
 pub struct Throttle {
     conn: ConnectionManager,
     prefix: String,
-    script: std::sync::Arc<redis::Script>,
+    reserve: std::sync::Arc<redis::Script>,
+    succeeded: std::sync::Arc<redis::Script>,
 }
 
 impl Throttle {
@@ -62,7 +81,8 @@ impl Throttle {
         Self {
             conn,
             prefix: prefix.to_owned(),
-            script: std::sync::Arc::new(redis::Script::new(REGISTER_FAILURE)),
+            reserve: std::sync::Arc::new(redis::Script::new(RESERVE)),
+            succeeded: std::sync::Arc::new(redis::Script::new(SUCCEEDED)),
         }
     }
 
@@ -79,44 +99,16 @@ impl Throttle {
         format!("{}bf:ip:{ip}", self.prefix)
     }
 
-    /// Milliseconds the account must still wait, and the IP must still wait.
-    pub async fn wait(
-        &self,
-        account: &str,
-        ip: &str,
-        now_ms: u64,
-        per_ip: u32,
-    ) -> Result<(u64, u64), RedisUnavailable> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("HGET")
-            .arg(self.account_key(account))
-            .arg("next")
-            .cmd("GET")
-            .arg(self.ip_key(ip))
-            .cmd("PTTL")
-            .arg(self.ip_key(ip));
-        let mut conn = self.conn.clone();
-        let (next, ip_failures, ip_ttl): (Option<u64>, Option<u64>, i64) =
-            pipe.query_async(&mut conn).await?;
-        let account_wait = next.map(|n| n.saturating_sub(now_ms)).unwrap_or(0);
-        let ip_wait = if ip_failures.unwrap_or(0) >= u64::from(per_ip) {
-            u64::try_from(ip_ttl).unwrap_or(0)
-        } else {
-            0
-        };
-        Ok((account_wait, ip_wait))
-    }
-
-    pub async fn register_failure(
+    pub async fn reserve(
         &self,
         account: &str,
         ip: &str,
         now_ms: u64,
         limits: &Limits,
-    ) -> Result<Failure, RedisUnavailable> {
+    ) -> Result<Reservation, RedisUnavailable> {
         let mut conn = self.conn.clone();
-        let (failures, wait_ms, locked): (u64, u64, u8) = self
-            .script
+        let (allowed, value, by_ip): (u8, u64, u8) = self
+            .reserve
             .key(self.account_key(account))
             .key(self.ip_key(ip))
             .arg(now_ms)
@@ -125,21 +117,25 @@ impl Throttle {
             .arg(limits.max_delay_ms)
             .arg(limits.lockout_after)
             .arg(limits.lockout_ms)
+            .arg(limits.per_ip)
             .invoke_async(&mut conn)
             .await?;
-        Ok(Failure {
-            failures,
-            wait_ms,
-            locked_now: locked == 1,
+        Ok(if allowed == 1 {
+            Reservation::Allowed { attempts: value }
+        } else {
+            Reservation::Refused {
+                wait_ms: value,
+                by_ip: by_ip == 1,
+            }
         })
     }
 
-    /// A success forgets the account's failures (the IP's stay counted).
-    pub async fn clear(&self, account: &str) -> Result<(), RedisUnavailable> {
+    pub async fn succeeded(&self, account: &str, ip: &str) -> Result<(), RedisUnavailable> {
         let mut conn = self.conn.clone();
-        redis::cmd("DEL")
-            .arg(self.account_key(account))
-            .query_async::<()>(&mut conn)
+        self.succeeded
+            .key(self.account_key(account))
+            .key(self.ip_key(ip))
+            .invoke_async::<()>(&mut conn)
             .await?;
         Ok(())
     }

@@ -922,3 +922,46 @@ async fn the_first_admin_can_be_bootstrapped_from_configuration() {
     assert_eq!(second.count("SELECT count(*) FROM users"), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn an_admins_token_for_another_api_cannot_use_the_admin_api() {
+    let app = spawn_app().await;
+    app.create_user("root", &["admin"]).await;
+    app.create_client(json!({
+        "client_id": "shop", "grant_types": ["password"], "audiences": ["https://shop.example"]
+    }))
+    .await;
+    app.create_client(json!({
+        "client_id": "console", "grant_types": ["password"],
+        "audiences": ["https://shop.example", crate::helpers::ISSUER]
+    }))
+    .await;
+    let login = |client: &'static str| {
+        app.api
+            .post(app.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", client),
+                ("username", "root"),
+                ("password", PASSWORD),
+            ])
+            .send()
+    };
+    let shop = tokens_of(login("shop").await.unwrap()).await.access_token;
+    assert_eq!(
+        call(&app, "GET", "/v1/admin/users", Some(&shop), None)
+            .await
+            .status(),
+        401
+    );
+    // A client that names Tessera among its audiences gets tokens Tessera accepts.
+    let console = tokens_of(login("console").await.unwrap())
+        .await
+        .access_token;
+    assert_eq!(
+        call(&app, "GET", "/v1/admin/users", Some(&console), None)
+            .await
+            .status(),
+        200
+    );
+}

@@ -121,7 +121,10 @@ async fn a_named_public_client_is_accepted() {
     assert_eq!(tokens.body["scope"], "orders:read");
     let claims = claims_of(&tokens.access_token);
     assert_eq!(claims["client_id"], "spa");
-    assert_eq!(claims["aud"], serde_json::json!([ISSUER, "orders-api"]));
+    // The client names its API: the token is for that API alone, not for Tessera's own.
+    assert_eq!(claims["aud"], "orders-api");
+    let res = app.get_with_token("/v1/me", &tokens.access_token).await;
+    assert_eq!(res.status(), 401, "a token for another API is refused here");
 }
 
 #[tokio::test]
