@@ -207,9 +207,18 @@ impl Problem {
     }
 
     pub fn unauthorized_bearer(description: &str) -> Self {
-        let mut p = Self::new(StatusCode::UNAUTHORIZED, description);
+        Self::bearer_challenge(StatusCode::UNAUTHORIZED, "invalid_token", description)
+    }
+
+    /// 403 for a valid token that lacks what the endpoint needs (RFC 6750 §3.1).
+    pub fn insufficient_scope(description: &str) -> Self {
+        Self::bearer_challenge(StatusCode::FORBIDDEN, "insufficient_scope", description)
+    }
+
+    fn bearer_challenge(status: StatusCode, error: &str, description: &str) -> Self {
+        let mut p = Self::new(status, description);
         p.www_authenticate = Some(format!(
-            r#"Bearer realm="tessera", error="invalid_token", error_description="{}""#,
+            r#"Bearer realm="tessera", error="{error}", error_description="{}""#,
             description.replace(['"', '\\'], "'")
         ));
         p
@@ -339,10 +348,30 @@ pub fn json_error_handler(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "the request body must be application/json",
         ),
-        JsonPayloadError::Deserialize(e) => Problem::bad_request(format!("invalid JSON body: {e}")),
+        JsonPayloadError::Deserialize(e) => Problem::bad_request(describe_json_error(e)),
         other => Problem::bad_request(format!("unreadable request body: {other}")),
     };
     problem.into()
+}
+
+/// What was wrong with a JSON body, without echoing the values sent: a password typed
+/// into the wrong field must not come back in an error that a proxy or client may log.
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let echoes_a_value =
+        message.starts_with("invalid type") || message.starts_with("invalid value");
+    if e.classify() != serde_json::error::Category::Data || !echoes_a_value {
+        return format!("invalid JSON body: {message}");
+    }
+    let expected = message
+        .split_once(", expected ")
+        .map(|(_, rest)| rest.rsplit_once(" at line ").map_or(rest, |(what, _)| what))
+        .unwrap_or("another type");
+    format!(
+        "invalid JSON body: wrong type or value at line {} column {} (expected {expected})",
+        e.line(),
+        e.column()
+    )
 }
 
 pub fn path_error_handler(
@@ -357,4 +386,38 @@ pub fn query_error_handler(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     Problem::bad_request(format!("invalid query string: {err}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_json_error;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        roles: Vec<String>,
+        limit: Option<u8>,
+    }
+
+    fn error_for(json: &str) -> String {
+        describe_json_error(&serde_json::from_str::<Body>(json).unwrap_err())
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_not_echoed() {
+        let message = error_for(r#"{"roles": "correct horse battery"}"#);
+        assert!(!message.contains("correct horse"), "{message}");
+        assert!(message.contains("expected a sequence"), "{message}");
+    }
+
+    #[test]
+    fn an_out_of_range_value_is_not_echoed() {
+        let message = error_for(r#"{"roles": [], "limit": 40000}"#);
+        assert!(!message.contains("40000"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        assert!(error_for("{}").contains("missing field `roles`"));
+    }
 }

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use utoipa_actix_web::AppExt;
 
@@ -145,6 +145,15 @@ impl Application {
         )
         .await?;
         let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
+        match denylist.eviction_policy().await.as_deref() {
+            Some("noeviction") | None => {}
+            Some(policy) => tracing::warn!(
+                policy,
+                "Redis may evict keys under memory pressure (maxmemory-policy is not \
+                 noeviction): an evicted denylist entry lets a revoked token through until \
+                 the next rebuild (at most 30 s); set maxmemory-policy noeviction"
+            ),
+        }
 
         let users = db.run(store::users::count).await?;
         if let (0, Some(admin)) = (users, &settings.bootstrap_admin) {
@@ -160,7 +169,12 @@ impl Application {
             .expect("metadata serialises")
             .into();
         let document = http::docs::document();
-        let api_paths = document.paths.paths.keys().cloned().collect();
+        let api_paths = document
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| (path.clone(), http::allowed_methods(item)))
+            .collect();
         let openapi = document
             .to_json()
             .expect("the OpenAPI document serialises")
@@ -249,7 +263,7 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
             )
             .app_data(web::PathConfig::default().error_handler(path_error_handler))
             .app_data(web::QueryConfig::default().error_handler(query_error_handler))
-            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(from_fn(http::security_headers))
             .wrap(from_fn(crate::telemetry::request_middleware))
             .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
             .default_service(web::to(http::not_found))

@@ -24,6 +24,7 @@ pub struct AppState {
     pub metadata: Bytes,
     /// The OpenAPI document, serialised once.
     pub openapi: Bytes,
-    /// Paths of the OpenAPI document: each gets a 405 for methods it lacks.
-    pub api_paths: Vec<String>,
+    /// Paths of the OpenAPI document with the methods each allows: every other method
+    /// gets a 405 with an `Allow` header.
+    pub api_paths: Vec<(String, String)>,
 }

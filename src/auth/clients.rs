@@ -175,25 +175,16 @@ pub async fn authenticate(
     };
     let row = directory.find(id.as_str()).await?;
     let presented = secret.as_ref().map(|s| hash_secret(s.expose_secret()));
-    let unknown = || AuthError::InvalidClient("client authentication failed".to_owned());
+    // One answer for every failure, so a caller cannot tell an unknown client from a
+    // wrong secret, or learn whether a client is public or confidential.
+    let failed = || AuthError::InvalidClient("client authentication failed".to_owned());
     let Some(row) = row else {
-        return Err(unknown());
+        return Err(failed());
     };
     match (row.confidential, presented) {
         (false, None) => Client::from_row(row),
-        (false, Some(_)) => Err(AuthError::InvalidClient(
-            "this is a public client: it has no secret".to_owned(),
-        )),
-        (true, None) => Err(AuthError::InvalidClient(
-            "this client must authenticate with its secret".to_owned(),
-        )),
-        (true, Some(presented)) => {
-            if secret_matches(&row, &presented) {
-                Client::from_row(row)
-            } else {
-                Err(unknown())
-            }
-        }
+        (true, Some(presented)) if secret_matches(&row, &presented) => Client::from_row(row),
+        _ => Err(failed()),
     }
 }
 

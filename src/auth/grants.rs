@@ -120,9 +120,8 @@ pub async fn password(
                 ),
                 None => event.detail("reason", "unknown_user"),
             };
-            if let Ok(name) = Username::parse(username) {
-                event = event.detail("username", name.into_inner());
-            }
+            // The typed name is kept out of the log for unknown accounts: people paste
+            // their password into the username field.
             state.metrics.login_failures.inc();
             throttle::failed(state, &account, attempts, ctx).await?;
             let ctx2 = ctx.clone();
@@ -381,6 +380,13 @@ async fn explain_failed_rotation(
     }
     if token.used_at.is_none() {
         // Not spent, so it failed on its own expiry.
+        return Err(AuthError::InvalidRefreshToken);
+    }
+    if token.within_grace && token.successor_spent {
+        // An honest retry never holds a successor that has moved on already: whoever
+        // sends this is not the one who lost a response. Hand nothing out, but do not
+        // end a session that a racing tab may still be using.
+        tracing::info!(sid = %token.session_id, "grace retry after the successor was spent");
         return Err(AuthError::InvalidRefreshToken);
     }
     if token.within_grace {

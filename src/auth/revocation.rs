@@ -270,23 +270,44 @@ async fn push(state: &AppState, rows: Vec<RevocationRow>) {
 
 /// Pushes every live revocation Redis has not confirmed (from any instance).
 pub async fn sync_pending(state: &AppState) -> Result<usize, CheckError> {
-    let rows = state
-        .db
-        .run(|conn| revocations::unsynced(conn, 10_000))
-        .await?;
-    if rows.is_empty() {
-        return Ok(0);
+    const BATCH: i64 = 10_000;
+    let mut total = 0;
+    loop {
+        let rows = state
+            .db
+            .run(|conn| revocations::unsynced(conn, BATCH))
+            .await?;
+        if rows.is_empty() {
+            return Ok(total);
+        }
+        let now = Utc::now();
+        let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
+        state.denylist.deny(&entries).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let count = ids.len();
+        state
+            .db
+            .run(move |conn| revocations::mark_synced(conn, &ids))
+            .await?;
+        total += count;
+        if (count as i64) < BATCH {
+            return Ok(total);
+        }
     }
-    let now = Utc::now();
-    let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
-    state.denylist.deny(&entries).await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let count = ids.len();
-    state
-        .db
-        .run(move |conn| revocations::mark_synced(conn, &ids))
-        .await?;
-    Ok(count)
+}
+
+/// Before a token is trusted again after Redis missed a write, pushes what it missed.
+/// One request does the work while the others wait for it; a write that fails while
+/// it runs marks the list suspect again, so nothing is cleared unseen.
+async fn catch_up(state: &AppState) -> Result<(), CheckError> {
+    let _one_at_a_time = state.denylist_sync.rebuild.lock().await;
+    if state.denylist_sync.suspect.swap(false, Ordering::AcqRel) {
+        if let Err(e) = sync_pending(state).await {
+            state.denylist_sync.suspect.store(true, Ordering::Release);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Writes every live revocation to Redis, then the `ready` marker. With `force` it
@@ -297,6 +318,23 @@ pub async fn rebuild(state: &AppState, force: bool) -> Result<usize, CheckError>
     if !force && state.denylist.is_ready().await? {
         return Ok(0);
     }
+    // Cleared before reading, so a write that fails from here on keeps it set.
+    let was_suspect = state.denylist_sync.suspect.swap(false, Ordering::AcqRel);
+    let rebuilt = rewrite_all(state).await;
+    if rebuilt.is_err() && was_suspect {
+        state.denylist_sync.suspect.store(true, Ordering::Release);
+    }
+    let entries = rebuilt?;
+    if !force {
+        tracing::warn!(
+            entries,
+            "Redis had lost the denylist; rebuilt it from PostgreSQL"
+        );
+    }
+    Ok(entries)
+}
+
+async fn rewrite_all(state: &AppState) -> Result<usize, CheckError> {
     let rows = state.db.run(revocations::live).await?;
     let now = Utc::now();
     let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
@@ -313,21 +351,13 @@ pub async fn rebuild(state: &AppState, force: bool) -> Result<usize, CheckError>
             .await?;
     }
     state.denylist.mark_ready().await?;
-    if !force {
-        tracing::warn!(
-            entries = entries.len(),
-            "Redis had lost the denylist; rebuilt it from PostgreSQL"
-        );
-    }
-    state.denylist_sync.suspect.store(false, Ordering::Relaxed);
     Ok(entries.len())
 }
 
 /// Fails unless the denylist positively says the token is alive.
 pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Result<(), CheckError> {
-    if state.denylist_sync.suspect.load(Ordering::Relaxed) {
-        sync_pending(state).await?;
-        state.denylist_sync.suspect.store(false, Ordering::Relaxed);
+    if state.denylist_sync.suspect.load(Ordering::Acquire) {
+        catch_up(state).await?;
     }
     let user = claims.user_id().map(|u| u.to_string());
     let check = || {

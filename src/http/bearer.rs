@@ -23,13 +23,13 @@ impl Caller {
     pub fn user_id(&self) -> Result<Uuid, Problem> {
         self.claims
             .user_id()
-            .ok_or_else(|| Problem::forbidden("this endpoint needs a user's access token"))
+            .ok_or_else(|| Problem::insufficient_scope("this endpoint needs a user's access token"))
     }
 
     pub fn session_id(&self) -> Result<Uuid, Problem> {
         self.claims
             .session_id()
-            .ok_or_else(|| Problem::forbidden("this endpoint needs a user's access token"))
+            .ok_or_else(|| Problem::insufficient_scope("this endpoint needs a user's access token"))
     }
 }
 

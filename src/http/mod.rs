@@ -40,20 +40,45 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 /// For every documented path, a catch-all that answers 405 to the methods it lacks.
-pub fn method_fallbacks(cfg: &mut web::ServiceConfig, paths: &[String]) {
-    for path in paths {
-        cfg.service(web::resource(path.as_str()).to(method_not_allowed));
+pub fn method_fallbacks(cfg: &mut web::ServiceConfig, paths: &[(String, String)]) {
+    for (path, allow) in paths {
+        let allow = allow.clone();
+        cfg.service(
+            web::resource(path.as_str())
+                .to(move |req: actix_web::HttpRequest| method_not_allowed(req, allow.clone())),
+        );
     }
 }
 
+/// The methods a documented path answers, as an `Allow` header value (RFC 9110 §10.2.1).
+pub fn allowed_methods(item: &utoipa::openapi::path::PathItem) -> String {
+    [
+        ("GET", item.get.is_some()),
+        ("HEAD", item.get.is_some() || item.head.is_some()),
+        ("POST", item.post.is_some()),
+        ("PUT", item.put.is_some()),
+        ("PATCH", item.patch.is_some()),
+        ("DELETE", item.delete.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(method, allowed)| allowed.then_some(method))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
 /// A known path with the wrong method.
-pub async fn method_not_allowed(
-    req: actix_web::HttpRequest,
-) -> Result<actix_web::HttpResponse, Problem> {
-    Err(Problem::new(
+async fn method_not_allowed(req: actix_web::HttpRequest, allow: String) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    let mut res = Problem::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
         format!("{} is not allowed on {}", req.method(), req.path()),
-    ))
+    )
+    .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        res.headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    res
 }
 
 /// Anything unrouted: 404 as a problem document.
@@ -72,5 +97,42 @@ pub fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Opti
     }
     serde_json::from_slice(body)
         .map(Some)
-        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+        .map_err(|e| Problem::bad_request(crate::error::describe_json_error(&e)))
+}
+
+/// The API answers JSON only, so its pages may load nothing and be framed by no one.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+/// The API reference runs the embedded Swagger UI: its own scripts, styles (some set
+/// inline), data: icons, and calls back to this origin.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
+
+/// Headers every response carries: no sniffing, no framing, no referrer, and a content
+/// security policy that lets a page do only what it must.
+pub async fn security_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{self, HeaderValue};
+    let csp = if req.path() == "/docs" || req.path().starts_with("/docs/") {
+        DOCS_CSP
+    } else {
+        API_CSP
+    };
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(res)
 }

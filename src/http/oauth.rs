@@ -80,7 +80,14 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.settings.trust_forwarded_for);
     let forwarded = trust_forwarded
-        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
+        .then(|| {
+            // A proxy appends to the last header line; earlier lines came from the client.
+            req.headers()
+                .get_all("x-forwarded-for")
+                .last()?
+                .to_str()
+                .ok()
+        })
         .flatten()
         .and_then(|v| v.rsplit(',').next())
         .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok());

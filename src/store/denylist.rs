@@ -129,6 +129,19 @@ impl Denylist {
         format!("{}deny:ready", self.prefix)
     }
 
+    /// Redis's eviction policy, when the server lets us read it (managed services may
+    /// hide `CONFIG`).
+    pub async fn eviction_policy(&self) -> Option<String> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        reply.into_iter().nth(1)
+    }
+
     pub async fn ping(&self) -> Result<(), RedisUnavailable> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;

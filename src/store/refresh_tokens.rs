@@ -145,6 +145,9 @@ pub struct TokenState {
     pub successor_sealed: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub successor_expires_at: Option<DateTime<Utc>>,
+    /// The successor has itself been rotated already.
+    #[diesel(sql_type = Bool)]
+    pub successor_spent: bool,
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
@@ -166,6 +169,7 @@ pub fn state(
                    AS within_grace,
                succ.retry_sealed AS successor_sealed,
                succ.expires_at AS successor_expires_at,
+               (succ.used_at IS NOT NULL) AS successor_spent,
                rt.created_at, rt.expires_at
           FROM refresh_tokens rt
           JOIN sessions s ON s.id = rt.session_id

@@ -92,6 +92,10 @@ async fn every_admin_route_needs_a_token_and_the_admin_role() {
         let res = call(&app, method, path, Some(&user), body.clone()).await;
         assert_eq!(res.status(), 403, "{method} {path} with a user token");
         assert_eq!(res.headers()["content-type"], "application/problem+json");
+        assert!(res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="insufficient_scope""#));
     }
     for (method, path, body) in &routes {
         let res = call(&app, method, path, Some(&admin), body.clone()).await;

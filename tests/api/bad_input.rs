@@ -173,5 +173,19 @@ async fn get_on_the_token_endpoint_is_not_a_500() {
     let app = spawn_app().await;
     let res = app.api.get(app.url("/oauth/token")).send().await.unwrap();
     assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "POST");
     assert_eq!(res.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_told_which_methods_the_path_allows() {
+    let app = spawn_app().await;
+    let res = app
+        .api
+        .delete(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "GET, HEAD");
 }

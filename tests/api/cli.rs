@@ -9,7 +9,8 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_oauth_error, claims_of, postgres_server_url, redis_url, spawn_app, tokens_of,
+    assert_oauth_error, claims_of, database_url, postgres_server_url, redis_url, spawn_app,
+    tokens_of,
 };
 
 fn tessera() -> Command {
@@ -62,9 +63,7 @@ struct DropDatabase(String);
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
-        if let Ok(mut conn) =
-            PgConnection::establish(&format!("{}/postgres", postgres_server_url()))
-        {
+        if let Ok(mut conn) = PgConnection::establish(&database_url("postgres")) {
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
                 self.0
@@ -146,7 +145,7 @@ async fn serve_starts_on_a_fresh_machine_with_no_configuration() {
         assert_eq!(mode & 0o077, 0, "the key file is private to its owner");
     }
     // The private key is stored encrypted, never in the clear.
-    let mut conn = PgConnection::establish(&format!("{}/{name}", postgres_server_url())).unwrap();
+    let mut conn = PgConnection::establish(&database_url(&name)).unwrap();
     let sealed: Vec<Vec<u8>> =
         diesel::dsl::sql::<diesel::sql_types::Bytea>("SELECT private_key_sealed FROM signing_keys")
             .load(&mut conn)

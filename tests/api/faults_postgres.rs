@@ -120,7 +120,11 @@ impl PrivatePostgres {
     }
 
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        // No TLS in this process: see `helpers::database_url`.
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
     }
 
     /// Stops at once, as a crash or a network cut would look to Tessera.

@@ -61,5 +61,10 @@ async fn every_response_carries_a_request_id() {
     let res = app.api.get(app.url("/healthz")).send().await.unwrap();
     assert!(!res.headers()["x-request-id"].is_empty());
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
     assert!(!res.headers().contains_key("server"));
 }

@@ -25,6 +25,14 @@ pub fn postgres_server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
+/// A database on the test server, as this process connects to it. Without TLS: the
+/// server is on loopback, and a libpq handshake still running on a pool thread when the
+/// test binary exits would race OpenSSL's exit-time clean-up (a crash after every test
+/// passed). Tessera's binary, started by the CLI tests, keeps libpq's defaults.
+pub fn database_url(name: &str) -> String {
+    format!("{}/{name}?sslmode=disable", postgres_server_url())
+}
+
 pub fn redis_url() -> String {
     std::env::var("TESSERA_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
@@ -50,10 +58,7 @@ pub struct Spawn {
 pub fn spawn() -> Spawn {
     let id = Uuid::new_v4().simple().to_string();
     let values = [
-        (
-            "DATABASE_URL",
-            format!("{}/tessera_test_{id}", postgres_server_url()),
-        ),
+        ("DATABASE_URL", database_url(&format!("tessera_test_{id}"))),
         ("REDIS_URL", redis_url()),
         ("TESSERA_REDIS_PREFIX", format!("test:{id}:")),
         ("TESSERA_BIND", "127.0.0.1:0".to_owned()),
@@ -117,9 +122,10 @@ impl Spawn {
         tokio::spawn(app.run_until_stopped());
         let database_url = settings.database_url.clone();
         let owns_database = self.database_name.is_none();
-        let database_name = self
-            .database_name
-            .unwrap_or_else(|| database_url.rsplit('/').next().unwrap().to_owned());
+        let database_name = self.database_name.unwrap_or_else(|| {
+            let path = url::Url::parse(&database_url).unwrap().path().to_owned();
+            path.trim_start_matches('/').to_owned()
+        });
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             api: reqwest::Client::builder()
@@ -343,9 +349,7 @@ impl Drop for TestApp {
             }
         }
         if self.owns_database {
-            if let Ok(mut conn) =
-                PgConnection::establish(&format!("{}/postgres", postgres_server_url()))
-            {
+            if let Ok(mut conn) = PgConnection::establish(&database_url("postgres")) {
                 let _ = diesel::sql_query(format!(
                     "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
                     self.database_name

@@ -116,6 +116,8 @@ async fn the_api_reference_is_served_from_the_binary() {
     assert_eq!(res.status(), 308);
     let res = app.api.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("script-src 'self' 'unsafe"));
     assert!(res.text().await.unwrap().to_lowercase().contains("swagger"));
     let config = app
         .api

@@ -261,7 +261,7 @@ async fn no_secret_ever_reaches_the_logs() {
     );
 
     let _ = std::fs::remove_dir_all(dir);
-    if let Ok(mut conn) = PgConnection::establish(&format!("{}/postgres", postgres_server_url())) {
+    if let Ok(mut conn) = PgConnection::establish(&crate::helpers::database_url("postgres")) {
         let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .execute(&mut conn);
     }

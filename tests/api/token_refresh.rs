@@ -66,6 +66,26 @@ async fn retry_within_the_grace_window_returns_the_same_successor() {
 }
 
 #[tokio::test]
+async fn a_grace_retry_never_hands_out_a_successor_that_was_already_spent() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    let second = app.refresh(&first.refresh_token).await;
+    let third = app.refresh(&second.refresh_token).await;
+
+    // Within the window, but the chain has moved on twice: not a lost response.
+    let late_retry = app.refresh_grant(&first.refresh_token).await;
+
+    assert_oauth_error(late_retry, 400, "invalid_grant").await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL"),
+        1,
+        "a racing tab must not log the user out"
+    );
+    app.refresh(&third.refresh_token).await;
+}
+
+#[tokio::test]
 async fn reused_refresh_token_after_the_grace_window_revokes_the_session() {
     let app = spawn()
         .with("TESSERA_REFRESH_REUSE_GRACE", "0")

@@ -36,7 +36,9 @@ impl FromRequest for Admin {
         Box::pin(async move {
             let caller = caller.await?;
             if !caller.claims.has_role(Role::ADMIN) {
-                return Err(Problem::forbidden("this endpoint needs the admin role"));
+                return Err(Problem::insufficient_scope(
+                    "this endpoint needs the admin role",
+                ));
             }
             let user_id = caller.user_id()?;
             Ok(Admin {
