@@ -59,6 +59,36 @@ async fn repeated_failures_lock_an_account_and_never_reveal_it_exists() {
 }
 
 #[tokio::test]
+async fn parallel_guesses_cannot_overshoot_the_lockout() {
+    let app = throttled(5, 5).start().await;
+    app.create_user("alice", &[]).await;
+
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move { attempt(app, "alice", &format!("guess {i}")).await.0 }
+    });
+    let mut statuses = futures_util::future::join_all(guesses).await;
+    statuses.sort_unstable();
+
+    // Each attempt is counted before its password is checked, so however the 20 race,
+    // exactly five passwords are tried and the rest are turned away unchecked.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        15,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'login.failed'"),
+        5
+    );
+}
+
+#[tokio::test]
 async fn delays_grow_with_each_failure() {
     let app = throttled(1, 10).start().await;
     app.create_user("alice", &[]).await;

@@ -340,3 +340,21 @@ async fn deeply_nested_and_huge_json_bodies_are_refused() {
         .unwrap();
     assert!(res.status().is_client_error());
 }
+
+#[tokio::test]
+async fn oversized_request_headers_are_refused_before_any_handler_runs() {
+    let app = spawn_app().await;
+    for size in [20 * 1024, 64 * 1024] {
+        let res = app
+            .api
+            .get(app.url("/v1/me"))
+            .header("x-padding", "a".repeat(size))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 431, "{size} bytes of headers");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+    }
+    let res = app.api.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the server is still up");
+}
