@@ -364,7 +364,7 @@ pub fn describe_json_error(e: &serde_json::Error) -> String {
         return format!("invalid JSON body: {message}");
     }
     let expected = message
-        .split_once(", expected ")
+        .rsplit_once(", expected ")
         .map(|(_, rest)| rest.rsplit_once(" at line ").map_or(rest, |(what, _)| what))
         .unwrap_or("another type");
     format!(
@@ -408,6 +408,13 @@ mod tests {
         let message = error_for(r#"{"roles": "correct horse battery"}"#);
         assert!(!message.contains("correct horse"), "{message}");
         assert!(message.contains("expected a sequence"), "{message}");
+    }
+
+    #[test]
+    fn a_value_that_mimics_the_message_is_not_echoed() {
+        let message = error_for(r#"{"roles": "hunter2, expected nothing"}"#);
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(!message.contains("nothing"), "{message}");
     }
 
     #[test]

@@ -303,6 +303,9 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     cors
 }
 
+/// How far back the frequent re-assertion of the denylist reaches.
+const RECENT_WRITES: Duration = Duration::from_secs(300);
+
 /// Timers every instance runs: the key life cycle (which also picks up rotations made
 /// by other instances) and housekeeping.
 fn spawn_background_jobs(state: web::Data<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
@@ -327,10 +330,13 @@ fn spawn_background_jobs(state: web::Data<AppState>) -> Vec<tokio::task::JoinHan
             let mut n: u64 = 0;
             loop {
                 tick.tick().await;
-                // Every 30 s re-assert the whole list (repairs a failover to a replica
-                // that missed writes); every second push what Redis has not confirmed.
-                let result = if n.is_multiple_of(30) {
-                    revocation::rebuild(&state, true).await
+                // Every second push what Redis has not confirmed; every 30 s re-assert
+                // the last five minutes (repairs a failover to a replica that missed
+                // the latest writes); every 10 minutes, and at start, the whole list.
+                let result = if n.is_multiple_of(600) {
+                    revocation::rebuild(&state, revocation::Rebuild::All).await
+                } else if n.is_multiple_of(30) {
+                    revocation::rebuild(&state, revocation::Rebuild::Recent(RECENT_WRITES)).await
                 } else {
                     revocation::sync_pending(&state).await
                 };

@@ -62,7 +62,6 @@ fn policy(algorithm: SigningAlgorithm) -> KeyPolicy {
         algorithm,
         rotation_interval: Duration::from_secs(30 * 24 * 3600),
         publish_ahead: Duration::from_secs(3600),
-        access_token_ttl: Duration::from_secs(300),
     }
 }
 
@@ -129,6 +128,7 @@ fn token_request(roles: &[String]) -> TokenRequest<'_> {
         scope: "profile",
         audiences: vec![ISSUER.to_owned()],
         ttl: Duration::from_secs(300),
+        issued_at: None,
     }
 }
 

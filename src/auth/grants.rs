@@ -47,6 +47,7 @@ fn access_ttl(state: &AppState, client: &Client) -> Duration {
         .unwrap_or(state.settings.access_token_ttl)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn mint_for_user(
     state: &AppState,
     client: &Client,
@@ -55,6 +56,7 @@ fn mint_for_user(
     roles: &[String],
     session_id: Uuid,
     scope: &Scope,
+    issued_at: Option<i64>,
 ) -> Result<MintedToken, AuthError> {
     let keys = state.keys.snapshot();
     Ok(tokens::mint(
@@ -71,6 +73,7 @@ fn mint_for_user(
             scope: &scope.to_string(),
             audiences: audiences(state, client),
             ttl: access_ttl(state, client),
+            issued_at,
         },
     )?)
 }
@@ -87,7 +90,7 @@ pub async fn password(
     client.may_use_grant("password")?;
     let scope = client.grant_scope(requested)?;
     let account = throttle::account_key(username);
-    let attempts = throttle::check(state, &account, ctx).await?;
+    throttle::check(state, &account, ctx).await?;
     // A name that cannot exist still costs a bcrypt verify, like a wrong password.
     let user = match Username::parse(username) {
         Ok(name) => {
@@ -123,7 +126,7 @@ pub async fn password(
             // The typed name is kept out of the log for unknown accounts: people paste
             // their password into the username field.
             state.metrics.login_failures.inc();
-            throttle::failed(state, &account, attempts, ctx).await?;
+            throttle::failed(state, &account, other.as_ref().map(|u| u.id), ctx).await?;
             let ctx2 = ctx.clone();
             state
                 .db
@@ -160,12 +163,16 @@ pub async fn password(
         .run(move |conn| {
             conn.transaction(|conn| {
                 // The password was checked against a hash read before bcrypt ran; if an
-                // admin reset it or disabled the account meanwhile, that change wins.
-                // (The row lock also orders this session before or after such a change,
-                // so the change's revocation sees it or it sees the change.)
-                if !users::unchanged_since_check(conn, user_id, password_changed_at)? {
-                    return Ok::<bool, crate::store::StoreError>(false);
-                }
+                // admin reset it or disabled the account meanwhile, that change wins. The
+                // row lock orders this login before or after any change to the user: a
+                // change made first is seen here (its roles go into the token); a change
+                // made after waits for this commit, and its revocation, timestamped
+                // later, catches the token, whose `iat` is fixed before the commit.
+                let Some(roles) = users::unchanged_since_check(conn, user_id, password_changed_at)?
+                else {
+                    return Ok::<_, crate::store::StoreError>(None);
+                };
+                let issued_at = tokens::now_unix();
                 sessions::insert_with_refresh_token(
                     conn,
                     &sessions::NewSession {
@@ -181,7 +188,7 @@ pub async fn password(
                     token_expires,
                 )?;
                 audit::record(conn, &[event], &ctx2)?;
-                Ok(true)
+                Ok(Some((roles, issued_at)))
             })
         })
         .await
@@ -192,17 +199,18 @@ pub async fn password(
             }
             e => AuthError::Store(e),
         })?;
-    if !started {
+    let Some((roles, issued_at)) = started else {
         return Err(AuthError::InvalidCredentials);
-    }
+    };
     let access = mint_for_user(
         state,
         client,
         user.id,
         &user.username,
-        &user.roles,
+        &roles,
         session_id,
         &scope,
+        Some(issued_at),
     )?;
     state
         .metrics
@@ -329,7 +337,7 @@ pub async fn refresh(
     let scope = Scope::from_tokens(scope.iter().filter(|s| client.scopes.contains(s)))
         .expect("tokens of a parsed scope stay valid");
     let access = mint_for_user(
-        state, client, user_id, &username, &roles, session_id, &scope,
+        state, client, user_id, &username, &roles, session_id, &scope, None,
     )?;
     state
         .metrics
@@ -382,14 +390,9 @@ async fn explain_failed_rotation(
         // Not spent, so it failed on its own expiry.
         return Err(AuthError::InvalidRefreshToken);
     }
-    if token.within_grace && token.successor_spent {
-        // An honest retry never holds a successor that has moved on already: whoever
-        // sends this is not the one who lost a response. Hand nothing out, but do not
-        // end a session that a racing tab may still be using.
-        tracing::info!(sid = %token.session_id, "grace retry after the successor was spent");
-        return Err(AuthError::InvalidRefreshToken);
-    }
-    if token.within_grace {
+    // An honest retry never finds its successor already rotated: whoever lost the first
+    // answer cannot have used it. So a spent successor makes this a replay, grace or not.
+    if token.within_grace && !token.successor_spent {
         let successor = token
             .successor_sealed
             .as_deref()
@@ -466,6 +469,7 @@ pub fn client_credentials(
             scope: &scope.to_string(),
             audiences,
             ttl: access_ttl(state, client),
+            issued_at: None,
         },
     )?;
     state

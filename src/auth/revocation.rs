@@ -158,7 +158,7 @@ fn record(
     events: &[AuditEvent],
     ctx: &RequestContext,
 ) -> Result<Vec<RevocationRow>, StoreError> {
-    let now = signing_keys::db_now(conn)?;
+    let now = signing_keys::clock_now(conn)?;
     // Nothing minted before now can outlive the hard cap on access-token lifetimes (the
     // current settings are not enough: a lifetime may have been lowered, or the client
     // deleted, since a longer-lived token was minted).
@@ -300,32 +300,59 @@ pub async fn sync_pending(state: &AppState) -> Result<usize, CheckError> {
 /// One request does the work while the others wait for it; a write that fails while
 /// it runs marks the list suspect again, so nothing is cleared unseen.
 async fn catch_up(state: &AppState) -> Result<(), CheckError> {
-    let _one_at_a_time = state.denylist_sync.rebuild.lock().await;
-    if state.denylist_sync.suspect.swap(false, Ordering::AcqRel) {
-        if let Err(e) = sync_pending(state).await {
-            state.denylist_sync.suspect.store(true, Ordering::Release);
-            return Err(e);
-        }
+    let lock = &state.denylist_sync.rebuild;
+    let (_one_at_a_time, waited) = match lock.try_lock() {
+        Ok(guard) => (guard, false),
+        Err(_) => (lock.lock().await, true),
+    };
+    if !state.denylist_sync.suspect.swap(false, Ordering::AcqRel) {
+        return Ok(());
+    }
+    if waited {
+        // The attempt this request waited for did not settle it: answer now rather than
+        // queue one more attempt (and one more Redis timeout) behind it.
+        state.denylist_sync.suspect.store(true, Ordering::Release);
+        return Err(CheckError::Unavailable(
+            "the denylist is catching up with Redis".to_owned(),
+        ));
+    }
+    if let Err(e) = sync_pending(state).await {
+        state.denylist_sync.suspect.store(true, Ordering::Release);
+        return Err(e);
     }
     Ok(())
 }
 
-/// Writes every live revocation to Redis, then the `ready` marker. With `force` it
-/// runs even if the marker is there (a periodic re-assertion that also repairs a
-/// failover to a replica that missed writes).
-pub async fn rebuild(state: &AppState, force: bool) -> Result<usize, CheckError> {
+/// What to write to Redis again.
+#[derive(Clone, Copy, Debug)]
+pub enum Rebuild {
+    /// Everything, but only if Redis has lost the list (its `ready` marker is gone).
+    IfLost,
+    /// Revocations recorded within this long, whatever Redis says: a failover to a
+    /// replica loses only the last writes it had not replicated.
+    Recent(std::time::Duration),
+    /// Every live revocation, whatever Redis says.
+    All,
+}
+
+/// Writes live revocations to Redis (see [`Rebuild`]), then the `ready` marker.
+pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckError> {
     let _one_at_a_time = state.denylist_sync.rebuild.lock().await;
-    if !force && state.denylist.is_ready().await? {
+    if matches!(scope, Rebuild::IfLost) && state.denylist.is_ready().await? {
         return Ok(0);
     }
+    let since = match scope {
+        Rebuild::Recent(within) => Some(Utc::now() - chrono_duration(within)),
+        Rebuild::IfLost | Rebuild::All => None,
+    };
     // Cleared before reading, so a write that fails from here on keeps it set.
     let was_suspect = state.denylist_sync.suspect.swap(false, Ordering::AcqRel);
-    let rebuilt = rewrite_all(state).await;
+    let rebuilt = rewrite(state, since).await;
     if rebuilt.is_err() && was_suspect {
         state.denylist_sync.suspect.store(true, Ordering::Release);
     }
     let entries = rebuilt?;
-    if !force {
+    if matches!(scope, Rebuild::IfLost) {
         tracing::warn!(
             entries,
             "Redis had lost the denylist; rebuilt it from PostgreSQL"
@@ -334,8 +361,11 @@ pub async fn rebuild(state: &AppState, force: bool) -> Result<usize, CheckError>
     Ok(entries)
 }
 
-async fn rewrite_all(state: &AppState) -> Result<usize, CheckError> {
-    let rows = state.db.run(revocations::live).await?;
+async fn rewrite(state: &AppState, since: Option<DateTime<Utc>>) -> Result<usize, CheckError> {
+    let rows = state
+        .db
+        .run(move |conn| revocations::live(conn, since))
+        .await?;
     let now = Utc::now();
     let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
     state.denylist.deny(&entries).await?;
@@ -377,7 +407,7 @@ pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Resu
         }
     };
     if !deny.ready {
-        rebuild(state, false).await?;
+        rebuild(state, Rebuild::IfLost).await?;
         deny = check().await?;
         if !deny.ready {
             return Err(CheckError::Unavailable(

@@ -6,6 +6,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use uuid::Uuid;
+
 use super::audit::{self, AuditEvent};
 use super::{AuthError, RequestContext};
 use crate::state::AppState;
@@ -55,20 +57,15 @@ fn unavailable(state: &AppState, e: impl std::fmt::Display) -> AuthError {
 }
 
 /// Reserves one password check for `account` (before any bcrypt work), or refuses it
-/// while the account or the IP must wait. Returns how many attempts the account has had
-/// in the window, this one included.
-pub async fn check(
-    state: &AppState,
-    account: &str,
-    ctx: &RequestContext,
-) -> Result<u64, AuthError> {
+/// while the account or the IP must wait.
+pub async fn check(state: &AppState, account: &str, ctx: &RequestContext) -> Result<(), AuthError> {
     let reservation = state
         .throttle
         .reserve(account, &ip_of(ctx), now_ms(), &limits(state))
         .await
         .map_err(|e| unavailable(state, e))?;
     match reservation {
-        Reservation::Allowed { attempts } => Ok(attempts),
+        Reservation::Allowed => Ok(()),
         Reservation::Refused { wait_ms, by_ip } => {
             let scope = if by_ip { "ip" } else { "account" };
             state.metrics.rate_limited.with_label_values(&[scope]).inc();
@@ -79,22 +76,29 @@ pub async fn check(
     }
 }
 
-/// The reserved attempt failed: it is already counted; the attempt that reaches the
-/// lockout threshold is audited as the lockout.
+/// The reserved check failed: counts it, and audits the failure that locks the account
+/// (with the user, when the name belongs to one; never the name typed, which may be a
+/// password in the wrong field).
 pub async fn failed(
     state: &AppState,
     account: &str,
-    attempts: u64,
+    user: Option<Uuid>,
     ctx: &RequestContext,
 ) -> Result<(), AuthError> {
-    let lockout_after = u64::from(state.settings.login_limits.lockout_after);
-    if attempts == lockout_after {
+    let failures = state
+        .throttle
+        .failed(account, now_ms(), &limits(state))
+        .await
+        .map_err(|e| unavailable(state, e))?;
+    if failures == u64::from(state.settings.login_limits.lockout_after) {
         state.metrics.lockouts.inc();
-        tracing::warn!(attempts, "account locked out after repeated failures");
-        let event = AuditEvent::new(audit::action::LOGIN_LOCKED)
-            .detail("account_hash", account_fingerprint(account))
-            .detail("failures", attempts)
+        tracing::warn!(failures, "account locked out after repeated failures");
+        let mut event = AuditEvent::new(audit::action::LOGIN_LOCKED)
+            .detail("failures", failures)
             .detail("seconds", state.settings.login_limits.lockout.as_secs());
+        if let Some(user) = user {
+            event = event.user(user);
+        }
         let ctx = ctx.clone();
         state
             .db
@@ -110,14 +114,4 @@ pub async fn succeeded(state: &AppState, account: &str, ctx: &RequestContext) {
         state.metrics.redis_errors.inc();
         tracing::warn!(error = %e, "could not reset the attempt count");
     }
-}
-
-/// A short, stable fingerprint of a submitted account name for the audit log (the name
-/// itself may be a password typed into the wrong field).
-fn account_fingerprint(account: &str) -> String {
-    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, account.as_bytes());
-    hash.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -111,6 +111,9 @@ pub struct TokenRequest<'a> {
     pub scope: &'a str,
     pub audiences: Vec<String>,
     pub ttl: Duration,
+    /// `iat` (and `nbf`) when it must be fixed before minting (a login takes it inside
+    /// the transaction that starts the session); now by default.
+    pub issued_at: Option<i64>,
 }
 
 pub struct MintedToken {
@@ -125,7 +128,7 @@ pub fn now_unix() -> i64 {
 
 pub fn mint(keys: &KeySet, req: TokenRequest<'_>) -> Result<MintedToken, KeyError> {
     let key = keys.signing()?;
-    let now = now_unix();
+    let now = req.issued_at.unwrap_or_else(now_unix);
     let ttl = req.ttl.as_secs();
     let (sub, sid, roles, preferred_username) = match req.subject {
         Subject::User {
@@ -312,6 +315,7 @@ mod properties {
                 scope: "a b",
                 audiences: vec![ISS.to_owned()],
                 ttl: Duration::from_secs(60),
+                issued_at: None,
             },
         )
         .unwrap()

@@ -212,13 +212,13 @@ pub async fn change_password(
     // The same counters as logins to this account: a stolen access token does not buy
     // unlimited guesses at the password.
     let account = throttle::account_key(&user.username);
-    let attempts = throttle::check(state, &account, ctx).await?;
+    throttle::check(state, &account, ctx).await?;
     let matched = state
         .passwords
         .verify(current, Some(user.password_hash.clone()))
         .await?;
     if !matched {
-        throttle::failed(state, &account, attempts, ctx).await?;
+        throttle::failed(state, &account, Some(user_id), ctx).await?;
         let event = AuditEvent::new(action::PASSWORD_CHANGE_FAILED)
             .actor(user_id)
             .user(user_id)

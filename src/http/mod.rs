@@ -54,7 +54,7 @@ pub fn method_fallbacks(cfg: &mut web::ServiceConfig, paths: &[(String, String)]
 pub fn allowed_methods(item: &utoipa::openapi::path::PathItem) -> String {
     [
         ("GET", item.get.is_some()),
-        ("HEAD", item.get.is_some() || item.head.is_some()),
+        ("HEAD", item.head.is_some()),
         ("POST", item.post.is_some()),
         ("PUT", item.put.is_some()),
         ("PATCH", item.patch.is_some()),

@@ -41,13 +41,21 @@ pub fn insert(conn: &mut PgConnection, rows: &[NewRevocation<'_>]) -> Result<(),
     Ok(())
 }
 
-/// Revocations whose Redis entry must still exist, oldest first.
-pub fn live(conn: &mut PgConnection) -> Result<Vec<RevocationRow>, StoreError> {
-    Ok(revocations::table
+/// Revocations whose Redis entry must still exist (recorded since `since`, if given),
+/// oldest first.
+pub fn live(
+    conn: &mut PgConnection,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<RevocationRow>, StoreError> {
+    let mut query = revocations::table
         .filter(revocations::expires_at.gt(diesel::dsl::now))
         .order(revocations::created_at.asc())
         .select(RevocationRow::as_select())
-        .load(conn)?)
+        .into_boxed();
+    if let Some(since) = since {
+        query = query.filter(revocations::created_at.ge(since));
+    }
+    Ok(query.load(conn)?)
 }
 
 /// Live revocations not yet confirmed in Redis.

@@ -78,6 +78,18 @@ pub fn lock_life_cycle(conn: &mut PgConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The database clock at this moment (`clock_timestamp()`), not at the start of the
+/// transaction: a revocation recorded after waiting for a row lock must be later than
+/// whatever committed while it waited.
+pub fn clock_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
+    Ok(
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
+            "clock_timestamp()",
+        ))
+        .get_result(conn)?,
+    )
+}
+
 pub fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
     Ok(
         diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())

@@ -6,40 +6,75 @@ use redis::aio::ConnectionManager;
 
 use super::denylist::RedisUnavailable;
 
-/// Reserves one password check atomically, before any bcrypt work: refused while the
-/// account or the IP must wait; otherwise counted at once (as if it were going to fail),
-/// so that any number of guesses sent in parallel are counted before they are checked.
-/// A success then clears the account (see `succeeded`).
-/// KEYS: account, ip. ARGV: now_ms, window_ms, delay_after, max_delay_ms, lockout_after,
-/// lockout_ms, per_ip. Returns {allowed, attempts or wait_ms, refused_by_ip}.
+/// Reserves one password check atomically, before any bcrypt work. Refused while the
+/// account or the IP must wait, or while the checks already in flight could use up what
+/// is left before a lockout: however many guesses arrive at once, no more are checked
+/// than the lockout allows. A reservation not settled (a failure or a success) within
+/// `stale_ms` stops counting, so a request that died half-way blocks nobody for long.
+/// KEYS: account, ip. ARGV: now_ms, window_ms, lockout_after, per_ip, stale_ms.
+/// Returns {allowed, wait_ms, refused_by_ip}.
 const RESERVE: &str = r"
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local delay_after = tonumber(ARGV[3])
-local max_delay = tonumber(ARGV[4])
-local lockout_after = tonumber(ARGV[5])
-local lockout = tonumber(ARGV[6])
-local per_ip = tonumber(ARGV[7])
-local next = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
+local lockout_after = tonumber(ARGV[3])
+local per_ip = tonumber(ARGV[4])
+local stale = tonumber(ARGV[5])
+local h = redis.call('HMGET', KEYS[1], 'next', 'failures', 'pending', 'pending_at')
+local next = tonumber(h[1] or '0')
 if next > now then
   return {0, next - now, 0}
 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') >= per_ip then
   return {0, math.max(redis.call('PTTL', KEYS[2]), 1), 1}
 end
-local attempts = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local wait = 0
-if attempts >= lockout_after then
-  wait = lockout
-elseif attempts >= delay_after then
-  wait = math.floor(math.min(1000 * 2 ^ (attempts - delay_after), max_delay))
+local failures = tonumber(h[2] or '0')
+local pending = tonumber(h[3] or '0')
+if now - tonumber(h[4] or '0') > stale then
+  pending = 0
 end
-redis.call('HSET', KEYS[1], 'next', now + wait)
-redis.call('PEXPIRE', KEYS[1], math.max(window, wait))
+if failures + pending >= lockout_after then
+  return {0, 1000, 0}
+end
+redis.call('HSET', KEYS[1], 'pending', pending + 1, 'pending_at', now)
+if redis.call('PTTL', KEYS[1]) < window then
+  redis.call('PEXPIRE', KEYS[1], window)
+end
 if redis.call('INCR', KEYS[2]) == 1 then
   redis.call('PEXPIRE', KEYS[2], window)
 end
-return {1, attempts, 0}
+return {1, 0, 0}
+";
+
+/// A reserved check failed: one more failure, and the wait it earns (growing delays,
+/// then the lockout). Only failures delay, so an account's own parallel logins with the
+/// right password are not slowed down. KEYS: account. ARGV: now_ms, window_ms,
+/// delay_after, max_delay_ms, lockout_after, lockout_ms. Returns the failures so far.
+const FAILED: &str = r"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local delay_after = tonumber(ARGV[3])
+local max_delay = tonumber(ARGV[4])
+local lockout_after = tonumber(ARGV[5])
+local lockout = tonumber(ARGV[6])
+local h = redis.call('HMGET', KEYS[1], 'next', 'failures', 'pending')
+local pending = tonumber(h[3] or '0')
+if pending > 0 then
+  pending = pending - 1
+end
+local failures = tonumber(h[2] or '0') + 1
+local wait = 0
+if failures >= lockout_after then
+  wait = lockout
+elseif failures >= delay_after then
+  wait = math.floor(math.min(1000 * 2 ^ (failures - delay_after), max_delay))
+end
+local next = math.max(tonumber(h[1] or '0'), now + wait)
+redis.call('HSET', KEYS[1], 'failures', failures, 'pending', pending, 'next', next)
+local ttl = math.max(window, next - now)
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return failures
 ";
 
 /// A success: the account starts afresh, and the attempt no longer counts against the
@@ -53,10 +88,12 @@ return 1
 ";
 
 pub enum Reservation {
-    /// Go ahead; this is the account's `attempts`-th attempt in the window.
-    Allowed { attempts: u64 },
+    Allowed,
     /// Wait this long first, because of the account or the IP.
-    Refused { wait_ms: u64, by_ip: bool },
+    Refused {
+        wait_ms: u64,
+        by_ip: bool,
+    },
 }
 
 pub struct Limits {
@@ -68,11 +105,16 @@ pub struct Limits {
     pub per_ip: u32,
 }
 
+/// How long a reserved check may stay unsettled before it stops counting: far longer
+/// than any bcrypt verify waits and runs.
+const STALE_RESERVATION_MS: u64 = 30_000;
+
 #[derive(Clone)]
 pub struct Throttle {
     conn: ConnectionManager,
     prefix: String,
     reserve: std::sync::Arc<redis::Script>,
+    failed: std::sync::Arc<redis::Script>,
     succeeded: std::sync::Arc<redis::Script>,
 }
 
@@ -82,6 +124,7 @@ impl Throttle {
             conn,
             prefix: prefix.to_owned(),
             reserve: std::sync::Arc::new(redis::Script::new(RESERVE)),
+            failed: std::sync::Arc::new(redis::Script::new(FAILED)),
             succeeded: std::sync::Arc::new(redis::Script::new(SUCCEEDED)),
         }
     }
@@ -107,27 +150,46 @@ impl Throttle {
         limits: &Limits,
     ) -> Result<Reservation, RedisUnavailable> {
         let mut conn = self.conn.clone();
-        let (allowed, value, by_ip): (u8, u64, u8) = self
+        let (allowed, wait_ms, by_ip): (u8, u64, u8) = self
             .reserve
             .key(self.account_key(account))
             .key(self.ip_key(ip))
+            .arg(now_ms)
+            .arg(limits.window_ms)
+            .arg(limits.lockout_after)
+            .arg(limits.per_ip)
+            .arg(STALE_RESERVATION_MS)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(if allowed == 1 {
+            Reservation::Allowed
+        } else {
+            Reservation::Refused {
+                wait_ms,
+                by_ip: by_ip == 1,
+            }
+        })
+    }
+
+    /// Settles a reserved check as failed; returns the account's failures in the window.
+    pub async fn failed(
+        &self,
+        account: &str,
+        now_ms: u64,
+        limits: &Limits,
+    ) -> Result<u64, RedisUnavailable> {
+        let mut conn = self.conn.clone();
+        Ok(self
+            .failed
+            .key(self.account_key(account))
             .arg(now_ms)
             .arg(limits.window_ms)
             .arg(limits.delay_after)
             .arg(limits.max_delay_ms)
             .arg(limits.lockout_after)
             .arg(limits.lockout_ms)
-            .arg(limits.per_ip)
             .invoke_async(&mut conn)
-            .await?;
-        Ok(if allowed == 1 {
-            Reservation::Allowed { attempts: value }
-        } else {
-            Reservation::Refused {
-                wait_ms: value,
-                by_ip: by_ip == 1,
-            }
-        })
+            .await?)
     }
 
     pub async fn succeeded(&self, account: &str, ip: &str) -> Result<(), RedisUnavailable> {

@@ -136,19 +136,21 @@ pub fn update(
         .optional()?)
 }
 
-/// Whether the user is still enabled and its password unchanged since
+/// The user's roles, if it is still enabled and its password unchanged since
 /// `password_changed_at` was read (a re-hash at a new cost is not a change), locking the
 /// row against changes until the end of the transaction.
 pub fn unchanged_since_check(
     conn: &mut PgConnection,
     id: Uuid,
     password_changed_at: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let current: Option<(DateTime<Utc>, bool)> = users::table
+) -> Result<Option<Vec<String>>, StoreError> {
+    let current: Option<(DateTime<Utc>, bool, Vec<String>)> = users::table
         .find(id)
-        .select((users::password_changed_at, users::disabled))
+        .select((users::password_changed_at, users::disabled, users::roles))
         .for_share()
         .first(conn)
         .optional()?;
-    Ok(current.is_some_and(|(changed, disabled)| changed == password_changed_at && !disabled))
+    Ok(current
+        .filter(|(changed, disabled, _)| *changed == password_changed_at && !disabled)
+        .map(|(_, _, roles)| roles))
 }

@@ -89,6 +89,23 @@ async fn parallel_guesses_cannot_overshoot_the_lockout() {
 }
 
 #[tokio::test]
+async fn parallel_logins_with_the_right_password_are_not_slowed_down() {
+    // A shared account logging in from several places at once: only failures earn
+    // delays, so none of these waits even though more are in flight than the delay
+    // threshold allows failures.
+    let app = throttled(2, 10).start().await;
+    app.create_user("alice", &[]).await;
+
+    let logins = (0..8).map(|_| {
+        let app = &app;
+        async move { attempt(app, "alice", PASSWORD).await.0 }
+    });
+    let statuses = futures_util::future::join_all(logins).await;
+
+    assert_eq!(statuses, [200; 8]);
+}
+
+#[tokio::test]
 async fn delays_grow_with_each_failure() {
     let app = throttled(1, 10).start().await;
     app.create_user("alice", &[]).await;

@@ -66,23 +66,33 @@ async fn retry_within_the_grace_window_returns_the_same_successor() {
 }
 
 #[tokio::test]
-async fn a_grace_retry_never_hands_out_a_successor_that_was_already_spent() {
+async fn a_retry_after_the_successor_was_used_is_a_replay_even_within_the_grace_window() {
     let app = spawn_app().await;
     app.create_user("alice", &[]).await;
     let first = app.login("alice").await;
     let second = app.refresh(&first.refresh_token).await;
     let third = app.refresh(&second.refresh_token).await;
 
-    // Within the window, but the chain has moved on twice: not a lost response.
-    let late_retry = app.refresh_grant(&first.refresh_token).await;
+    // Within the window, but the chain has moved on: nobody who lost the first answer
+    // could have used its successor, so someone else holds the chain.
+    let replay = app.refresh_grant(&first.refresh_token).await;
 
-    assert_oauth_error(late_retry, 400, "invalid_grant").await;
+    assert_oauth_error(replay, 400, "invalid_grant").await;
     assert_eq!(
         app.count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL"),
-        1,
-        "a racing tab must not log the user out"
+        0,
+        "the session is revoked"
     );
-    app.refresh(&third.refresh_token).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'refresh.reuse_detected'"),
+        1
+    );
+    assert_oauth_error(
+        app.refresh_grant(&third.refresh_token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
 }
 
 #[tokio::test]
