@@ -151,7 +151,8 @@ impl Application {
                 policy,
                 "Redis may evict keys under memory pressure (maxmemory-policy is not \
                  noeviction): an evicted denylist entry lets a revoked token through until \
-                 the next rebuild (at most 30 s); set maxmemory-policy noeviction"
+                 the next full re-assertion (at most 10 minutes); set maxmemory-policy \
+                 noeviction"
             ),
         }
 
