@@ -120,10 +120,10 @@ impl PrivatePostgres {
     }
 
     pub fn url(&self, database: &str) -> String {
-        // No TLS in this process: see `helpers::database_url`.
         format!(
-            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
-            self.port
+            "postgres://postgres@127.0.0.1:{}/{database}?{}",
+            self.port,
+            crate::helpers::LOCAL_LIBPQ_OPTIONS
         )
     }
 

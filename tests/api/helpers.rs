@@ -25,12 +25,16 @@ pub fn postgres_server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
-/// A database on the test server, as this process connects to it. Without TLS: the
-/// server is on loopback, and a libpq handshake still running on a pool thread when the
-/// test binary exits would race OpenSSL's exit-time clean-up (a crash after every test
-/// passed). Tessera's binary, started by the CLI tests, keeps libpq's defaults.
+/// libpq options for this process's connections: no TLS and no GSSAPI probe. The
+/// server is on loopback with trust auth, and a handshake still running on a pool
+/// thread when the test binary exits would race OpenSSL's (or Kerberos's) exit-time
+/// clean-up: a crash after every test passed. Tessera's binary, started by the CLI
+/// tests, keeps libpq's defaults.
+pub const LOCAL_LIBPQ_OPTIONS: &str = "sslmode=disable&gssencmode=disable";
+
+/// A database on the test server, as this process connects to it.
 pub fn database_url(name: &str) -> String {
-    format!("{}/{name}?sslmode=disable", postgres_server_url())
+    format!("{}/{name}?{LOCAL_LIBPQ_OPTIONS}", postgres_server_url())
 }
 
 pub fn redis_url() -> String {
