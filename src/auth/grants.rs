@@ -14,7 +14,7 @@ use super::revocation::{self, Target};
 use super::sealing::SealingKey;
 use super::throttle;
 use super::tokens::{self, MintedToken, Subject, TokenRequest};
-use super::{AuthError, RequestContext};
+use super::{chrono_duration, AuthError, RequestContext};
 use crate::domain::{Password, RefreshToken, Scope, Username};
 use crate::state::AppState;
 use crate::store::{refresh_tokens, sessions, users};
@@ -482,8 +482,4 @@ pub fn client_credentials(
         refresh_token: None,
         scope,
     })
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

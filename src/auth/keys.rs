@@ -26,6 +26,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
+use super::chrono_duration;
 use super::master_key::MasterKey;
 use crate::config::MAX_ACCESS_TOKEN_TTL;
 use crate::store::signing_keys::{self as store, SigningKeyRow, STATE_CURRENT, STATE_NEXT};
@@ -344,10 +345,6 @@ fn insert_generated(
     )?;
     tracing::info!(kid = %key.kid, %algorithm, state, "created a signing key");
     Ok(key.kid)
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// How long a key that stops signing now must stay published: as long as the longest

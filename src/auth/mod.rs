@@ -18,6 +18,12 @@ pub mod users;
 
 use crate::store::{DbError, StoreError};
 
+/// A standard-library duration as chrono's, saturating (a configured duration can be
+/// larger than chrono represents).
+pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
 /// Where a request came from, for sessions and the audit log.
 #[derive(Clone, Debug, Default)]
 pub struct RequestContext {

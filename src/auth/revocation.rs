@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditEvent};
 use super::tokens::{AccessClaims, LEEWAY};
-use super::{AuthError, RequestContext};
+use super::{chrono_duration, AuthError, RequestContext};
 use crate::config::MAX_ACCESS_TOKEN_TTL;
 use crate::state::AppState;
 use crate::store::denylist::{DenyEntry, DenyKind, RedisUnavailable};
@@ -231,10 +231,6 @@ fn record(
     revocations::insert(conn, &inserts)?;
     audit::record(conn, events, ctx)?;
     Ok(rows)
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 fn chrono_leeway() -> chrono::Duration {
