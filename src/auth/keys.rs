@@ -219,6 +219,31 @@ pub struct KeySet {
 const VERIFIED_CACHE_MAX: usize = 8192;
 
 impl KeySet {
+    /// A key set of one freshly generated signing key that exists nowhere else: for
+    /// tools that mint and verify without PostgreSQL (the fuzz targets, unit tests).
+    /// The service itself only ever loads its keys from the database.
+    pub fn ephemeral(algorithm: SigningAlgorithm) -> Result<Self, KeyError> {
+        let key = generate(algorithm)?;
+        // The private half is sealed only to go through the same loading path as
+        // stored keys; the sealing key lives as long as this call.
+        let mut sealing = Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(sealing.as_mut())
+            .map_err(|_| KeyError::Generation("random sealing key".to_owned()))?;
+        let master = MasterKey::from_bytes(*sealing);
+        let row = SigningKeyRow {
+            kid: key.kid.clone(),
+            algorithm: algorithm.as_str().to_owned(),
+            state: STATE_CURRENT.to_owned(),
+            public_jwk: key.public_jwk.clone(),
+            private_key_sealed: master.seal(&key.pkcs8, key.kid.as_bytes()),
+            created_at: Utc::now(),
+            activated_at: Some(Utc::now()),
+            retired_at: None,
+            publish_until: None,
+        };
+        Self::build(&[row], &master)
+    }
+
     pub fn signing(&self) -> Result<&SigningKey, KeyError> {
         self.signing.as_ref().ok_or(KeyError::NoSigningKey)
     }
@@ -585,20 +610,7 @@ pub(crate) mod tests {
 
     /// A key set with one freshly generated signing key, as if loaded from the database.
     pub(crate) fn test_key_set(algorithm: SigningAlgorithm) -> KeySet {
-        let key = generate(algorithm).unwrap();
-        let master = MasterKey::from_bytes([9u8; 32]);
-        let row = SigningKeyRow {
-            kid: key.kid.clone(),
-            algorithm: algorithm.as_str().to_owned(),
-            state: STATE_CURRENT.to_owned(),
-            public_jwk: key.public_jwk.clone(),
-            private_key_sealed: master.seal(&key.pkcs8, key.kid.as_bytes()),
-            created_at: Utc::now(),
-            activated_at: Some(Utc::now()),
-            retired_at: None,
-            publish_until: None,
-        };
-        KeySet::build(&[row], &master).unwrap()
+        KeySet::ephemeral(algorithm).unwrap()
     }
 
     #[test]
