@@ -40,11 +40,20 @@ impl Connection {
 
     /// Sends one request and reads the whole response body.
     pub async fn send(&mut self, request: Request<Body>) -> anyhow::Result<(StatusCode, Bytes)> {
+        let (status, _, body) = self.send_with_headers(request).await?;
+        Ok((status, body))
+    }
+
+    /// [`Self::send`], keeping the response headers (`Retry-After` on a 503).
+    pub async fn send_with_headers(
+        &mut self,
+        request: Request<Body>,
+    ) -> anyhow::Result<(StatusCode, hyper::HeaderMap, Bytes)> {
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok((parts.status, parts.headers, body))
     }
 }
 

@@ -8,8 +8,10 @@ mod load;
 mod machine;
 mod pgbench;
 mod postgres;
+mod private;
 mod redis;
 mod report;
+mod resilience;
 mod scenarios;
 mod server;
 
@@ -31,6 +33,23 @@ pub enum Scenario {
     /// The login storm and its refresh-alone baseline.
     Storm,
     Pgbench,
+    /// A private Redis killed and restarted under load (only when asked for).
+    OutageRedis,
+    /// A private PostgreSQL killed and restarted under load (only when asked for).
+    OutagePostgres,
+    /// Mixed traffic at a fixed rate for --soak-secs, memory and connections sampled
+    /// (only when asked for).
+    Soak,
+}
+
+impl Scenario {
+    /// Scenarios that run only when `--only` names them: they kill servers or take
+    /// ten minutes.
+    pub const ON_REQUEST: [Scenario; 3] = [
+        Scenario::OutageRedis,
+        Scenario::OutagePostgres,
+        Scenario::Soak,
+    ];
 }
 
 /// Load benchmark of Tessera: starts the server against a dedicated database and
@@ -91,6 +110,13 @@ pub struct Args {
     /// Run only these scenarios (comma-separated); all by default.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Scenario>,
+    /// Seconds of load in each outage scenario: the dependency dies a third of the
+    /// way in and comes back half-way.
+    #[arg(long, default_value_t = 30)]
+    pub outage_secs: u64,
+    /// Seconds of the soak.
+    #[arg(long, default_value_t = 600)]
+    pub soak_secs: u64,
     /// Keep the benchmark database afterwards (for inspection).
     #[arg(long)]
     pub keep_database: bool,
@@ -106,6 +132,9 @@ impl Args {
     }
 
     pub fn wants(&self, scenario: Scenario) -> bool {
+        if Scenario::ON_REQUEST.contains(&scenario) {
+            return self.only.contains(&scenario);
+        }
         self.only.is_empty() || self.only.contains(&scenario)
     }
 }

@@ -22,6 +22,10 @@ impl Postgres {
         }
     }
 
+    pub fn database_name(&self) -> &str {
+        &self.database
+    }
+
     pub fn database_url(&self) -> String {
         format!("{}/{}", self.server, self.database)
     }

@@ -36,3 +36,14 @@ pub fn clear_prefix(url: &str, prefix: &str) -> anyhow::Result<usize> {
     }
     Ok(keys.len())
 }
+
+/// `connected_clients` of `INFO clients`: every client of the server, not only ours.
+pub fn connected_clients(url: &str) -> anyhow::Result<u64> {
+    let info = redis_cli(url, &["INFO", "clients"])?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .context("no connected_clients in INFO clients")?
+        .trim()
+        .parse()
+        .context("connected_clients is not a number")
+}

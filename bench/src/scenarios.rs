@@ -17,6 +17,7 @@ use crate::pgbench::Pgbench;
 use crate::postgres::Postgres;
 use crate::redis;
 use crate::report::{self, BcryptBound, Row, Summary};
+use crate::resilience;
 use crate::server::{ServerEnv, TesseraServer};
 use crate::{Args, Scenario};
 
@@ -490,14 +491,55 @@ pub async fn run_all(args: &Args) -> anyhow::Result<()> {
         args.work_dir.clone(),
         &args.server_env,
     )?;
+    let measured = MAIN_PHASE
+        .iter()
+        .chain([Scenario::Pgbench].iter())
+        .any(|&s| args.wants(s));
     // On Ctrl-C the server (same process group) gets SIGINT too and stops; the
     // database and the Redis keys are still removed here.
     let outcome = tokio::select! {
-        outcome = prepare_and_run(args, &pg, env) => outcome,
+        outcome = async {
+            if measured {
+                prepare_and_run(args, &pg, env).await?;
+            }
+            resilience_scenarios(args).await
+        } => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     clean_up(args, &pg);
     outcome
+}
+
+/// The outages and the soak, each with a server and a database of its own.
+async fn resilience_scenarios(args: &Args) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for (scenario, name) in [
+        (Scenario::OutageRedis, "outage-redis"),
+        (Scenario::OutagePostgres, "outage-postgres"),
+        (Scenario::Soak, "soak"),
+    ] {
+        if !args.wants(scenario) {
+            continue;
+        }
+        let kept = match scenario {
+            Scenario::OutageRedis => {
+                resilience::outage(args, resilience::Dependency::Redis).await?
+            }
+            Scenario::OutagePostgres => {
+                resilience::outage(args, resilience::Dependency::Postgres).await?
+            }
+            _ => resilience::soak(args).await?,
+        };
+        println!(
+            "-- {name}: {}",
+            if kept { "every promise kept" } else { "FAILED" }
+        );
+        if !kept {
+            failed.push(name);
+        }
+    }
+    anyhow::ensure!(failed.is_empty(), "failed: {}", failed.join(", "));
+    Ok(())
 }
 
 async fn prepare_and_run(args: &Args, pg: &Postgres, env: ServerEnv) -> anyhow::Result<()> {
