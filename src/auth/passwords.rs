@@ -111,7 +111,7 @@ impl PasswordHasher {
     }
 
     /// Checks `password` against `hash`, or against a dummy hash when there is no
-    /// account, taking the same time either way. A password longer than bcrypt's 72
+    /// account, taking the same time either way. A password longer than bcrypt's 71
     /// bytes can never have been set, so it simply does not match.
     pub async fn verify(
         &self,
