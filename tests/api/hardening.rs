@@ -286,7 +286,7 @@ async fn unlock_needs_an_admin_and_an_existing_user() {
     let res = unlock(&app, &admin, &uuid::Uuid::now_v7().to_string()).await;
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
-    assert_eq!(unlock(&app, &admin, "not-a-uuid").await.status(), 400);
+    assert_eq!(unlock(&app, &admin, "not-a-uuid").await.status(), 404);
 }
 
 #[tokio::test]
