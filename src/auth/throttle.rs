@@ -101,8 +101,7 @@ async fn reserve(
     ctx: &RequestContext,
 ) -> Result<Ticket, AuthError> {
     let ip = ip_of(ctx);
-    let deadline =
-        tokio::time::Instant::now() + TURN_WAIT.min(state.settings.request_timeout / 2);
+    let deadline = tokio::time::Instant::now() + TURN_WAIT.min(state.settings.request_timeout / 2);
     let mut pause = Duration::from_millis(10);
     loop {
         let reservation = state

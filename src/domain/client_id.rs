@@ -67,7 +67,11 @@ mod tests {
             // Stored clients keep loading (and authenticating) as before.
             assert!(ClientId::parse(raw).is_ok(), "{raw}");
         }
-        for raw in ["orders-api", "c_abc", "0192f1e6-7b3c-7d2e-9f00-123456789abcd"] {
+        for raw in [
+            "orders-api",
+            "c_abc",
+            "0192f1e6-7b3c-7d2e-9f00-123456789abcd",
+        ] {
             assert!(ClientId::parse_new(raw).is_ok(), "{raw}");
         }
     }

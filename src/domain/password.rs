@@ -98,17 +98,20 @@ mod tests {
     /// Strings of 0 to 100 bytes, ASCII, 2-byte and 4-byte characters mixed.
     fn passwords() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
-        proptest::collection::vec(prop_oneof![Just('a'), Just('é'), Just('😀'), any::<char>()], 0..100)
-            .prop_map(|chars| {
-                let mut s = String::new();
-                for c in chars {
-                    if s.len() + c.len_utf8() > 100 {
-                        break;
-                    }
-                    s.push(c);
+        proptest::collection::vec(
+            prop_oneof![Just('a'), Just('é'), Just('😀'), any::<char>()],
+            0..100,
+        )
+        .prop_map(|chars| {
+            let mut s = String::new();
+            for c in chars {
+                if s.len() + c.len_utf8() > 100 {
+                    break;
                 }
-                s
-            })
+                s.push(c);
+            }
+            s
+        })
     }
 
     proptest::proptest! {
@@ -137,7 +140,7 @@ mod tests {
     fn every_length_up_to_100_bytes_is_refused_or_hashable() {
         for c in ['a', 'é', '😀'] {
             for n in 0..=100 {
-                let raw: String = std::iter::repeat(c).take(n).collect();
+                let raw: String = std::iter::repeat_n(c, n).collect();
                 if raw.len() > 100 {
                     break;
                 }

@@ -203,7 +203,10 @@ pub struct Ticket {
 pub enum Reservation {
     Allowed(Ticket),
     /// Wait this long first.
-    Refused { wait_ms: u64, by: RefusedBy },
+    Refused {
+        wait_ms: u64,
+        by: RefusedBy,
+    },
     /// As many checks are in flight as may be: ask again shortly.
     Busy,
 }

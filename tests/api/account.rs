@@ -396,7 +396,11 @@ async fn probing_taken_names_by_registering_is_throttled_like_logins() {
     let prober = "203.0.113.9";
     // Each taken name costs the source one attempt, like a wrong password would.
     for name in ["alice", "bob", "carol"] {
-        assert_eq!(register_from(&app, prober, name).await.status(), 409, "{name}");
+        assert_eq!(
+            register_from(&app, prober, name).await.status(),
+            409,
+            "{name}"
+        );
     }
     // Then the source must wait, whether the next name is taken or free: the answer
     // tells nothing more.
@@ -404,7 +408,11 @@ async fn probing_taken_names_by_registering_is_throttled_like_logins() {
         let res = register_from(&app, prober, name).await;
         assert_eq!(res.status(), 429, "{name}");
         assert_eq!(res.headers()["content-type"], "application/problem+json");
-        let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((55..=60).contains(&retry), "{retry}");
     }
     assert_eq!(
@@ -412,7 +420,12 @@ async fn probing_taken_names_by_registering_is_throttled_like_logins() {
         0
     );
     // Other sources register as usual.
-    assert_eq!(register_from(&app, "198.51.100.20", "free-name").await.status(), 201);
+    assert_eq!(
+        register_from(&app, "198.51.100.20", "free-name")
+            .await
+            .status(),
+        201
+    );
 }
 
 #[tokio::test]

@@ -216,7 +216,11 @@ async fn user_create_takes_71_bytes_and_refuses_72_of_any_characters() {
         let what = format!("{} bytes", password.len());
         assert_eq!(ok, *accepted, "{what}: {stderr}");
         if *accepted {
-            assert_eq!(app.password_grant(&name, password).await.status(), 200, "{what}");
+            assert_eq!(
+                app.password_grant(&name, password).await.status(),
+                200,
+                "{what}"
+            );
         } else {
             assert!(stderr.contains("71 bytes"), "{what}: {stderr}");
             assert!(!stderr.contains("bcrypt failed"), "{what}: {stderr}");

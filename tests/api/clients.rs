@@ -321,10 +321,7 @@ async fn admin_client_create_refuses_a_uuid_shaped_id() {
         assert_eq!(res.status(), 400, "{id}");
         assert_eq!(res.headers()["content-type"], "application/problem+json");
         let body: serde_json::Value = res.json().await.unwrap();
-        assert!(
-            body["detail"].as_str().unwrap().contains("UUID"),
-            "{body}"
-        );
+        assert!(body["detail"].as_str().unwrap().contains("UUID"), "{body}");
     }
     assert_eq!(
         app.count("SELECT count(*) FROM clients WHERE client_id <> 'tessera'"),

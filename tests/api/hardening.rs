@@ -165,9 +165,16 @@ async fn an_attackers_guesses_from_one_ip_cannot_lock_the_owner_out_from_another
     app.create_user("alice", &[]).await;
     let mut statuses = Vec::new();
     for i in 0..100 {
-        statuses.push(attempt_from(&app, ATTACKER, "alice", &format!("guess {i}")).await.0);
+        statuses.push(
+            attempt_from(&app, ATTACKER, "alice", &format!("guess {i}"))
+                .await
+                .0,
+        );
     }
-    assert!(statuses.iter().all(|s| [400, 429].contains(s)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [400, 429].contains(s)),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&429), "the attacker is slowed down");
     // The attacker's source stays refused even with the right password...
     assert_eq!(attempt_from(&app, ATTACKER, "alice", PASSWORD).await.0, 429);
@@ -184,12 +191,20 @@ async fn a_source_locked_out_of_an_account_is_locked_out_with_the_right_password
         .await;
     app.create_user("alice", &[]).await;
     for i in 0..10 {
-        assert_eq!(attempt_from(&app, ATTACKER, "alice", &format!("g{i}")).await.0, 400);
+        assert_eq!(
+            attempt_from(&app, ATTACKER, "alice", &format!("g{i}"))
+                .await
+                .0,
+            400
+        );
     }
     let (status, retry, body) = attempt_from(&app, ATTACKER, "alice", PASSWORD).await;
     assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")));
     assert!(retry.is_some_and(|r| (55..=60).contains(&r)), "{retry:?}");
-    assert_eq!(attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0, 200);
+    assert_eq!(
+        attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0,
+        200
+    );
     let locked = app.count(
         "SELECT count(*) FROM audit_log WHERE action = 'login.locked' \
          AND details->>'scope' = 'source'",
@@ -207,17 +222,27 @@ async fn guessing_spread_over_many_ips_is_spaced_out_account_wide_but_spares_kno
         .await;
     let alice = app.create_user("alice", &[]).await;
     // Alice has logged in from home before.
-    assert_eq!(attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0, 200);
+    assert_eq!(
+        attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0,
+        200
+    );
     for n in 1..=5 {
         let ip = format!("192.0.2.{n}");
-        assert_eq!(attempt_from(&app, &ip, "alice", "guess").await.0, 400, "{ip}");
+        assert_eq!(
+            attempt_from(&app, &ip, "alice", "guess").await.0,
+            400,
+            "{ip}"
+        );
     }
     // A sixth fresh source must wait: the account-wide spacing, capped at 10 s.
     let (status, retry, body) = attempt_from(&app, "192.0.2.6", "alice", "guess").await;
     assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")));
     assert!(retry.is_some_and(|r| (1..=10).contains(&r)), "{retry:?}");
     // Alice at home is not slowed down by it.
-    assert_eq!(attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0, 200);
+    assert_eq!(
+        attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0,
+        200
+    );
     assert_eq!(
         app.count(&format!(
             "SELECT count(*) FROM audit_log WHERE action = 'login.throttled' \
@@ -257,14 +282,21 @@ async fn an_admin_unlock_lets_every_locked_out_source_try_again() {
         for _ in 0..3 {
             assert_eq!(attempt_from(&app, ip, "alice", "wrong").await.0, 400);
         }
-        assert_eq!(attempt_from(&app, ip, "alice", PASSWORD).await.0, 429, "{ip}");
+        assert_eq!(
+            attempt_from(&app, ip, "alice", PASSWORD).await.0,
+            429,
+            "{ip}"
+        );
     }
     assert_eq!(redis_keys(&app, "bf:acct:*:src:*").len(), 2);
 
     let res = unlock(&app, &admin, &alice.to_string()).await;
     assert_eq!(res.status(), 204);
     assert!(redis_keys(&app, "bf:acct:*:src:*").is_empty());
-    assert_eq!(attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0, 200);
+    assert_eq!(
+        attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0,
+        200
+    );
     // The other source may guess again (and is counted afresh).
     assert_eq!(attempt_from(&app, ATTACKER, "alice", "wrong").await.0, 400);
     assert_eq!(
@@ -450,10 +482,15 @@ fn refresh_cookie(res: &reqwest::Response) -> String {
     let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
     let attributes: Vec<&str> = set.split(';').skip(1).map(str::trim).collect();
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
-        assert!(attributes.contains(&attribute), "{attribute} missing from {set}");
+        assert!(
+            attributes.contains(&attribute),
+            "{attribute} missing from {set}"
+        );
     }
     assert!(
-        !attributes.iter().any(|a| a.to_ascii_lowercase().starts_with("domain")),
+        !attributes
+            .iter()
+            .any(|a| a.to_ascii_lowercase().starts_with("domain")),
         "a __Host- cookie has no Domain: {set}"
     );
     set.strip_prefix("__Host-tessera-rt=")

@@ -20,7 +20,7 @@ fn candidates() -> Vec<String> {
         counts.sort_unstable();
         counts.dedup();
         for n in counts {
-            let s: String = std::iter::repeat(c).take(n).collect();
+            let s: String = std::iter::repeat_n(c, n).collect();
             if s.len() <= 100 {
                 out.push(s);
             }
@@ -42,7 +42,11 @@ fn acceptable(password: &str) -> bool {
 
 async fn assert_problem(res: reqwest::Response, expected_ok: u16, password: &str) {
     let status = res.status().as_u16();
-    let what = format!("{} bytes, {} chars", password.len(), password.chars().count());
+    let what = format!(
+        "{} bytes, {} chars",
+        password.len(),
+        password.chars().count()
+    );
     if acceptable(password) {
         assert_eq!(status, expected_ok, "{what}: {}", res.text().await.unwrap());
     } else {
@@ -161,7 +165,10 @@ async fn a_72_byte_password_is_a_clear_400_not_a_500() {
         body["detail"].as_str().unwrap().contains("never truncated"),
         "{body}"
     );
-    assert_eq!(app.count("SELECT count(*) FROM users WHERE username = 'carol'"), 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username = 'carol'"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -177,15 +184,20 @@ async fn a_bootstrap_admin_password_of_72_bytes_stops_start_up_with_a_clear_mess
         use diesel::{Connection, RunQueryDsl};
         let mut conn =
             diesel::PgConnection::establish(&crate::helpers::database_url("postgres")).unwrap();
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
-            .execute(&mut conn)
-            .unwrap();
+        diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .execute(&mut conn)
+        .unwrap();
     }
     let error = match outcome {
         Ok(_) => panic!("start-up must refuse the password"),
         Err(e) => e.to_string(),
     };
-    assert!(error.contains("TESSERA_BOOTSTRAP_ADMIN_PASSWORD"), "{error}");
+    assert!(
+        error.contains("TESSERA_BOOTSTRAP_ADMIN_PASSWORD"),
+        "{error}"
+    );
     assert!(error.contains("71 bytes"), "{error}");
     assert!(!error.contains("é"), "never the password itself: {error}");
 
@@ -202,4 +214,31 @@ async fn a_bootstrap_admin_password_of_72_bytes_stops_start_up_with_a_clear_mess
         .password_grant("boss", &format!("{}a", "é".repeat(35)))
         .await;
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn the_password_grant_answers_rfc_6749_errors_for_every_length() {
+    let app = spawn()
+        .with("TESSERA_LOGIN_DELAY_AFTER", "1000")
+        .with("TESSERA_LOGIN_LOCKOUT_AFTER", "1000")
+        .with("TESSERA_LOGIN_IP_LIMIT", "1000")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    for password in candidates() {
+        let res = app.password_grant("alice", &password).await;
+        let what = format!("{} bytes", password.len());
+        assert_eq!(res.status(), 400, "{what}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{what}");
+        let body: Value = res.json().await.unwrap();
+        // No password at all is a malformed request; any other is simply not hers.
+        let expected = if password.is_empty() {
+            "invalid_request"
+        } else {
+            "invalid_grant"
+        };
+        assert_eq!(body["error"], expected, "{what}: {body}");
+    }
+    // None of it counted against the right password.
+    assert_eq!(app.login("alice").await.body["token_type"], "Bearer");
 }
