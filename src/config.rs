@@ -124,6 +124,12 @@ pub struct LoginLimits {
     pub lockout: Duration,
     /// Failures from one client IP over the window before it must wait out the window.
     pub per_ip: u32,
+    /// Failures for an account from every source that has not logged in to it
+    /// recently, over the window, after which such checks are spaced out: distributed
+    /// guessing slows down, and nobody is ever locked out by it.
+    pub account_delay_after: u32,
+    /// The spacing: at most one such check per this long (and one in flight).
+    pub account_delay: Duration,
 }
 
 /// No access token lives longer than this, whatever the configuration or a client's
@@ -171,6 +177,8 @@ pub const VARIABLES: &[&str] = &[
     "TESSERA_LOGIN_LOCKOUT_AFTER",
     "TESSERA_LOGIN_LOCKOUT",
     "TESSERA_LOGIN_IP_LIMIT",
+    "TESSERA_LOGIN_ACCOUNT_DELAY_AFTER",
+    "TESSERA_LOGIN_ACCOUNT_DELAY",
     "TESSERA_TRUST_FORWARDED_FOR",
     "TESSERA_REQUEST_TIMEOUT",
 ];
@@ -390,6 +398,14 @@ impl Settings {
             per_ip: src.parse("TESSERA_LOGIN_IP_LIMIT", 100, |v| {
                 parse_number_within(v, 1, 1_000_000)
             })?,
+            account_delay_after: src.parse("TESSERA_LOGIN_ACCOUNT_DELAY_AFTER", 50, |v| {
+                parse_number_within(v, 1, 1_000_000)
+            })?,
+            account_delay: src.parse(
+                "TESSERA_LOGIN_ACCOUNT_DELAY",
+                Duration::from_secs(1),
+                |v| parse_duration_within(v, Duration::from_millis(100), Duration::from_secs(10)),
+            )?,
         };
         if login_limits.lockout_after < login_limits.delay_after {
             return Err(ConfigError::new(
@@ -437,7 +453,7 @@ impl Settings {
             })?,
             bcrypt_nice: src.parse("TESSERA_BCRYPT_NICE", 10, |v| parse_number_within(v, 0, 19))?,
             password_min_length: src.parse("TESSERA_PASSWORD_MIN_LENGTH", 8, |v| {
-                parse_number_within(v, 1, 72)
+                parse_number_within(v, 1, 71)
             })?,
             signing_algorithm: src.parse("TESSERA_SIGNING_ALG", SigningAlgorithm::Es256, |v| {
                 v.parse()

@@ -206,6 +206,14 @@ impl Problem {
         Self::unauthorized_bearer(&reason.to_string())
     }
 
+    /// 401 for a request that carries no credentials at all (or none of the Bearer
+    /// scheme): RFC 6750 §3.1 says the challenge then names no error.
+    pub fn bearer_required(description: &str) -> Self {
+        let mut p = Self::new(StatusCode::UNAUTHORIZED, description);
+        p.www_authenticate = Some(r#"Bearer realm="tessera""#.to_owned());
+        p
+    }
+
     pub fn unauthorized_bearer(description: &str) -> Self {
         Self::bearer_challenge(StatusCode::UNAUTHORIZED, "invalid_token", description)
     }

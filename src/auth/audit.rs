@@ -13,6 +13,7 @@ pub mod action {
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     pub const LOGIN_FAILED: &str = "login.failed";
     pub const LOGIN_LOCKED: &str = "login.locked";
+    pub const LOGIN_THROTTLED: &str = "login.throttled";
     pub const REFRESH_REUSE_DETECTED: &str = "refresh.reuse_detected";
     pub const TOKEN_REVOKED: &str = "token.revoked";
     pub const SESSION_REVOKED: &str = "session.revoked";
@@ -26,6 +27,7 @@ pub mod action {
     pub const USER_ENABLED: &str = "admin.user.enabled";
     pub const USER_PASSWORD_RESET: &str = "admin.user.password_reset";
     pub const USER_REVOKED: &str = "admin.user.revoked";
+    pub const USER_UNLOCKED: &str = "admin.user.unlocked";
     pub const CLIENT_CREATED: &str = "admin.client.created";
     pub const CLIENT_UPDATED: &str = "admin.client.updated";
     pub const CLIENT_SECRET_ROTATED: &str = "admin.client.secret_rotated";

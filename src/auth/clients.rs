@@ -301,7 +301,7 @@ pub async fn create(
     actor: &super::Actor,
 ) -> Result<(ClientRow, Option<SecretString>), AuthError> {
     let id = match spec.client_id.as_deref() {
-        Some(raw) => ClientId::parse(raw).map_err(invalid)?,
+        Some(raw) => ClientId::parse_new(raw).map_err(invalid)?,
         None => generate_client_id(),
     };
     let name = check_name(spec.name.as_deref().unwrap_or(id.as_str()))?;

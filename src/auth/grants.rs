@@ -90,7 +90,7 @@ pub async fn password(
     client.may_use_grant("password")?;
     let scope = client.grant_scope(requested)?;
     let account = throttle::account_key(username);
-    throttle::check(state, &account, ctx).await?;
+    let ticket = throttle::check(state, &account, ctx).await?;
     // A name that cannot exist still costs a bcrypt verify, like a wrong password.
     let user = match Username::parse(username) {
         Ok(name) => {
@@ -126,7 +126,7 @@ pub async fn password(
             // The typed name is kept out of the log for unknown accounts: people paste
             // their password into the username field.
             state.metrics.login_failures.inc();
-            throttle::failed(state, &account, other.as_ref().map(|u| u.id), ctx).await?;
+            throttle::failed(state, &ticket, other.as_ref().map(|u| u.id), ctx).await?;
             let ctx2 = ctx.clone();
             state
                 .db
@@ -135,7 +135,7 @@ pub async fn password(
             return Err(AuthError::InvalidCredentials);
         }
     };
-    throttle::succeeded(state, &account, ctx).await;
+    throttle::succeeded(state, &ticket).await;
     if state.passwords.needs_rehash(&user.password_hash) {
         upgrade_hash_in_background(state, user.id, user.password_hash.clone(), password);
     }

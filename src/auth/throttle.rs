@@ -1,17 +1,36 @@
 //! Brute-force protection for password checks (the password grant and password
-//! changes): per account and per client IP, growing delays, then a temporary lockout.
-//! Counted in Redis so it holds across instances. The account is whatever name was
-//! submitted, so an unknown name is throttled exactly like a real one and the answers
-//! never tell them apart. If Redis cannot be reached, password checks fail closed.
+//! changes) and self-registration, counted in Redis so it holds across instances.
+//!
+//! Delays and lockouts are earned per account *and source* (client IP): failures from
+//! one source slow down and lock out that source only, so nobody can lock a victim out
+//! of their account from elsewhere. Against guessing spread over many sources, failures
+//! from sources that have not logged in to the account recently are also counted
+//! account-wide; past `TESSERA_LOGIN_ACCOUNT_DELAY_AFTER` such checks are spaced out
+//! (one per `TESSERA_LOGIN_ACCOUNT_DELAY`), a slow and capped delay that never becomes
+//! a lockout, and that sources which logged in before do not see. The IP is also
+//! counted over every account (`TESSERA_LOGIN_IP_LIMIT`).
+//!
+//! The account is whatever name was submitted, so an unknown name is throttled exactly
+//! like a real one and the answers never tell them apart. If Redis cannot be reached,
+//! password checks fail closed.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
 use super::audit::{self, AuditEvent};
 use super::{AuthError, RequestContext};
 use crate::state::AppState;
-use crate::store::throttle::{Limits, Reservation};
+use crate::store::throttle::{Limits, RefusedBy, Reservation, Subject};
+
+pub use crate::store::throttle::Ticket;
+
+/// How long a check waits for its turn while the checks in flight for its account and
+/// source use up the budget, before it is refused after all (and never more than half
+/// the request timeout). Right passwords settle their reservations as soon as bcrypt
+/// is done, so in practice a queued login waits for a few bcrypt runs; this bound only
+/// matters when reservations were lost.
+const TURN_WAIT: Duration = Duration::from_secs(10);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -29,6 +48,8 @@ fn limits(state: &AppState) -> Limits {
         lockout_after: l.lockout_after,
         lockout_ms: l.lockout.as_millis() as u64,
         per_ip: l.per_ip,
+        account_after: l.account_delay_after,
+        account_delay_ms: l.account_delay.as_millis() as u64,
     }
 }
 
@@ -57,61 +78,137 @@ fn unavailable(state: &AppState, e: impl std::fmt::Display) -> AuthError {
 }
 
 /// Reserves one password check for `account` (before any bcrypt work), or refuses it
-/// while the account or the IP must wait.
-pub async fn check(state: &AppState, account: &str, ctx: &RequestContext) -> Result<(), AuthError> {
-    let reservation = state
-        .throttle
-        .reserve(account, &ip_of(ctx), now_ms(), &limits(state))
-        .await
-        .map_err(|e| unavailable(state, e))?;
-    match reservation {
-        Reservation::Allowed => Ok(()),
-        Reservation::Refused { wait_ms, by_ip } => {
-            let scope = if by_ip { "ip" } else { "account" };
-            state.metrics.rate_limited.with_label_values(&[scope]).inc();
-            Err(AuthError::TooManyAttempts {
-                retry_after_secs: wait_ms.div_ceil(1000).max(1),
-            })
-        }
+/// while this source (or the IP, or the account-wide spacing) must wait.
+pub async fn check(
+    state: &AppState,
+    account: &str,
+    ctx: &RequestContext,
+) -> Result<Ticket, AuthError> {
+    reserve(state, Subject::Account(account), ctx).await
+}
+
+/// Reserves one self-registration from this source.
+pub async fn check_registration(
+    state: &AppState,
+    ctx: &RequestContext,
+) -> Result<Ticket, AuthError> {
+    reserve(state, Subject::Registration, ctx).await
+}
+
+async fn reserve(
+    state: &AppState,
+    subject: Subject<'_>,
+    ctx: &RequestContext,
+) -> Result<Ticket, AuthError> {
+    let ip = ip_of(ctx);
+    let deadline = tokio::time::Instant::now() + TURN_WAIT.min(state.settings.request_timeout / 2);
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let reservation = state
+            .throttle
+            .reserve(subject, &ip, now_ms(), &limits(state))
+            .await
+            .map_err(|e| unavailable(state, e))?;
+        let (wait_ms, by) = match reservation {
+            Reservation::Allowed(ticket) => return Ok(ticket),
+            Reservation::Refused { wait_ms, by } => (wait_ms, by),
+            // Checks in flight may use up what is left before a lockout: wait for them
+            // to settle (a success gives its place back, a failure may earn a delay
+            // that then refuses this one), rather than refuse a right password.
+            Reservation::Busy if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+                continue;
+            }
+            Reservation::Busy => (1000, RefusedBy::Source),
+        };
+        let scope = match (subject, by) {
+            (Subject::Registration, _) => "registration",
+            (_, RefusedBy::Ip) => "ip",
+            (_, RefusedBy::Account) => "account",
+            (_, RefusedBy::Source) => "source",
+        };
+        state.metrics.rate_limited.with_label_values(&[scope]).inc();
+        return Err(AuthError::TooManyAttempts {
+            retry_after_secs: wait_ms.div_ceil(1000).max(1),
+        });
     }
 }
 
-/// The reserved check failed: counts it, and audits the failure that locks the account
-/// (with the user, when the name belongs to one; never the name typed, which may be a
-/// password in the wrong field).
+/// The reserved check failed: counts it, and audits the failure that locks this source
+/// out of the account, and the one that starts the account-wide spacing (with the user,
+/// when the name belongs to one; never the name typed, which may be a password in the
+/// wrong field).
 pub async fn failed(
     state: &AppState,
-    account: &str,
+    ticket: &Ticket,
     user: Option<Uuid>,
     ctx: &RequestContext,
 ) -> Result<(), AuthError> {
+    let l = &state.settings.login_limits;
     let failures = state
         .throttle
-        .failed(account, now_ms(), &limits(state))
+        .failed(ticket, now_ms(), &limits(state))
         .await
         .map_err(|e| unavailable(state, e))?;
-    if failures == u64::from(state.settings.login_limits.lockout_after) {
+    let mut events = Vec::new();
+    if failures.source == u64::from(l.lockout_after) {
         state.metrics.lockouts.inc();
-        tracing::warn!(failures, "account locked out after repeated failures");
-        let mut event = AuditEvent::new(audit::action::LOGIN_LOCKED)
-            .detail("failures", failures)
-            .detail("seconds", state.settings.login_limits.lockout.as_secs());
-        if let Some(user) = user {
-            event = event.user(user);
-        }
+        tracing::warn!(
+            failures = failures.source,
+            "source locked out of an account after repeated failures"
+        );
+        events.push(
+            AuditEvent::new(audit::action::LOGIN_LOCKED)
+                .detail("failures", failures.source)
+                .detail("seconds", l.lockout.as_secs())
+                .detail("scope", "source"),
+        );
+    }
+    if failures.account == u64::from(l.account_delay_after) {
+        tracing::warn!(
+            failures = failures.account,
+            "account-wide spacing of password checks after failures from many sources"
+        );
+        events.push(
+            AuditEvent::new(audit::action::LOGIN_THROTTLED)
+                .detail("failures", failures.account)
+                .detail("spacing_ms", l.account_delay.as_millis() as u64),
+        );
+    }
+    if !events.is_empty() {
+        let events: Vec<AuditEvent> = events
+            .into_iter()
+            .map(|e| match user {
+                Some(user) => e.user(user),
+                None => e,
+            })
+            .collect();
         let ctx = ctx.clone();
         state
             .db
-            .run(move |conn| audit::record(conn, &[event], &ctx))
+            .run(move |conn| audit::record(conn, &events, &ctx))
             .await?;
     }
     Ok(())
 }
 
-/// A success forgets the account's attempts (and gives the IP its attempt back).
-pub async fn succeeded(state: &AppState, account: &str, ctx: &RequestContext) {
-    if let Err(e) = state.throttle.succeeded(account, &ip_of(ctx)).await {
+/// A success: for a login this source starts afresh on the account (and the IP gets
+/// its attempt back); for a registration only the reservation is given back, so that
+/// registering a name does not wipe out the failures of probing taken ones.
+pub async fn succeeded(state: &AppState, ticket: &Ticket) {
+    if let Err(e) = state.throttle.succeeded(ticket).await {
         state.metrics.redis_errors.inc();
-        tracing::warn!(error = %e, "could not reset the attempt count");
+        tracing::warn!(error = %e, "could not settle the attempt");
     }
+}
+
+/// Clears every source's counters for the account with this username (an admin
+/// unlock). Returns how many sources had counters.
+pub async fn unlock(state: &AppState, username: &str) -> Result<usize, AuthError> {
+    state
+        .throttle
+        .unlock(&account_key(username))
+        .await
+        .map_err(|e| unavailable(state, e))
 }

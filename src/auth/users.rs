@@ -212,13 +212,13 @@ pub async fn change_password(
     // The same counters as logins to this account: a stolen access token does not buy
     // unlimited guesses at the password.
     let account = throttle::account_key(&user.username);
-    throttle::check(state, &account, ctx).await?;
+    let ticket = throttle::check(state, &account, ctx).await?;
     let matched = state
         .passwords
         .verify(current, Some(user.password_hash.clone()))
         .await?;
     if !matched {
-        throttle::failed(state, &account, Some(user_id), ctx).await?;
+        throttle::failed(state, &ticket, Some(user_id), ctx).await?;
         let event = AuditEvent::new(action::PASSWORD_CHANGE_FAILED)
             .actor(user_id)
             .user(user_id)
@@ -230,7 +230,7 @@ pub async fn change_password(
             .await?;
         return Err(AuthError::WrongPassword);
     }
-    throttle::succeeded(state, &account, ctx).await;
+    throttle::succeeded(state, &ticket).await;
     let new_hash = state.passwords.hash(new).await?;
     let event = AuditEvent::new(action::PASSWORD_CHANGED)
         .actor(user_id)
@@ -254,5 +254,63 @@ pub async fn change_password(
     )
     .await?;
     state.profiles.forget(user_id);
+    Ok(())
+}
+
+/// Self-registration: [`create`] behind the same per-source brute-force protection as
+/// logins. A taken name counts as a failed attempt, so finding out that a name exists
+/// costs a source exactly what a login attempt costs (and the answer takes the same
+/// bcrypt time either way, the hash being made before the insert).
+pub async fn register(
+    state: &AppState,
+    username: Username,
+    password: NewPassword,
+    actor: &Actor,
+) -> Result<UserRow, AuthError> {
+    let ticket = throttle::check_registration(state, &actor.ctx).await?;
+    match create(
+        &state.db,
+        &state.passwords,
+        username,
+        password,
+        vec![],
+        actor,
+    )
+    .await
+    {
+        Ok(user) => {
+            throttle::succeeded(state, &ticket).await;
+            Ok(user)
+        }
+        Err(AuthError::Conflict(message)) => {
+            throttle::failed(state, &ticket, None, &actor.ctx).await?;
+            Err(AuthError::Conflict(message))
+        }
+        Err(e) => {
+            // Not the caller's doing: give the reservation back.
+            throttle::succeeded(state, &ticket).await;
+            Err(e)
+        }
+    }
+}
+
+/// Lifts every brute-force delay and lockout on a user's account, from every source
+/// (an admin action, audited).
+pub async fn unlock(state: &AppState, user_id: Uuid, actor: &Actor) -> Result<(), AuthError> {
+    let user = state
+        .db
+        .run(move |conn| users::find_by_id(conn, user_id))
+        .await?
+        .ok_or_else(no_such_user)?;
+    let sources = throttle::unlock(state, &user.username).await?;
+    let event = actor
+        .event(action::USER_UNLOCKED)
+        .user(user_id)
+        .detail("sources", sources as u64);
+    let ctx = actor.ctx.clone();
+    state
+        .db
+        .run(move |conn| audit::record(conn, &[event], &ctx))
+        .await?;
     Ok(())
 }

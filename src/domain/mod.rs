@@ -9,7 +9,7 @@ mod scope;
 mod username;
 
 pub use client_id::ClientId;
-pub use password::{NewPassword, Password, PasswordError};
+pub use password::{NewPassword, Password, PasswordError, BCRYPT_MAX_BYTES};
 pub use refresh_token::{RefreshToken, RefreshTokenHash};
 pub use role::Role;
 pub use scope::Scope;

@@ -1,14 +1,18 @@
 use secrecy::{ExposeSecret, SecretString};
 
-/// bcrypt reads at most 72 bytes; longer passwords are refused, never truncated.
-pub const BCRYPT_MAX_BYTES: usize = 72;
+/// The longest password bcrypt hashes in full. bcrypt keys on at most 72 bytes *with*
+/// the terminating NUL byte, so 71 bytes of password; the `bcrypt` crate's
+/// `non_truncating_*` functions refuse 72 bytes and more. Longer passwords are refused
+/// here, never truncated, so that nothing that passes this type can fail hashing.
+pub const BCRYPT_MAX_BYTES: usize = 71;
 
 /// A password presented at login. Anything goes in (up to a sanity limit); one that
 /// could never have been set simply fails to match.
 #[derive(Clone)]
 pub struct Password(SecretString);
 
-/// A password being set: at least the configured minimum length, at most 72 bytes.
+/// A password being set: at least the configured minimum length, at most
+/// [`BCRYPT_MAX_BYTES`] bytes.
 pub struct NewPassword(SecretString);
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -17,7 +21,10 @@ pub enum PasswordError {
     Empty,
     #[error("password must be at least {0} characters")]
     TooShort(usize),
-    #[error("password must be at most 72 bytes (bcrypt's limit); it is never truncated")]
+    #[error(
+        "password must be at most 71 bytes (bcrypt reads 72 bytes including a terminating \
+         NUL); it is never truncated"
+    )]
     TooLong,
 }
 
@@ -76,12 +83,76 @@ mod tests {
     use super::*;
 
     #[test]
-    fn new_password_over_72_bytes_is_refused() {
+    fn new_password_of_72_bytes_or_more_is_refused() {
         assert_eq!(
-            NewPassword::parse("é".repeat(37), 8).unwrap_err(),
+            NewPassword::parse("é".repeat(36), 8).unwrap_err(),
             PasswordError::TooLong
         );
-        assert!(NewPassword::parse("a".repeat(72), 8).is_ok());
+        assert_eq!(
+            NewPassword::parse("a".repeat(72), 8).unwrap_err(),
+            PasswordError::TooLong
+        );
+        assert!(NewPassword::parse("a".repeat(71), 8).is_ok());
+    }
+
+    /// Strings of 0 to 100 bytes, ASCII, 2-byte and 4-byte characters mixed.
+    fn passwords() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![Just('a'), Just('é'), Just('😀'), any::<char>()],
+            0..100,
+        )
+        .prop_map(|chars| {
+            let mut s = String::new();
+            for c in chars {
+                if s.len() + c.len_utf8() > 100 {
+                    break;
+                }
+                s.push(c);
+            }
+            s
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(300))]
+
+        /// Whatever a caller sends, the domain type either refuses it with a reason or
+        /// hands bcrypt something it hashes in full (and verifies afterwards).
+        #[test]
+        fn every_accepted_new_password_can_be_hashed(raw in passwords()) {
+            match NewPassword::parse(raw.clone(), 1) {
+                Ok(p) => {
+                    proptest::prop_assert!(raw.len() <= BCRYPT_MAX_BYTES);
+                    let hash = bcrypt::non_truncating_hash(p.expose(), 4);
+                    proptest::prop_assert!(hash.is_ok(), "{} bytes: {:?}", raw.len(), hash);
+                    let verified = bcrypt::non_truncating_verify(p.expose(), &hash.unwrap());
+                    proptest::prop_assert!(matches!(verified, Ok(true)));
+                }
+                Err(PasswordError::TooLong) => proptest::prop_assert!(raw.len() > BCRYPT_MAX_BYTES),
+                Err(PasswordError::Empty) => proptest::prop_assert!(raw.is_empty()),
+                Err(PasswordError::TooShort(_)) => proptest::prop_assert!(false, "min is 1"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_length_up_to_100_bytes_is_refused_or_hashable() {
+        for c in ['a', 'é', '😀'] {
+            for n in 0..=100 {
+                let raw: String = std::iter::repeat_n(c, n).collect();
+                if raw.len() > 100 {
+                    break;
+                }
+                if let Ok(p) = NewPassword::parse(raw.clone(), 1) {
+                    assert!(
+                        bcrypt::non_truncating_hash(p.expose(), 4).is_ok(),
+                        "{} bytes of {c}",
+                        raw.len()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

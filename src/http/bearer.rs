@@ -35,7 +35,7 @@ impl Caller {
 
 /// `Authorization: Bearer <token>`; the token must be RFC 6750 `b64token` characters.
 fn bearer_token(req: &HttpRequest) -> Result<String, Problem> {
-    let missing = || Problem::unauthorized_bearer("an access token is required");
+    let missing = || Problem::bearer_required("an access token is required");
     let value = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -1,6 +1,7 @@
 //! Browser mode for single-page apps: the refresh token lives in an
-//! `HttpOnly; Secure; SameSite=Strict` cookie scoped to `/oauth`, so JavaScript (and
-//! any XSS) never sees it. Because the browser attaches the cookie by itself, every
+//! `HttpOnly; Secure; SameSite=Strict` cookie with the `__Host-` prefix (so `Path=/`
+//! and no `Domain`: no sibling subdomain can set or shadow it), so JavaScript (and any
+//! XSS) never sees it. Because the browser attaches the cookie by itself, every
 //! request of a browser-mode client must prove it comes from an allowed page: an
 //! `Origin` that is an allowed CORS origin (or Tessera's own) and a custom header
 //! (`X-Tessera-CSRF`), which no cross-site form can send and which forces a CORS
@@ -13,9 +14,10 @@ use actix_web::{HttpRequest, HttpResponseBuilder};
 use crate::config::Settings;
 use crate::error::OAuthError;
 
-pub const COOKIE: &str = "__Secure-tessera-rt";
+pub const COOKIE: &str = "__Host-tessera-rt";
 pub const CSRF_HEADER: &str = "x-tessera-csrf";
-const COOKIE_PATH: &str = "/oauth";
+/// `__Host-` cookies must have `Path=/` (and `Secure`, and no `Domain`).
+const COOKIE_PATH: &str = "/";
 
 /// The scheme://host[:port] of a URL.
 fn origin_of(url: &str) -> &str {

@@ -183,7 +183,7 @@ pub struct PasswordChange {
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed; the caller's other sessions ended"),
-        (status = 400, description = "The new password is too short or over 72 bytes", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "The new password is too short or over 71 bytes", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The current password is wrong", body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -223,7 +223,8 @@ pub struct Registration {
         (status = 201, description = "Created", body = Profile),
         (status = 400, description = "Invalid username or password", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Self-registration is disabled", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "The username is taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The username is taken (counted like a failed login from this source)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many taken names from this source; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/users")]
@@ -243,15 +244,7 @@ pub async fn register(
         user_id: None,
         ctx: request_context(&req),
     };
-    let user = auth::users::create(
-        &state.db,
-        &state.passwords,
-        username,
-        password,
-        vec![],
-        &actor,
-    )
-    .await?;
+    let user = auth::users::register(&state, username, password, &actor).await?;
     let mut res = HttpResponse::Created();
     no_store(&mut res);
     Ok(res.json(Profile {

@@ -23,7 +23,7 @@ pub struct TokenParams {
     grant_type: Option<String>,
     /// For `password`.
     username: Option<String>,
-    /// For `password`; at most 1024 bytes (a password can be at most 72).
+    /// For `password`; at most 1024 bytes (a password can be at most 71).
     password: Option<String>,
     /// For `refresh_token`: `rt_` and 43 base64url characters.
     refresh_token: Option<String>,

@@ -370,6 +370,83 @@ async fn self_registration_creates_a_user_without_roles_when_enabled() {
     assert_eq!(register("other", &too_long).await.unwrap().status(), 400);
 }
 
+async fn register_from(app: &TestApp, ip: &str, name: &str) -> reqwest::Response {
+    app.api
+        .post(app.url("/v1/users"))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"username": name, "password": "a long password"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn probing_taken_names_by_registering_is_throttled_like_logins() {
+    let app = spawn()
+        .with("TESSERA_ALLOW_REGISTRATION", "true")
+        .with("TESSERA_TRUST_FORWARDED_FOR", "true")
+        .with("TESSERA_LOGIN_DELAY_AFTER", "3")
+        .with("TESSERA_LOGIN_LOCKOUT_AFTER", "3")
+        .with("TESSERA_LOGIN_LOCKOUT", "60s")
+        .start()
+        .await;
+    for name in ["alice", "bob", "carol"] {
+        app.create_user(name, &[]).await;
+    }
+    let prober = "203.0.113.9";
+    // Each taken name costs the source one attempt, like a wrong password would.
+    for name in ["alice", "bob", "carol"] {
+        assert_eq!(
+            register_from(&app, prober, name).await.status(),
+            409,
+            "{name}"
+        );
+    }
+    // Then the source must wait, whether the next name is taken or free: the answer
+    // tells nothing more.
+    for name in ["dave", "free-name"] {
+        let res = register_from(&app, prober, name).await;
+        assert_eq!(res.status(), 429, "{name}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let retry: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((55..=60).contains(&retry), "{retry}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username = 'free-name'"),
+        0
+    );
+    // Other sources register as usual.
+    assert_eq!(
+        register_from(&app, "198.51.100.20", "free-name")
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn successful_registrations_do_not_wipe_out_a_sources_failures() {
+    let app = spawn()
+        .with("TESSERA_ALLOW_REGISTRATION", "true")
+        .with("TESSERA_TRUST_FORWARDED_FOR", "true")
+        .with("TESSERA_LOGIN_DELAY_AFTER", "2")
+        .with("TESSERA_LOGIN_LOCKOUT_AFTER", "2")
+        .with("TESSERA_LOGIN_LOCKOUT", "60s")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    app.create_user("bob", &[]).await;
+    let prober = "203.0.113.10";
+    assert_eq!(register_from(&app, prober, "alice").await.status(), 409);
+    assert_eq!(register_from(&app, prober, "throwaway").await.status(), 201);
+    assert_eq!(register_from(&app, prober, "bob").await.status(), 409);
+    assert_eq!(register_from(&app, prober, "carol").await.status(), 429);
+}
+
 async fn login_from(app: &TestApp, forwarded: &[&str]) {
     let mut req = app.api.post(app.url("/oauth/token")).form(&[
         ("grant_type", "password"),

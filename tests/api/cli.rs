@@ -195,6 +195,40 @@ async fn user_create_refuses_a_password_over_72_bytes() {
 }
 
 #[tokio::test]
+async fn user_create_takes_71_bytes_and_refuses_72_of_any_characters() {
+    let app = spawn_app().await;
+    let cases = [
+        ("a".repeat(71), true),
+        ("a".repeat(72), false),
+        (format!("{}a", "é".repeat(35)), true),
+        ("é".repeat(36), false),
+        (format!("{}aaa", "😀".repeat(17)), true),
+        ("😀".repeat(18), false),
+        ("😀".repeat(25), false),
+    ];
+    for (i, (password, accepted)) in cases.iter().enumerate() {
+        let name = format!("user{i}");
+        let (ok, _, stderr) = run_cli(
+            &app.database_url,
+            &["user", "create", "--username", &name],
+            &format!("{password}\n"),
+        );
+        let what = format!("{} bytes", password.len());
+        assert_eq!(ok, *accepted, "{what}: {stderr}");
+        if *accepted {
+            assert_eq!(
+                app.password_grant(&name, password).await.status(),
+                200,
+                "{what}"
+            );
+        } else {
+            assert!(stderr.contains("71 bytes"), "{what}: {stderr}");
+            assert!(!stderr.contains("bcrypt failed"), "{what}: {stderr}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn user_create_refuses_duplicates_and_has_no_password_flag() {
     let app = spawn_app().await;
     app.create_user("dave", &[]).await;

@@ -302,3 +302,55 @@ async fn cli_client_create_prints_the_secret_once() {
     let res = client_credentials_basic(&app, "reports", &secret, None).await;
     assert_eq!(res.status(), 200);
 }
+
+const UUID_SHAPED: &str = "0192f1e6-7b3c-7d2e-9f00-123456789abc";
+
+#[tokio::test]
+async fn admin_client_create_refuses_a_uuid_shaped_id() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for id in [UUID_SHAPED, "0192F1E67B3C7D2E9F00123456789ABC"] {
+        let res = app
+            .api
+            .post(app.url("/v1/admin/clients"))
+            .bearer_auth(&admin)
+            .json(&json!({"client_id": id, "confidential": true, "grant_types": ["client_credentials"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{id}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(body["detail"].as_str().unwrap().contains("UUID"), "{body}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM clients WHERE client_id <> 'tessera'"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn cli_client_create_refuses_a_uuid_shaped_id() {
+    let app = spawn_app().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .env_clear()
+        .env("DATABASE_URL", &app.database_url)
+        .args([
+            "client",
+            "create",
+            "--id",
+            UUID_SHAPED,
+            "--confidential",
+            "--grant",
+            "client_credentials",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("UUID"), "{stderr}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM clients WHERE client_id <> 'tessera'"),
+        0
+    );
+}

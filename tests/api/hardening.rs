@@ -106,6 +106,222 @@ async fn parallel_logins_with_the_right_password_are_not_slowed_down() {
 }
 
 #[tokio::test]
+async fn thirty_parallel_logins_with_the_right_password_all_succeed_round_after_round() {
+    // More at once than the lockout allows checks in flight (10 by default): the rest
+    // wait their turn instead of being refused, since only failures earn delays.
+    let app = spawn().start().await;
+    app.create_user("alice", &[]).await;
+    for round in 0..3 {
+        let logins = (0..30).map(|_| {
+            let app = &app;
+            async move { attempt(app, "alice", PASSWORD).await }
+        });
+        let outcomes = futures_util::future::join_all(logins).await;
+        let refused: Vec<_> = outcomes.iter().filter(|(s, _, _)| *s != 200).collect();
+        assert!(refused.is_empty(), "round {round}: {refused:?}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'login.succeeded'"),
+        90
+    );
+}
+
+/// The client IP as a proxy reports it (the app must trust X-Forwarded-For).
+async fn attempt_from(
+    app: &TestApp,
+    ip: &str,
+    user: &str,
+    password: &str,
+) -> (u16, Option<u64>, Value) {
+    let res = app
+        .api
+        .post(app.url("/oauth/token"))
+        .header("x-forwarded-for", ip)
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (status, retry, res.json().await.unwrap())
+}
+
+const ATTACKER: &str = "203.0.113.66";
+const ALICE_AT_HOME: &str = "198.51.100.7";
+
+#[tokio::test]
+async fn an_attackers_guesses_from_one_ip_cannot_lock_the_owner_out_from_another() {
+    let app = spawn()
+        .with("TESSERA_TRUST_FORWARDED_FOR", "true")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    let mut statuses = Vec::new();
+    for i in 0..100 {
+        statuses.push(
+            attempt_from(&app, ATTACKER, "alice", &format!("guess {i}"))
+                .await
+                .0,
+        );
+    }
+    assert!(
+        statuses.iter().all(|s| [400, 429].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "the attacker is slowed down");
+    // The attacker's source stays refused even with the right password...
+    assert_eq!(attempt_from(&app, ATTACKER, "alice", PASSWORD).await.0, 429);
+    // ...while alice, from elsewhere, logs in at once.
+    let (status, _, body) = attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_source_locked_out_of_an_account_is_locked_out_with_the_right_password_too() {
+    let app = throttled(10, 10)
+        .with("TESSERA_TRUST_FORWARDED_FOR", "true")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    for i in 0..10 {
+        assert_eq!(
+            attempt_from(&app, ATTACKER, "alice", &format!("g{i}"))
+                .await
+                .0,
+            400
+        );
+    }
+    let (status, retry, body) = attempt_from(&app, ATTACKER, "alice", PASSWORD).await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")));
+    assert!(retry.is_some_and(|r| (55..=60).contains(&r)), "{retry:?}");
+    assert_eq!(
+        attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0,
+        200
+    );
+    let locked = app.count(
+        "SELECT count(*) FROM audit_log WHERE action = 'login.locked' \
+         AND details->>'scope' = 'source'",
+    );
+    assert_eq!(locked, 1);
+}
+
+#[tokio::test]
+async fn guessing_spread_over_many_ips_is_spaced_out_account_wide_but_spares_known_sources() {
+    let app = spawn()
+        .with("TESSERA_TRUST_FORWARDED_FOR", "true")
+        .with("TESSERA_LOGIN_ACCOUNT_DELAY_AFTER", "5")
+        .with("TESSERA_LOGIN_ACCOUNT_DELAY", "10s")
+        .start()
+        .await;
+    let alice = app.create_user("alice", &[]).await;
+    // Alice has logged in from home before.
+    assert_eq!(
+        attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0,
+        200
+    );
+    for n in 1..=5 {
+        let ip = format!("192.0.2.{n}");
+        assert_eq!(
+            attempt_from(&app, &ip, "alice", "guess").await.0,
+            400,
+            "{ip}"
+        );
+    }
+    // A sixth fresh source must wait: the account-wide spacing, capped at 10 s.
+    let (status, retry, body) = attempt_from(&app, "192.0.2.6", "alice", "guess").await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")));
+    assert!(retry.is_some_and(|r| (1..=10).contains(&r)), "{retry:?}");
+    // Alice at home is not slowed down by it.
+    assert_eq!(
+        attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0,
+        200
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'login.throttled' \
+             AND user_id = '{alice}'"
+        )),
+        1
+    );
+}
+
+async fn unlock(app: &TestApp, admin: &str, user: &str) -> reqwest::Response {
+    app.api
+        .post(app.url(&format!("/v1/admin/users/{user}/unlock")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn redis_keys(app: &TestApp, pattern: &str) -> Vec<String> {
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    redis::cmd("KEYS")
+        .arg(format!("{}{pattern}", app.redis_prefix))
+        .query(&mut conn)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_unlock_lets_every_locked_out_source_try_again() {
+    let app = throttled(3, 3)
+        .with("TESSERA_TRUST_FORWARDED_FOR", "true")
+        .start()
+        .await;
+    let admin = app.admin_token().await;
+    let alice = app.create_user("alice", &[]).await;
+    for ip in [ATTACKER, ALICE_AT_HOME] {
+        for _ in 0..3 {
+            assert_eq!(attempt_from(&app, ip, "alice", "wrong").await.0, 400);
+        }
+        assert_eq!(
+            attempt_from(&app, ip, "alice", PASSWORD).await.0,
+            429,
+            "{ip}"
+        );
+    }
+    assert_eq!(redis_keys(&app, "bf:acct:*:src:*").len(), 2);
+
+    let res = unlock(&app, &admin, &alice.to_string()).await;
+    assert_eq!(res.status(), 204);
+    assert!(redis_keys(&app, "bf:acct:*:src:*").is_empty());
+    assert_eq!(
+        attempt_from(&app, ALICE_AT_HOME, "alice", PASSWORD).await.0,
+        200
+    );
+    // The other source may guess again (and is counted afresh).
+    assert_eq!(attempt_from(&app, ATTACKER, "alice", "wrong").await.0, 400);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'admin.user.unlocked' \
+             AND user_id = '{alice}' AND actor_id IS NOT NULL"
+        )),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unlock_needs_an_admin_and_an_existing_user() {
+    let app = spawn().start().await;
+    let admin = app.admin_token().await;
+    let user = app.create_user("alice", &[]).await;
+    let alices = app.login("alice").await.access_token;
+    assert_eq!(unlock(&app, &alices, &user.to_string()).await.status(), 403);
+    let res = unlock(&app, &admin, &uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(unlock(&app, &admin, "not-a-uuid").await.status(), 404);
+}
+
+#[tokio::test]
 async fn delays_grow_with_each_failure() {
     let app = throttled(1, 10).start().await;
     app.create_user("alice", &[]).await;
@@ -256,7 +472,7 @@ fn browser_post(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Req
         .header("origin", APP)
         .header("x-tessera-csrf", "1");
     if let Some(cookie) = cookie {
-        req = req.header("cookie", format!("__Secure-tessera-rt={cookie}"));
+        req = req.header("cookie", format!("__Host-tessera-rt={cookie}"));
     }
     req
 }
@@ -264,10 +480,20 @@ fn browser_post(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Req
 /// The refresh token from a Set-Cookie header, checking its attributes.
 fn refresh_cookie(res: &reqwest::Response) -> String {
     let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/oauth"] {
-        assert!(set.contains(attribute), "{attribute} missing from {set}");
+    let attributes: Vec<&str> = set.split(';').skip(1).map(str::trim).collect();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(
+            attributes.contains(&attribute),
+            "{attribute} missing from {set}"
+        );
     }
-    set.strip_prefix("__Secure-tessera-rt=")
+    assert!(
+        !attributes
+            .iter()
+            .any(|a| a.to_ascii_lowercase().starts_with("domain")),
+        "a __Host- cookie has no Domain: {set}"
+    );
+    set.strip_prefix("__Host-tessera-rt=")
         .unwrap()
         .split(';')
         .next()

@@ -17,6 +17,7 @@ mod jwks;
 mod keys;
 mod me;
 mod openapi;
+mod passwords;
 mod revocation;
 mod telemetry;
 mod token_password;

@@ -50,11 +50,22 @@ async fn me_returns_the_callers_profile() {
     assert!(me.get("password_hash").is_none());
 }
 
+/// RFC 6750 §3.1: a request with no credentials (or none of the Bearer scheme) gets a
+/// challenge without an error code.
+fn assert_bare_challenge(res: &reqwest::Response) {
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        res.headers()["www-authenticate"].to_str().unwrap(),
+        r#"Bearer realm="tessera""#
+    );
+}
+
 #[tokio::test]
-async fn me_without_a_token_is_401() {
+async fn me_without_a_token_is_401_with_a_bare_challenge() {
     let app = spawn_app().await;
     let res = app.api.get(app.url("/v1/me")).send().await.unwrap();
-    assert_invalid_token(&res);
+    assert_bare_challenge(&res);
     let res = app
         .api
         .get(app.url("/v1/me"))
@@ -62,6 +73,18 @@ async fn me_without_a_token_is_401() {
         .send()
         .await
         .unwrap();
+    assert_bare_challenge(&res);
+}
+
+#[tokio::test]
+async fn admin_routes_without_a_token_get_a_bare_challenge() {
+    let app = spawn_app().await;
+    for path in ["/v1/admin/users", "/v1/me/sessions"] {
+        let res = app.api.get(app.url(path)).send().await.unwrap();
+        assert_bare_challenge(&res);
+    }
+    // A token that is there but no good still names the error.
+    let res = app.get_with_token("/v1/admin/users", "abc").await;
     assert_invalid_token(&res);
 }
 

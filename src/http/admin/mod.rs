@@ -106,6 +106,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(users::reset_password)
             .service(users::sessions)
             .service(users::revoke_everything)
+            .service(users::unlock)
             .service(revocations::list)
             .service(revocations::create)
             .service(clients::list)

@@ -224,6 +224,26 @@ pub async fn reset_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Lifts every brute-force delay and lockout on a user's account, for every source
+/// (client IP); audited as `admin.user.unlocked`.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_users_unlock",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Every source may try the account's password again"), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"), (status = 503, description = "Redis is unavailable", body = ProblemBody, content_type = "application/problem+json"))
+)]
+#[post("/users/{id}/unlock")]
+pub async fn unlock(
+    admin: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_uuid(&path, "user")?;
+    auth::users::unlock(&state, id, &admin.actor).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct AdminSessionView {
     id: Uuid,
