@@ -34,6 +34,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    denylist_generation (singleton) {
+        singleton -> Bool,
+        generation -> Int8,
+    }
+}
+
+diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Bytea,
         session_id -> Uuid,
@@ -56,6 +63,7 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         synced_at -> Nullable<Timestamptz>,
+        generation -> Int8,
     }
 }
 
@@ -109,6 +117,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     clients,
+    denylist_generation,
     refresh_tokens,
     revocations,
     sessions,
