@@ -30,6 +30,7 @@ diesel::table! {
         previous_secret_hash -> Nullable<Bytea>,
         previous_secret_expires_at -> Nullable<Timestamptz>,
         browser_mode -> Bool,
+        introspect_any -> Bool,
     }
 }
 
