@@ -370,3 +370,169 @@ async fn a_revocation_survives_redis_coming_back_from_an_older_snapshot() {
         "the marker names the generation Redis now holds"
     );
 }
+
+/// What the load below saw.
+#[derive(Default)]
+struct Seen {
+    requests: u64,
+    revoked_accepted: u64,
+    bad_status: Vec<String>,
+    unavailable_without_retry_after: u64,
+    unavailable: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_refresh_and_me_traffic_lets_no_revoked_token_through() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let mut redis = PrivateRedis::start();
+    let app = app_on(&redis).await;
+    app.create_user("alice", &[]).await;
+    let mut live = Vec::new();
+    for _ in 0..4 {
+        live.push(app.login("alice").await);
+    }
+    let mut to_revoke_later = Vec::new();
+    for _ in 0..2 {
+        to_revoke_later.push(app.login("alice").await);
+    }
+    let revoked: Arc<Mutex<Vec<String>>> = Arc::default();
+    for _ in 0..3 {
+        let tokens = app.login("alice").await;
+        revoke_access_token(&app, &tokens).await;
+        revoked.lock().unwrap().push(tokens.access_token);
+    }
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let recovered_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let stop_at = Instant::now() + Duration::from_secs(10);
+
+    let mut workers = Vec::new();
+    for (n, mut tokens) in live.into_iter().enumerate() {
+        let (api, base) = (app.api.clone(), app.address.clone());
+        let (revoked, seen, recovered_at) = (revoked.clone(), seen.clone(), recovered_at.clone());
+        workers.push(tokio::spawn(async move {
+            let record = |status: u16, retry_after: bool, what: &str| {
+                let mut s = seen.lock().unwrap();
+                s.requests += 1;
+                if status == 503 {
+                    s.unavailable += 1;
+                    if !retry_after {
+                        s.unavailable_without_retry_after += 1;
+                    }
+                }
+                if !(200..300).contains(&status) && status != 401 && status != 503 {
+                    s.bad_status.push(format!("{what}: {status}"));
+                }
+            };
+            let mut i = n;
+            for _ in 0..2_000 {
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                // Refresh: PostgreSQL only, goes on whatever Redis does.
+                let res = api
+                    .post(format!("{base}/oauth/token"))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", tokens.refresh_token.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let retry_after = res.headers().contains_key("retry-after");
+                if status == 200 {
+                    tokens = crate::helpers::tokens_of(res).await;
+                } else {
+                    record(status, retry_after, "refresh");
+                    if status == 401 {
+                        // A refresh never needs Redis: only 503 (a lost connection
+                        // to PostgreSQL) would be acceptable here.
+                        seen.lock()
+                            .unwrap()
+                            .bad_status
+                            .push("refresh: 401".to_owned());
+                    }
+                    continue;
+                }
+                record(status, retry_after, "refresh");
+                // The caller's own, live token.
+                let res = api
+                    .get(format!("{base}/v1/me"))
+                    .bearer_auth(&tokens.access_token)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                record(
+                    status,
+                    res.headers().contains_key("retry-after"),
+                    "me (live)",
+                );
+                if status == 200 {
+                    let mut at = recovered_at.lock().unwrap();
+                    if at.is_none() {
+                        *at = Some(Instant::now());
+                    }
+                }
+                // A revoked token.
+                let token = {
+                    let list = revoked.lock().unwrap();
+                    i += 1;
+                    list[i % list.len()].clone()
+                };
+                let res = api
+                    .get(format!("{base}/v1/me"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                record(
+                    status,
+                    res.headers().contains_key("retry-after"),
+                    "me (revoked)",
+                );
+                if status == 200 {
+                    seen.lock().unwrap().revoked_accepted += 1;
+                }
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| redis.stop());
+    // Revocations accepted while Redis is down: PostgreSQL has them.
+    for tokens in &to_revoke_later {
+        revoke_access_token(&app, tokens).await;
+        revoked.lock().unwrap().push(tokens.access_token.clone());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    *recovered_at.lock().unwrap() = None;
+    tokio::task::block_in_place(|| redis.restart());
+    let back_at = Instant::now();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+
+    {
+        let seen = seen.lock().unwrap();
+        let recovered = recovered_at.lock().unwrap().map(|at| at - back_at);
+        println!(
+            "{} requests, {} answered 503; Redis back empty, first live 200 after {:?}",
+            seen.requests, seen.unavailable, recovered
+        );
+        assert_eq!(seen.revoked_accepted, 0, "a revoked token was accepted");
+        assert!(seen.bad_status.is_empty(), "{:?}", seen.bad_status);
+        assert_eq!(seen.unavailable_without_retry_after, 0);
+        assert!(
+            recovered.is_some(),
+            "the service recovered once Redis was back"
+        );
+    }
+    let revoked = revoked.lock().unwrap().clone();
+    for token in &revoked {
+        assert_eq!(me_status(&app, token).await, 401);
+    }
+}
