@@ -74,6 +74,10 @@ enum ClientCommand {
         /// Browser mode for single-page apps: the refresh token only in an HttpOnly cookie.
         #[arg(long)]
         browser_mode: bool,
+        /// Let this confidential client introspect every token, not only its own and
+        /// those meant for its audiences.
+        #[arg(long)]
+        introspect_any: bool,
     },
     /// List clients.
     List,
@@ -197,6 +201,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             audiences,
             access_token_ttl,
             browser_mode,
+            introspect_any,
         }) => {
             let ttl = access_token_ttl
                 .map(|t| tessera::config::parse_duration(&t).map(|d| d.as_secs() as i64))
@@ -212,6 +217,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 audiences: Some(audiences),
                 access_token_ttl_seconds: Some(ttl),
                 browser_mode: Some(browser_mode),
+                introspect_any: Some(introspect_any),
             };
             let (row, secret) =
                 auth::clients::create(&db, spec, &auth::Actor::command_line()).await?;
@@ -226,6 +232,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
             println!("grant types:   {}", row.grant_types.join(" "));
             println!("scopes:        {}", row.scopes.join(" "));
+            if row.introspect_any {
+                println!("introspection: any token");
+            }
             if let Some(secret) = secret {
                 use secrecy::ExposeSecret;
                 println!("client_secret: {}", secret.expose_secret());

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub tokens_issued: IntCounterVec,
     pub refresh_reuse: IntCounter,
+    pub refresh_grace_retries: IntCounter,
     pub revocations: IntCounterVec,
     pub login_failures: IntCounter,
     pub lockouts: IntCounter,
@@ -84,6 +85,12 @@ impl Metrics {
                 &registry,
                 "refresh_reuse_detected_total",
                 "Spent refresh tokens presented after the grace window (sessions revoked)",
+            ),
+            refresh_grace_retries: counter(
+                &registry,
+                "refresh_grace_retries_total",
+                "Spent refresh tokens presented again within the grace window and answered \
+                 with the successor already issued",
             ),
             revocations: counter_vec(
                 &registry,

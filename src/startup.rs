@@ -331,15 +331,21 @@ fn spawn_background_jobs(state: web::Data<AppState>) -> Vec<tokio::task::JoinHan
             let mut n: u64 = 0;
             loop {
                 tick.tick().await;
-                // Every second push what Redis has not confirmed; every 30 s re-assert
-                // the last five minutes (repairs a failover to a replica that missed
-                // the latest writes); every 10 minutes, and at start, the whole list.
+                // Every second push what Redis has not confirmed, and compare Redis's
+                // `ready` marker with PostgreSQL's generation: a lost list is rebuilt
+                // whole, a marker behind (an old snapshot, a replica that missed
+                // writes) gets the revocations since. Every 30 s also re-assert the
+                // last five minutes whatever the marker says; every 10 minutes, and at
+                // start, the whole list.
                 let result = if n.is_multiple_of(600) {
                     revocation::rebuild(&state, revocation::Rebuild::All).await
                 } else if n.is_multiple_of(30) {
                     revocation::rebuild(&state, revocation::Rebuild::Recent(RECENT_WRITES)).await
                 } else {
-                    revocation::sync_pending(&state).await
+                    match revocation::sync_pending(&state).await {
+                        Ok(_) => revocation::rebuild(&state, revocation::Rebuild::Behind).await,
+                        Err(e) => Err(e),
+                    }
                 };
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "denylist sync did not complete; will retry");

@@ -15,6 +15,9 @@ pub mod action {
     pub const LOGIN_LOCKED: &str = "login.locked";
     pub const LOGIN_THROTTLED: &str = "login.throttled";
     pub const REFRESH_REUSE_DETECTED: &str = "refresh.reuse_detected";
+    /// A spent refresh token presented again within the grace window: answered with
+    /// its successor (a lost response retried, or a token stolen after use).
+    pub const REFRESH_GRACE_RETRY: &str = "refresh.grace_retry";
     pub const TOKEN_REVOKED: &str = "token.revoked";
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const USER_TOKENS_REVOKED: &str = "user.tokens_revoked";

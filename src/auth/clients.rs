@@ -34,6 +34,8 @@ pub struct Client {
     pub access_token_ttl: Option<std::time::Duration>,
     /// The refresh token travels only in an HttpOnly cookie (see `http::browser`).
     pub browser_mode: bool,
+    /// Introspection answers about every token, not only its own and its audiences'.
+    pub introspect_any: bool,
 }
 
 impl Client {
@@ -55,6 +57,7 @@ impl Client {
                 .and_then(|s| u64::try_from(s).ok())
                 .map(std::time::Duration::from_secs),
             browser_mode: row.browser_mode,
+            introspect_any: row.introspect_any,
         })
     }
 
@@ -208,6 +211,10 @@ pub struct ClientSpec {
     /// SameSite=Strict` cookie scoped to `/oauth`, never returned in a body, and
     /// cookie-borne requests need an allowed `Origin` and the `X-Tessera-CSRF` header.
     pub browser_mode: Option<bool>,
+    /// Lets this confidential client introspect every token. Without it, introspection
+    /// answers `active: true` only for tokens issued to this client or whose audience
+    /// names one of this client's audiences (other than Tessera's own) or its id.
+    pub introspect_any: Option<bool>,
 }
 
 /// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
@@ -277,6 +284,15 @@ fn check_audiences(audiences: &[String]) -> Result<Vec<String>, AuthError> {
     Ok(out)
 }
 
+fn check_introspect_any(any: bool, confidential: bool) -> Result<(), AuthError> {
+    if any && !confidential {
+        return Err(invalid(
+            "only confidential clients may introspect, so only they may have introspect_any",
+        ));
+    }
+    Ok(())
+}
+
 fn check_ttl(seconds: i64) -> Result<i32, AuthError> {
     if (10..=86_400).contains(&seconds) {
         Ok(seconds as i32)
@@ -319,6 +335,8 @@ pub async fn create(
         .flatten()
         .map(check_ttl)
         .transpose()?;
+    let introspect_any = spec.introspect_any.unwrap_or(false);
+    check_introspect_any(introspect_any, confidential)?;
     let (secret, hash) = if confidential {
         let (secret, hash) = generate_secret();
         (Some(secret), Some(hash))
@@ -346,6 +364,7 @@ pub async fn create(
                         audiences: &audiences,
                         access_token_ttl_seconds: ttl,
                         browser_mode: spec.browser_mode.unwrap_or(false),
+                        introspect_any,
                     },
                 )?;
                 super::audit::record(conn, &[event], &ctx)?;
@@ -393,7 +412,11 @@ pub async fn update(
             .map(|ttl| ttl.map(check_ttl).transpose())
             .transpose()?,
         browser_mode: spec.browser_mode,
+        introspect_any: spec.introspect_any,
     };
+    if let Some(any) = spec.introspect_any {
+        check_introspect_any(any, current.confidential)?;
+    }
     let event = actor
         .event(super::audit::action::CLIENT_UPDATED)
         .client(&id);

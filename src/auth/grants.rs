@@ -295,27 +295,33 @@ pub async fn refresh(
         })
         .await?;
 
-    let (session_id, user_id, username, roles, session_scope, refresh_token) = match rotated {
-        Some(r) => (
-            r.session_id,
-            r.user_id,
-            r.username,
-            r.roles,
-            r.scope,
-            successor,
-        ),
-        None => {
-            let retry = explain_failed_rotation(state, client, &presented, ctx).await?;
-            (
-                retry.session_id,
-                retry.user_id,
-                retry.username,
-                retry.roles,
-                retry.scope,
-                retry.successor,
-            )
-        }
-    };
+    // Roles and `iat` are read under the user row lock, from PostgreSQL's clock, on both
+    // paths (see `refresh_tokens::rotate`): a role change racing this refresh never
+    // leaves a token with the old roles that its revocation does not catch.
+    let (session_id, user_id, username, roles, session_scope, refresh_token, issued_at) =
+        match rotated {
+            Some(r) => (
+                r.session_id,
+                r.user_id,
+                r.username,
+                r.roles,
+                r.scope,
+                successor,
+                r.issued_at,
+            ),
+            None => {
+                let retry = explain_failed_rotation(state, client, &presented, ctx).await?;
+                (
+                    retry.session_id,
+                    retry.user_id,
+                    retry.username,
+                    retry.roles,
+                    retry.scope,
+                    retry.successor,
+                    retry.issued_at,
+                )
+            }
+        };
 
     // The refresh token keeps the session's scope (RFC 6749 §6); the access token may
     // ask for less, and never gets more than the client may have today.
@@ -337,7 +343,14 @@ pub async fn refresh(
     let scope = Scope::from_tokens(scope.iter().filter(|s| client.scopes.contains(s)))
         .expect("tokens of a parsed scope stay valid");
     let access = mint_for_user(
-        state, client, user_id, &username, &roles, session_id, &scope, None,
+        state,
+        client,
+        user_id,
+        &username,
+        &roles,
+        session_id,
+        &scope,
+        Some(issued_at),
     )?;
     state
         .metrics
@@ -359,6 +372,7 @@ struct GraceRetry {
     roles: Vec<String>,
     scope: String,
     successor: RefreshToken,
+    issued_at: i64,
 }
 
 /// The rotation matched nothing: find out why. A token spent moments ago gets the same
@@ -408,14 +422,37 @@ async fn explain_failed_rotation(
             });
         let successor_alive = token.successor_expires_at.is_some_and(|at| at > Utc::now());
         if let (Some(successor), true) = (successor, successor_alive) {
+            // The roles as of now, under the user row lock (they may have changed since
+            // the rotation this retry repeats).
+            let user_id = token.user_id;
+            let Some((roles, issued_at)) = state
+                .db
+                .run(move |conn| users::roles_and_clock(conn, user_id))
+                .await?
+            else {
+                return Err(AuthError::InvalidRefreshToken);
+            };
             tracing::info!(sid = %token.session_id, "refresh retried within the grace window");
+            // Audited with where it came from: a retry from another address or device
+            // than the rotation it repeats is how a token stolen after use shows up.
+            let event = AuditEvent::new(action::REFRESH_GRACE_RETRY)
+                .user(token.user_id)
+                .client(client.id.as_str())
+                .session(token.session_id);
+            let ctx2 = ctx.clone();
+            state
+                .db
+                .run(move |conn| audit::record(conn, &[event], &ctx2))
+                .await?;
+            state.metrics.refresh_grace_retries.inc();
             return Ok(GraceRetry {
                 session_id: token.session_id,
                 user_id: token.user_id,
                 username: token.username,
-                roles: token.roles,
+                roles,
                 scope: token.scope,
                 successor,
+                issued_at,
             });
         }
     }

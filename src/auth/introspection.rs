@@ -1,4 +1,11 @@
 //! RFC 7662 token introspection: is this token good right now, and what is it?
+//!
+//! Only for the clients entitled to know (RFC 7662 §4): a client learns about an access
+//! token issued to it, or meant for it (its `aud` names one of the client's audiences,
+//! Tessera's own excepted, or its client id), and about refresh tokens issued to it.
+//! A client an administrator gave `introspect_any` learns about every token. Any other
+//! token answers `{"active": false}`, like an unknown one. Introspection only reads: a
+//! refresh token is never spent by it, nor counted as reused.
 
 use serde::Serialize;
 
@@ -54,9 +61,9 @@ pub async fn introspect(
     };
     for refresh in [refresh_first, !refresh_first] {
         let found = if refresh {
-            refresh_token(state, token).await?
+            refresh_token(state, client, token).await?
         } else {
-            access_token(state, token).await?
+            access_token(state, client, token).await?
         };
         if found.is_some() {
             return Ok(found);
@@ -65,11 +72,30 @@ pub async fn introspect(
     Ok(None)
 }
 
-async fn access_token(state: &AppState, token: &str) -> Result<Option<ActiveToken>, AuthError> {
+/// Whether `client` may learn about an access token with these claims.
+fn may_see_access_token(state: &AppState, client: &Client, claims: &tokens::AccessClaims) -> bool {
+    let own = state.settings.own_audience();
+    client.introspect_any
+        || claims.client_id == client.id.as_str()
+        || claims.aud.contains(client.id.as_str())
+        || client
+            .audiences
+            .iter()
+            .any(|aud| aud != own && claims.aud.contains(aud))
+}
+
+async fn access_token(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<Option<ActiveToken>, AuthError> {
     let keys = state.keys.snapshot();
     let Ok(claims) = tokens::verify(&keys, token, &state.settings.issuer, None) else {
         return Ok(None);
     };
+    if !may_see_access_token(state, client, &claims) {
+        return Ok(None);
+    }
     match revocation::ensure_not_revoked(state, &claims).await {
         Ok(()) => {}
         Err(CheckError::Revoked) => return Ok(None),
@@ -93,7 +119,11 @@ async fn access_token(state: &AppState, token: &str) -> Result<Option<ActiveToke
     }))
 }
 
-async fn refresh_token(state: &AppState, token: &str) -> Result<Option<ActiveToken>, AuthError> {
+async fn refresh_token(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<Option<ActiveToken>, AuthError> {
     let Ok(token) = RefreshToken::parse(token) else {
         return Ok(None);
     };
@@ -105,6 +135,11 @@ async fn refresh_token(state: &AppState, token: &str) -> Result<Option<ActiveTok
     let Some(t) = found else {
         return Ok(None);
     };
+    // A refresh token is a secret between Tessera and its client: no one else may use
+    // introspection to probe one (say, a stolen one, without tripping reuse detection).
+    if !client.introspect_any && t.client_id != client.id.as_str() {
+        return Ok(None);
+    }
     let live = t.used_at.is_none() && !t.token_expired && t.session_live && !t.user_disabled;
     if !live {
         return Ok(None);

@@ -5,8 +5,13 @@
 //! Redis denylist, which every bearer check reads. If Redis is unreachable the row
 //! stays marked unsynced and a background job (on every instance) pushes it when Redis
 //! is back; if Redis loses its data, the first check notices the missing `ready`
-//! marker and rebuilds the list from PostgreSQL before answering. While Redis cannot
-//! be read, token checks fail closed.
+//! marker and rebuilds the list from PostgreSQL before answering, and so does the
+//! background pass if it runs first. Every revocation moves a generation counter in
+//! PostgreSQL forward; the `ready` marker holds the generation Redis is complete up
+//! to, so a Redis that came back from an old snapshot (its marker behind) gets the
+//! revocations it lacks within a second. Only a pass that wrote everything up to a
+//! generation may set the marker to it. While Redis cannot be read, token checks fail
+//! closed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,7 +26,7 @@ use super::{chrono_duration, AuthError, RequestContext};
 use crate::config::MAX_ACCESS_TOKEN_TTL;
 use crate::state::AppState;
 use crate::store::denylist::{DenyEntry, DenyKind, RedisUnavailable};
-use crate::store::revocations::{self, NewRevocation, RevocationRow};
+use crate::store::revocations::{self, Live, NewRevocation, RevocationRow};
 use crate::store::{sessions, signing_keys, StoreError};
 
 /// What to revoke.
@@ -216,6 +221,12 @@ fn record(
             }
         }
     }
+    if rows.is_empty() {
+        audit::record(conn, events, ctx)?;
+        return Ok(rows);
+    }
+    // Last, so the generation's row lock is held only for the inserts below.
+    let generation = revocations::next_generation(conn)?;
     let inserts: Vec<NewRevocation<'_>> = rows
         .iter()
         .map(|r| NewRevocation {
@@ -226,6 +237,7 @@ fn record(
             reason,
             revoked_by,
             expires_at: r.expires_at,
+            generation,
         })
         .collect();
     revocations::insert(conn, &inserts)?;
@@ -324,43 +336,108 @@ async fn catch_up(state: &AppState) -> Result<(), CheckError> {
 pub enum Rebuild {
     /// Everything, but only if Redis has lost the list (its `ready` marker is gone).
     IfLost,
-    /// Revocations recorded within this long, whatever Redis says: a failover to a
-    /// replica loses only the last writes it had not replicated.
+    /// What Redis may lack: everything if it lost the list (or its marker is ahead of
+    /// PostgreSQL), else the revocations of the generations after its marker (Redis came
+    /// back from an old snapshot, or a replica missed the latest writes).
+    Behind,
+    /// As [`Rebuild::Behind`], and the revocations recorded within this long whatever
+    /// the marker says.
     Recent(std::time::Duration),
     /// Every live revocation, whatever Redis says.
     All,
 }
 
-/// Writes live revocations to Redis (see [`Rebuild`]), then the `ready` marker.
+/// Writes live revocations to Redis (see [`Rebuild`]), then moves the `ready` marker to
+/// the generation written. Any instance may run it, any number at once: entries only
+/// ever move forward, and the marker is set only by a pass that found Redis with the
+/// data it started on (see `Denylist::complete`).
 pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckError> {
-    let _one_at_a_time = state.denylist_sync.rebuild.lock().await;
-    if matches!(scope, Rebuild::IfLost) && state.denylist.is_ready().await? {
+    if matches!(scope, Rebuild::Behind) && up_to_date(state).await? {
+        // The every-second case, settled without the lock token checks may wait on.
         return Ok(0);
     }
-    let since = match scope {
-        Rebuild::Recent(within) => Some(Utc::now() - chrono_duration(within)),
-        Rebuild::IfLost | Rebuild::All => None,
+    let _one_at_a_time = state.denylist_sync.rebuild.lock().await;
+    let marker = state.denylist.marker().await?;
+    if matches!(scope, Rebuild::IfLost) && marker.is_some() {
+        return Ok(0);
+    }
+    let generation = state.db.run(revocations::generation).await?;
+    // `from` is the marker an incremental pass builds on; `None` for a complete one.
+    let (which, from) = match (scope, marker) {
+        (Rebuild::All, _) => (Live::All, None),
+        (_, None) => {
+            tracing::warn!("Redis has lost the denylist; rebuilding it from PostgreSQL");
+            (Live::All, None)
+        }
+        (_, Some(m)) if m > generation => {
+            tracing::warn!(
+                marker = m,
+                generation,
+                "the denylist in Redis claims a generation PostgreSQL never reached; \
+                 rebuilding it from PostgreSQL"
+            );
+            (Live::All, None)
+        }
+        (Rebuild::Behind | Rebuild::IfLost, Some(m)) if m == generation => return Ok(0),
+        (Rebuild::Behind | Rebuild::IfLost, Some(m)) => (
+            Live::After {
+                generation: m,
+                since: None,
+            },
+            Some(m),
+        ),
+        (Rebuild::Recent(within), Some(m)) => (
+            Live::After {
+                generation: m,
+                since: Some(Utc::now() - chrono_duration(within)),
+            },
+            Some(m),
+        ),
     };
     // Cleared before reading, so a write that fails from here on keeps it set.
     let was_suspect = state.denylist_sync.suspect.swap(false, Ordering::AcqRel);
-    let rebuilt = rewrite(state, since).await;
+    let rebuilt = rewrite(state, which, from, generation).await;
     if rebuilt.is_err() && was_suspect {
         state.denylist_sync.suspect.store(true, Ordering::Release);
     }
     let entries = rebuilt?;
-    if matches!(scope, Rebuild::IfLost) {
-        tracing::warn!(
+    match from {
+        None if !matches!(scope, Rebuild::All) => {
+            tracing::warn!(entries, generation, "rebuilt the denylist from PostgreSQL")
+        }
+        Some(m) if m < generation => tracing::debug!(
             entries,
-            "Redis had lost the denylist; rebuilt it from PostgreSQL"
-        );
+            from = m,
+            generation,
+            "wrote the revocations Redis may have missed"
+        ),
+        _ => {}
     }
     Ok(entries)
 }
 
-async fn rewrite(state: &AppState, since: Option<DateTime<Utc>>) -> Result<usize, CheckError> {
+/// Whether Redis's marker names PostgreSQL's current generation.
+async fn up_to_date(state: &AppState) -> Result<bool, CheckError> {
+    let marker = state.denylist.marker().await?;
+    if marker.is_none() {
+        return Ok(false);
+    }
+    let generation = state.db.run(revocations::generation).await?;
+    Ok(marker == Some(generation))
+}
+
+/// Writes the revocations `which` selects and, if Redis kept its data meanwhile, sets
+/// the marker to `generation` (read before the rows, so they include all of it).
+async fn rewrite(
+    state: &AppState,
+    which: Live,
+    from: Option<i64>,
+    generation: i64,
+) -> Result<usize, CheckError> {
+    let pass = state.denylist.begin().await?;
     let rows = state
         .db
-        .run(move |conn| revocations::live(conn, since))
+        .run(move |conn| revocations::live(conn, which))
         .await?;
     let now = Utc::now();
     let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
@@ -376,7 +453,15 @@ async fn rewrite(state: &AppState, since: Option<DateTime<Utc>>) -> Result<usize
             .run(move |conn| revocations::mark_synced(conn, &unsynced))
             .await?;
     }
-    state.denylist.mark_ready().await?;
+    let set = state.denylist.complete(pass, from, generation).await?;
+    if !set && from.is_none() {
+        // Redis lost its data while this pass wrote: what it wrote may be gone too.
+        return Err(CheckError::Unavailable(
+            "Redis lost data while the denylist was being rebuilt".to_owned(),
+        ));
+    }
+    // An incremental pass whose marker moved meanwhile leaves it to the pass that moved
+    // it (or, if the marker is gone, to the next check, which rebuilds everything).
     Ok(entries.len())
 }
 

@@ -42,6 +42,14 @@ impl Audience {
         }
     }
 
+    /// Whether this names `aud` and nothing else (a string, or an array of just it).
+    pub fn is_exactly(&self, aud: &str) -> bool {
+        match self {
+            Audience::One(a) => a == aud,
+            Audience::Many(list) => matches!(list.as_slice(), [a] if a == aud),
+        }
+    }
+
     pub fn to_list(&self) -> Vec<String> {
         match self {
             Audience::One(a) => vec![a.clone()],

@@ -21,6 +21,7 @@ pub struct ClientRow {
     pub previous_secret_hash: Option<Vec<u8>>,
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub browser_mode: bool,
+    pub introspect_any: bool,
 }
 
 #[derive(Insertable)]
@@ -35,6 +36,7 @@ pub struct NewClient<'a> {
     pub audiences: &'a [String],
     pub access_token_ttl_seconds: Option<i32>,
     pub browser_mode: bool,
+    pub introspect_any: bool,
 }
 
 pub fn find(conn: &mut PgConnection, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
@@ -80,6 +82,7 @@ pub struct ClientChanges {
     /// `Some(None)` clears the override.
     pub access_token_ttl_seconds: Option<Option<i32>>,
     pub browser_mode: Option<bool>,
+    pub introspect_any: Option<bool>,
 }
 
 pub fn update(

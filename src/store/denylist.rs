@@ -2,7 +2,10 @@
 //! when nothing they deny can still be alive. PostgreSQL holds the durable record
 //! (`revocations`); this is a cache of it that must never be trusted when empty by
 //! accident, hence the `ready` marker: it is written after a (re)build, has no TTL,
-//! and its absence means Redis lost its data and the list must be rebuilt.
+//! and its absence means Redis lost its data and the list must be rebuilt. Its value is
+//! the denylist generation (see `revocations::next_generation`) Redis is known to hold
+//! every revocation of: a marker behind PostgreSQL's generation means Redis may lack
+//! the revocations since (an old snapshot, a replica that missed writes).
 
 use std::time::Duration;
 
@@ -87,11 +90,35 @@ end
 return #KEYS
 ";
 
+/// KEYS: the pass's key, ready marker; ARGV: the marker the pass started from ('' for
+/// any), the generation it wrote. Sets the marker only if the pass's key is still there
+/// (Redis did not lose its data while the pass wrote) and the marker is the one the
+/// pass started from.
+const COMPLETE: &str = r"
+if redis.call('DEL', KEYS[1]) == 0 then
+  return 0
+end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+";
+
+/// How long the key of a pass that never completed (its instance died) is kept.
+const PASS_ID_TTL_SECONDS: u64 = 3600;
+
+/// A write pass over the denylist that may move the `ready` marker when it completes.
+pub struct Pass {
+    id: String,
+}
+
 #[derive(Clone)]
 pub struct Denylist {
     conn: ConnectionManager,
     prefix: String,
     deny_script: std::sync::Arc<redis::Script>,
+    complete_script: std::sync::Arc<redis::Script>,
 }
 
 impl Denylist {
@@ -109,6 +136,7 @@ impl Denylist {
             conn,
             prefix: prefix.to_owned(),
             deny_script: std::sync::Arc::new(redis::Script::new(DENY)),
+            complete_script: std::sync::Arc::new(redis::Script::new(COMPLETE)),
         })
     }
 
@@ -127,6 +155,10 @@ impl Denylist {
 
     fn ready_key(&self) -> String {
         format!("{}deny:ready", self.prefix)
+    }
+
+    fn pass_key(&self, pass: &Pass) -> String {
+        format!("{}deny:pass:{}", self.prefix, pass.id)
     }
 
     /// Redis's eviction policy, when the server lets us read it (managed services may
@@ -167,23 +199,53 @@ impl Denylist {
         Ok(())
     }
 
-    /// Records that the list is complete (after a rebuild).
-    pub async fn mark_ready(&self) -> Result<(), RedisUnavailable> {
+    /// Announces a pass before it reads PostgreSQL: if Redis loses its data while the
+    /// pass writes, the announcement goes with it and [`Self::complete`] refuses.
+    pub async fn begin(&self) -> Result<Pass, RedisUnavailable> {
+        let pass = Pass {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+        };
         let mut conn = self.conn.clone();
         redis::cmd("SET")
-            .arg(self.ready_key())
+            .arg(self.pass_key(&pass))
             .arg(1)
+            .arg("EX")
+            .arg(PASS_ID_TTL_SECONDS)
             .query_async::<()>(&mut conn)
             .await?;
-        Ok(())
+        Ok(pass)
     }
 
-    pub async fn is_ready(&self) -> Result<bool, RedisUnavailable> {
+    /// Records that Redis holds every revocation up to `generation`, if the pass wrote
+    /// into the data it started on and (when `from` is given) the marker is still the
+    /// one it started from. Returns whether the marker was set.
+    pub async fn complete(
+        &self,
+        pass: Pass,
+        from: Option<i64>,
+        generation: i64,
+    ) -> Result<bool, RedisUnavailable> {
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("EXISTS")
+        let set: i64 = self
+            .complete_script
+            .key(self.pass_key(&pass))
+            .key(self.ready_key())
+            .arg(from.map(|g| g.to_string()).unwrap_or_default())
+            .arg(generation)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(set == 1)
+    }
+
+    /// The `ready` marker: `None` when Redis has lost the list (or holds something that
+    /// is not a generation), else the generation it is complete up to.
+    pub async fn marker(&self) -> Result<Option<i64>, RedisUnavailable> {
+        let mut conn = self.conn.clone();
+        let value: Option<String> = redis::cmd("GET")
             .arg(self.ready_key())
-            .query_async::<bool>(&mut conn)
-            .await?)
+            .query_async(&mut conn)
+            .await?;
+        Ok(value.and_then(|v| v.parse().ok()))
     }
 
     /// Everything about one token, in one round trip.

@@ -2,7 +2,9 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Bool, Bytea, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Bytea, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -16,6 +18,9 @@ pub struct Rotated {
     pub username: String,
     pub roles: Vec<String>,
     pub refresh_expires_at: DateTime<Utc>,
+    /// The access token's `iat`: PostgreSQL's clock (unix seconds, rounded down), read
+    /// after the user row was locked and before the statement commits.
+    pub issued_at: i64,
 }
 
 pub struct Rotation<'a> {
@@ -32,6 +37,22 @@ pub struct Rotation<'a> {
 /// trip, atomic). The `used_at IS NULL` condition is the race guard: of any number of
 /// concurrent rotations of one token exactly one matches; the others wait for its row
 /// lock, re-check, and get no row.
+///
+/// Roles and a change to them (admin PATCH, which updates the user row and then, in the
+/// same transaction, records a user-token revocation whose not-before is
+/// `clock_timestamp()`): the statement reads the user row `FOR SHARE`, so it is ordered
+/// against the change by the row lock, as a login is.
+/// - The change locked the row first: this statement waits for its commit, and (read
+///   committed) then reads the row as it committed. The token carries the new roles.
+/// - This statement locked the row first: the change's update waits until this
+///   statement has committed, so its not-before is read later than this statement's
+///   `clock_timestamp()`, which is the token's `iat` (rounded down; the not-before is
+///   rounded up). The token carries the old roles, and its `iat` is before the
+///   not-before: the revocation denies it.
+///
+/// Either way no token with the old roles has an `iat` at or after the not-before. The
+/// `iat` comes from the database, like the not-before, so the instance's clock plays no
+/// part.
 pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> Result<Option<Rotated>, StoreError> {
     Ok(RotateQuery(r).get_result::<Rotated>(conn).optional()?)
 }
@@ -46,7 +67,15 @@ impl QueryId for RotateQuery<'_> {
 }
 
 impl Query for RotateQuery<'_> {
-    type SqlType = (SqlUuid, SqlUuid, Text, Text, Array<Text>, Timestamptz);
+    type SqlType = (
+        SqlUuid,
+        SqlUuid,
+        Text,
+        Text,
+        Array<Text>,
+        Timestamptz,
+        BigInt,
+    );
 }
 
 impl RunQueryDsl<PgConnection> for RotateQuery<'_> {}
@@ -54,15 +83,30 @@ impl RunQueryDsl<PgConnection> for RotateQuery<'_> {}
 impl QueryFragment<Pg> for RotateQuery<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let r = self.0;
+        // The owner's row is locked (and its current version read) before the token is
+        // spent; see [`rotate`] for why.
         out.push_sql(
-            "WITH spent AS (
+            "WITH owner AS MATERIALIZED (
+                SELECT u.id, u.username, u.roles
+                  FROM users AS u
+                 WHERE u.id = (SELECT s.user_id
+                                 FROM refresh_tokens AS rt
+                                 JOIN sessions AS s ON s.id = rt.session_id
+                                WHERE rt.token_hash = ",
+        );
+        out.push_bind_param::<Bytea, _>(&r.token_hash[..])?;
+        out.push_sql(
+            ")
+                   AND NOT u.disabled
+                   FOR SHARE
+            ), spent AS (
                 UPDATE refresh_tokens AS rt
                    SET used_at = now(), successor_hash = ",
         );
         out.push_bind_param::<Bytea, _>(&r.successor_hash[..])?;
         out.push_sql(
             "
-                  FROM sessions AS s, users AS u
+                  FROM sessions AS s, owner AS u
                  WHERE rt.token_hash = ",
         );
         out.push_bind_param::<Bytea, _>(&r.token_hash[..])?;
@@ -79,7 +123,6 @@ impl QueryFragment<Pg> for RotateQuery<'_> {
         out.push_sql(
             "
                    AND u.id = s.user_id
-                   AND NOT u.disabled
              RETURNING s.id AS session_id, s.user_id, s.scope,
                        s.expires_at AS session_expires_at, u.username, u.roles
             ), issued AS (
@@ -109,7 +152,9 @@ impl QueryFragment<Pg> for RotateQuery<'_> {
                  WHERE sessions.id = spent.session_id
             )
             SELECT spent.session_id, spent.user_id, spent.scope, spent.username, spent.roles,
-                   issued.expires_at
+                   issued.expires_at,
+                   -- Evaluated for the output row, so after the owner's row was locked.
+                   floor(extract(epoch FROM clock_timestamp()))::bigint AS issued_at
               FROM spent, issued",
         );
         Ok(())

@@ -30,6 +30,28 @@ pub struct NewRevocation<'a> {
     pub reason: &'a str,
     pub revoked_by: &'a str,
     pub expires_at: DateTime<Utc>,
+    pub generation: i64,
+}
+
+/// Moves the denylist generation forward and returns the new value. The row lock it
+/// takes is held until the calling transaction ends, so revocations commit in the
+/// order of their generations: once a generation is visible, every revocation of that
+/// generation or an earlier one is too. Take it last in a transaction (after every
+/// other lock) so it is held only for the final inserts.
+pub fn next_generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    use super::schema::denylist_generation::dsl;
+    Ok(diesel::update(dsl::denylist_generation)
+        .set(dsl::generation.eq(dsl::generation + 1))
+        .returning(dsl::generation)
+        .get_result(conn)?)
+}
+
+/// The generation of the latest committed revocation.
+pub fn generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    use super::schema::denylist_generation::dsl;
+    Ok(dsl::denylist_generation
+        .select(dsl::generation)
+        .get_result(conn)?)
 }
 
 pub fn insert(conn: &mut PgConnection, rows: &[NewRevocation<'_>]) -> Result<(), StoreError> {
@@ -41,19 +63,41 @@ pub fn insert(conn: &mut PgConnection, rows: &[NewRevocation<'_>]) -> Result<(),
     Ok(())
 }
 
-/// Revocations whose Redis entry must still exist (recorded since `since`, if given),
-/// oldest first.
-pub fn live(
-    conn: &mut PgConnection,
-    since: Option<DateTime<Utc>>,
-) -> Result<Vec<RevocationRow>, StoreError> {
+/// Which live revocations to read.
+#[derive(Clone, Copy, Debug)]
+pub enum Live {
+    /// All of them.
+    All,
+    /// Those of a later generation than this, or recorded since the time, if given.
+    After {
+        generation: i64,
+        since: Option<DateTime<Utc>>,
+    },
+}
+
+/// Revocations whose Redis entry must still exist (see [`Live`]), oldest first.
+pub fn live(conn: &mut PgConnection, which: Live) -> Result<Vec<RevocationRow>, StoreError> {
     let mut query = revocations::table
         .filter(revocations::expires_at.gt(diesel::dsl::now))
         .order(revocations::created_at.asc())
         .select(RevocationRow::as_select())
         .into_boxed();
-    if let Some(since) = since {
-        query = query.filter(revocations::created_at.ge(since));
+    match which {
+        Live::All => {}
+        Live::After {
+            generation,
+            since: None,
+        } => query = query.filter(revocations::generation.gt(generation)),
+        Live::After {
+            generation,
+            since: Some(since),
+        } => {
+            query = query.filter(
+                revocations::generation
+                    .gt(generation)
+                    .or(revocations::created_at.ge(since)),
+            )
+        }
     }
     Ok(query.load(conn)?)
 }

@@ -30,6 +30,14 @@ diesel::table! {
         previous_secret_hash -> Nullable<Bytea>,
         previous_secret_expires_at -> Nullable<Timestamptz>,
         browser_mode -> Bool,
+        introspect_any -> Bool,
+    }
+}
+
+diesel::table! {
+    denylist_generation (singleton) {
+        singleton -> Bool,
+        generation -> Int8,
     }
 }
 
@@ -56,6 +64,7 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         synced_at -> Nullable<Timestamptz>,
+        generation -> Int8,
     }
 }
 
@@ -109,6 +118,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     clients,
+    denylist_generation,
     refresh_tokens,
     revocations,
     sessions,

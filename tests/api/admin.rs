@@ -958,14 +958,78 @@ async fn an_admins_token_for_another_api_cannot_use_the_admin_api() {
             .status(),
         401
     );
-    // A client that names Tessera among its audiences gets tokens Tessera accepts.
+    // A client that names Tessera among its audiences gets tokens Tessera's own API
+    // accepts, but not the admin API: the shop holds them too and could replay them.
     let console = tokens_of(login("console").await.unwrap())
         .await
         .access_token;
+    assert_eq!(app.get_with_token("/v1/me", &console).await.status(), 200);
     assert_eq!(
         call(&app, "GET", "/v1/admin/users", Some(&console), None)
             .await
             .status(),
-        200
+        401
     );
+}
+
+#[tokio::test]
+async fn an_admin_token_minted_also_for_another_api_cannot_drive_the_admin_api() {
+    let app = spawn_app().await;
+    app.create_user("root", &["admin"]).await;
+    app.create_client(json!({
+        "client_id": "shared-app", "confidential": false,
+        "grant_types": ["password"], "scopes": [],
+        "audiences": [crate::helpers::ISSUER, "https://other.api"],
+    }))
+    .await;
+    let res = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("client_id", "shared-app"),
+                ("username", "root"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let shared = tokens_of(res).await.access_token;
+    assert_eq!(
+        claims_of(&shared)["aud"],
+        json!([crate::helpers::ISSUER, "https://other.api"])
+    );
+
+    // What the other API could replay: create an admin, rotate the keys.
+    let res = call(
+        &app,
+        "POST",
+        "/v1/admin/users",
+        Some(&shared),
+        Some(json!({"username": "mallory", "password": PASSWORD, "roles": ["admin"]})),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+    let keys = app.count("SELECT count(*) FROM signing_keys");
+    let res = call(&app, "POST", "/v1/admin/keys/rotate", Some(&shared), None).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username = 'mallory'"),
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM signing_keys"),
+        keys,
+        "no key rotated"
+    );
+
+    // The same admin's token minted for Tessera alone still works.
+    let own = app.login("root").await.access_token;
+    assert_eq!(claims_of(&own)["aud"], crate::helpers::ISSUER);
+    let res = call(&app, "GET", "/v1/admin/users", Some(&own), None).await;
+    assert_eq!(res.status(), 200);
 }

@@ -265,3 +265,44 @@ async fn a_bad_configuration_value_names_the_variable() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TESSERA_ACCESS_TOKEN_TTL"), "{stderr}");
 }
+
+#[tokio::test]
+async fn client_create_can_allow_introspecting_any_token() {
+    let app = spawn_app().await;
+    let (ok, stdout, stderr) = run_cli(
+        &app.database_url,
+        &[
+            "client",
+            "create",
+            "--id",
+            "gateway",
+            "--confidential",
+            "--grant",
+            "client_credentials",
+            "--introspect-any",
+        ],
+        "",
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("introspection: any token"), "{stdout}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM clients WHERE client_id = 'gateway' AND introspect_any"),
+        1
+    );
+    // A public client cannot introspect, so it cannot be given the permission.
+    let (ok, _, stderr) = run_cli(
+        &app.database_url,
+        &[
+            "client",
+            "create",
+            "--id",
+            "spa",
+            "--grant",
+            "password",
+            "--introspect-any",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(stderr.contains("introspect_any"), "{stderr}");
+}

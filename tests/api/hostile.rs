@@ -207,7 +207,14 @@ async fn forged_tokens_are_refused_everywhere() {
     let app = spawn_app().await;
     let user = app.create_user("root", &["admin"]).await.to_string();
     let tokens = app.login("root").await;
-    let secret = app.service_client("orders-api", &[]).await;
+    // Allowed to introspect any token, so it can judge every forgery.
+    let (_, secret) = app
+        .create_client(json!({
+            "client_id": "orders-api", "confidential": true,
+            "grant_types": ["client_credentials"], "introspect_any": true,
+        }))
+        .await;
+    let secret = secret.unwrap();
     let routes = bearer_routes();
     assert!(routes.len() >= 20, "{} bearer routes", routes.len());
     let mut forged = forgeries(&app, &tokens.access_token, &user);

@@ -5,10 +5,16 @@ use serde_json::Value;
 
 use crate::helpers::{assert_oauth_error, claims_of, spawn_app, tokens_of, TestApp, ISSUER};
 
-/// A resource server: a confidential client that may introspect.
+/// A confidential client an administrator allowed to introspect any token.
 async fn resource_server(app: &TestApp) -> (String, String) {
-    let secret = app.service_client("orders-api", &[]).await;
-    ("orders-api".to_owned(), secret)
+    let (_, secret) = app
+        .create_client(serde_json::json!({
+            "client_id": "orders-api", "confidential": true,
+            "grant_types": ["client_credentials"], "audiences": ["orders-api"],
+            "introspect_any": true,
+        }))
+        .await;
+    ("orders-api".to_owned(), secret.unwrap())
 }
 
 async fn introspect(app: &TestApp, rs: &(String, String), token: &str) -> Value {
@@ -206,4 +212,231 @@ async fn only_authenticated_confidential_clients_may_introspect() {
         )
         .await;
     assert_eq!(res.status(), 200);
+}
+
+/// A confidential client with the given audiences, allowed only the default rule.
+async fn plain_client(app: &TestApp, id: &str, audiences: &[&str]) -> (String, String) {
+    let (_, secret) = app
+        .create_client(serde_json::json!({
+            "client_id": id, "confidential": true,
+            "grant_types": ["client_credentials"], "audiences": audiences,
+        }))
+        .await;
+    (id.to_owned(), secret.unwrap())
+}
+
+async fn client_credentials(app: &TestApp, client: &(String, String)) -> String {
+    let res = app
+        .api
+        .post(app.url("/oauth/token"))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    tokens_of(res).await.access_token
+}
+
+#[tokio::test]
+async fn a_client_learns_only_about_tokens_issued_to_it_or_meant_for_its_audiences() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let alice = app.login("alice").await;
+    let orders = plain_client(&app, "orders", &["orders-api"]).await;
+    let reports = plain_client(&app, "reports", &["orders-api"]).await;
+    let billing = plain_client(&app, "billing", &["billing-api"]).await;
+    // Lists Tessera's issuer so its tokens work here: that does not make it a server of
+    // every first-party token.
+    let shared = plain_client(&app, "shared", &[ISSUER, "https://other.api"]).await;
+    let orders_token = client_credentials(&app, &orders).await;
+    let inactive = serde_json::json!({"active": false});
+
+    // Issued to it, or meant for an audience it serves.
+    assert_eq!(
+        introspect(&app, &orders, &orders_token).await["active"],
+        true
+    );
+    assert_eq!(
+        introspect(&app, &reports, &orders_token).await["active"],
+        true
+    );
+    // Neither.
+    assert_eq!(introspect(&app, &billing, &orders_token).await, inactive);
+    for client in [&orders, &billing, &shared] {
+        assert_eq!(
+            introspect(&app, client, &alice.access_token).await,
+            inactive
+        );
+        assert_eq!(
+            introspect(&app, client, &alice.refresh_token).await,
+            inactive
+        );
+    }
+    // An administrator's explicit permission opens everything.
+    let any = resource_server(&app).await;
+    assert_eq!(
+        introspect(&app, &any, &alice.access_token).await["active"],
+        true
+    );
+    assert_eq!(introspect(&app, &any, &orders_token).await["active"], true);
+}
+
+#[tokio::test]
+async fn a_token_naming_the_client_as_audience_introspects_for_it() {
+    let app = spawn_app().await;
+    let billing = plain_client(&app, "billing", &["billing-api"]).await;
+    let caller = plain_client(&app, "orders-worker", &["orders-api"]).await;
+    // A service whose tokens are meant for another client, named by its id.
+    let (_, secret) = app
+        .create_client(serde_json::json!({
+            "client_id": "invoicer", "confidential": true,
+            "grant_types": ["client_credentials"], "audiences": ["orders-worker"],
+        }))
+        .await;
+    let token = client_credentials(&app, &("invoicer".to_owned(), secret.unwrap())).await;
+    assert_eq!(introspect(&app, &caller, &token).await["active"], true);
+    assert_eq!(
+        introspect(&app, &billing, &token).await,
+        serde_json::json!({"active": false})
+    );
+}
+
+#[tokio::test]
+async fn probing_another_clients_refresh_token_never_spends_it_nor_counts_as_reuse() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let (_, web_secret) = app
+        .create_client(serde_json::json!({
+            "client_id": "web", "confidential": true,
+            "grant_types": ["password", "refresh_token"], "scopes": ["profile"],
+        }))
+        .await;
+    let web = ("web".to_owned(), web_secret.unwrap());
+    let prober = plain_client(&app, "prober", &["orders-api"]).await;
+    let token_request = |form: Vec<(&'static str, String)>| {
+        app.api
+            .post(app.url("/oauth/token"))
+            .basic_auth(&web.0, Some(&web.1))
+            .form(&form)
+            .send()
+    };
+    let first = tokens_of(
+        token_request(vec![
+            ("grant_type", "password".to_owned()),
+            ("username", "alice".to_owned()),
+            ("password", crate::helpers::PASSWORD.to_owned()),
+        ])
+        .await
+        .unwrap(),
+    )
+    .await;
+
+    for _ in 0..3 {
+        assert_eq!(
+            introspect(&app, &prober, &first.refresh_token).await,
+            serde_json::json!({"active": false})
+        );
+    }
+    // Its own client sees it, and can still use it.
+    assert_eq!(
+        introspect(&app, &web, &first.refresh_token).await["active"],
+        true
+    );
+    let res = token_request(vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", first.refresh_token.clone()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let second = tokens_of(res).await;
+    // Probing the spent one long after does not end the session either.
+    diesel::sql_query(
+        "UPDATE refresh_tokens SET used_at = now() - interval '1 hour' WHERE used_at IS NOT NULL",
+    )
+    .execute(&mut app.db())
+    .unwrap();
+    assert_eq!(
+        introspect(&app, &prober, &first.refresh_token).await["active"],
+        false
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL"),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'refresh.reuse_detected'"),
+        0
+    );
+    assert_eq!(
+        introspect(&app, &web, &second.refresh_token).await["active"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn introspect_any_is_an_admin_setting_for_confidential_clients_only() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let call = |method: reqwest::Method, path: &str, body: Value| {
+        app.api
+            .request(method, app.url(path))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let res = call(
+        reqwest::Method::POST,
+        "/v1/admin/clients",
+        serde_json::json!({
+            "client_id": "auditor", "confidential": true,
+            "grant_types": ["client_credentials"], "introspect_any": true,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["introspect_any"], true);
+    let auditor = (
+        "auditor".to_owned(),
+        body["client_secret"].as_str().unwrap().to_owned(),
+    );
+    app.create_user("alice", &[]).await;
+    let alice = app.login("alice").await;
+    assert_eq!(
+        introspect(&app, &auditor, &alice.access_token).await["active"],
+        true
+    );
+
+    let res = call(
+        reqwest::Method::PATCH,
+        "/v1/admin/clients/auditor",
+        serde_json::json!({"introspect_any": false}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["introspect_any"], false);
+    // Other instances may hold the client for a moment; this one forgot it.
+    assert_eq!(
+        introspect(&app, &auditor, &alice.access_token).await,
+        serde_json::json!({"active": false})
+    );
+
+    let res = call(
+        reqwest::Method::POST,
+        "/v1/admin/clients",
+        serde_json::json!({
+            "client_id": "spa", "grant_types": ["password"], "introspect_any": true,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        app.count("SELECT count(*) FROM clients WHERE client_id = 'spa'"),
+        0
+    );
 }

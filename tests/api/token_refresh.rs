@@ -330,3 +330,161 @@ async fn disabled_user_cannot_refresh() {
     let res = app.refresh_grant(&first.refresh_token).await;
     assert_oauth_error(res, 400, "invalid_grant").await;
 }
+
+#[tokio::test]
+async fn a_retry_within_the_grace_window_is_audited_and_counted() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    let sid = claims_of(&first.access_token)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh_from = |user_agent: &'static str| {
+        app.api
+            .post(app.url("/oauth/token"))
+            .header("user-agent", user_agent)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first.refresh_token.as_str()),
+            ])
+            .send()
+    };
+    let rotated = tokens_of(refresh_from("the-owners-tab").await.unwrap()).await;
+
+    // The same spent token again, from another device, within the window.
+    let retried = tokens_of(refresh_from("another-device").await.unwrap()).await;
+
+    assert_eq!(retried.refresh_token, rotated.refresh_token);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'refresh.grace_retry'
+                AND session_id = '{sid}' AND user_agent = 'another-device'
+                AND ip = '127.0.0.1' AND client_id IS NOT NULL AND user_id IS NOT NULL"
+        )),
+        1
+    );
+    let metrics = app
+        .api
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "tessera_refresh_grace_retries_total 1"),
+        "{metrics}"
+    );
+}
+
+/// Waits until `n` statements of this app's database wait for a row lock.
+async fn wait_for_lock_waiters(app: &crate::helpers::TestApp, n: i64) {
+    for _ in 0..100 {
+        let waiting = app.count(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        );
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no statement waited for the lock");
+}
+
+#[tokio::test]
+async fn a_refresh_racing_a_role_change_never_outlives_the_change_with_the_old_roles() {
+    use diesel::Connection;
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let bob = app.create_user("bob", &[]).await;
+    let first = app.login("bob").await;
+
+    // Hold the refresh token's row, so the refresh below stalls inside its statement
+    // after it has started (and, before the fix, read the roles).
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (url, hash) = (app.database_url.clone(), hash_sql(&first.refresh_token));
+    let holder = std::thread::spawn(move || {
+        let mut conn = diesel::PgConnection::establish(&url).unwrap();
+        let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+            diesel::sql_query(format!(
+                "SELECT 1 FROM refresh_tokens WHERE token_hash = {hash} FOR UPDATE"
+            ))
+            .execute(conn)?;
+            locked_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+    });
+    locked_rx.recv().unwrap();
+    let refresh = tokio::spawn(
+        app.api
+            .post(app.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first.refresh_token.as_str()),
+            ])
+            .send(),
+    );
+    wait_for_lock_waiters(&app, 1).await;
+
+    let patch = tokio::spawn(
+        app.api
+            .patch(app.url(&format!("/v1/admin/users/{bob}")))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"roles": ["viewer"]}))
+            .send(),
+    );
+    // The change either commits now or waits behind the refresh; either way let the
+    // clock pass a second boundary before the refresh goes on.
+    for _ in 0..50 {
+        if patch.is_finished() {
+            break;
+        }
+        let waiting = app.count(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        );
+        if waiting >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+
+    let refreshed = tokens_of(refresh.await.unwrap().unwrap()).await;
+    assert_eq!(patch.await.unwrap().unwrap().status(), 200);
+    let claims = claims_of(&refreshed.access_token);
+    let has_new_roles = claims["roles"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r == "viewer"));
+    if !has_new_roles {
+        let not_before = app.count(&format!(
+            "SELECT ceil(extract(epoch FROM not_before))::bigint FROM revocations
+              WHERE kind = 'user' AND value = '{bob}'"
+        ));
+        assert!(
+            claims["iat"].as_i64().unwrap() < not_before,
+            "a token with the old roles issued at {} is not older than the change at {not_before}",
+            claims["iat"]
+        );
+        let me = app
+            .get_with_token("/v1/me", &refreshed.access_token)
+            .await
+            .status();
+        assert_eq!(me, 401, "the old roles do not outlive the change");
+    }
+    // The next refresh carries the new roles.
+    let next = app.refresh(&refreshed.refresh_token).await;
+    assert_eq!(
+        claims_of(&next.access_token)["roles"],
+        serde_json::json!(["viewer"])
+    );
+}

@@ -79,7 +79,15 @@ async fn a_service_audience_is_checked() {
 async fn the_online_check_sees_revocations() {
     let app = spawn().start().await;
     app.create_user("alice", &[]).await;
-    let secret = app.service_client("orders-api", &[]).await;
+    // The token is for Tessera's API, not orders-api's: only a client allowed to
+    // introspect any token learns about it.
+    let (_, secret) = app
+        .create_client(serde_json::json!({
+            "client_id": "orders-api", "confidential": true,
+            "grant_types": ["client_credentials"], "introspect_any": true,
+        }))
+        .await;
+    let secret = secret.unwrap();
     let tokens = app.login("alice").await;
     let verifier = Verifier::new(verifier_for(&app).introspection(
         IntrospectionConfig::new("orders-api", secret).url(app.url("/oauth/introspect")),

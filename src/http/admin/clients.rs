@@ -21,6 +21,9 @@ pub struct ClientView {
     audiences: Vec<String>,
     access_token_ttl_seconds: Option<i32>,
     browser_mode: bool,
+    /// Introspection tells this client about every token (else only its own and its
+    /// audiences').
+    introspect_any: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Until when the previous secret still works after a rotation.
@@ -45,6 +48,7 @@ impl ClientView {
             audiences: row.audiences,
             access_token_ttl_seconds: row.access_token_ttl_seconds,
             browser_mode: row.browser_mode,
+            introspect_any: row.introspect_any,
             created_at: row.created_at,
             updated_at: row.updated_at,
             previous_secret_expires_at: previous_live,

@@ -1,6 +1,6 @@
-//! The admin API under `/v1/admin`: needs an access token with the `admin` role
-//! (401 without a valid token, 403 without the role). Every change is audited with
-//! the acting admin.
+//! The admin API under `/v1/admin`: needs an access token minted for Tessera itself
+//! (its audience exactly the issuer) with the `admin` role (401 without such a token,
+//! 403 without the role). Every change is audited with the acting admin.
 
 mod audit;
 mod clients;
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bearer::Caller;
 use super::oauth::request_context;
+use crate::auth::tokens::InvalidToken;
 use crate::auth::Actor;
 use crate::domain::Role;
 use crate::error::Problem;
@@ -33,8 +34,18 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let caller = Caller::from_request(req, payload);
         let ctx = request_context(req);
+        let own_audience = req
+            .app_data::<actix_web::web::Data<crate::state::AppState>>()
+            .map(|state| state.settings.own_audience().to_owned())
+            .unwrap_or_default();
         Box::pin(async move {
             let caller = caller.await?;
+            // A token whose audience also names another API may have been handed to
+            // that API, which could replay it here: the admin API takes only tokens
+            // minted for Tessera alone.
+            if !caller.claims.aud.is_exactly(&own_audience) {
+                return Err(Problem::invalid_token(&InvalidToken::WrongAudience));
+            }
             if !caller.claims.has_role(Role::ADMIN) {
                 return Err(Problem::insufficient_scope(
                     "this endpoint needs the admin role",
