@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::bearer::Caller;
+use super::body::JsonBody;
 use super::oauth::request_context;
 use crate::auth;
 use crate::auth::sessions::LogoutScope;
@@ -136,7 +137,18 @@ pub async fn end_session(
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     /// `local` (default), `others` or `global`.
+    #[schema(value_type = Option<LogoutScopeName>)]
     scope: Option<String>,
+}
+
+/// Which sessions a logout ends.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // The schema of `scope`; the handler parses the text.
+pub enum LogoutScopeName {
+    Local,
+    Others,
+    Global,
 }
 
 /// Ends this session, or with `{"scope":"global"}` all of the caller's sessions, or
@@ -155,12 +167,12 @@ pub struct LogoutRequest {
 pub async fn logout(
     caller: Caller,
     req: HttpRequest,
-    body: web::Bytes,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let sid = caller.session_id()?;
-    let request: LogoutRequest = super::optional_json(&body)?.unwrap_or_default();
+    let request: LogoutRequest = body.parse_optional()?.unwrap_or_default();
     let scope = match request.scope.as_deref() {
         None => LogoutScope::Local,
         Some(s) => LogoutScope::parse(s)
@@ -172,7 +184,10 @@ pub async fn logout(
 
 #[derive(Deserialize, ToSchema)]
 pub struct PasswordChange {
+    #[schema(min_length = 1, max_length = 1024)]
     current_password: String,
+    /// At least `TESSERA_PASSWORD_MIN_LENGTH` (default 8) characters, at most 72 bytes.
+    #[schema(min_length = 8, max_length = 72)]
     new_password: String,
 }
 
@@ -186,18 +201,19 @@ pub struct PasswordChange {
         (status = 400, description = "The new password is too short or over 72 bytes", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The current password is wrong", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords (with Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/me/password")]
 pub async fn change_password(
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<PasswordChange>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let sid = caller.session_id()?;
-    let body = body.into_inner();
+    let body: PasswordChange = body.parse()?;
     let current = Password::parse(body.current_password)
         .map_err(|e| Problem::bad_request(format!("current_password: {e}")))?;
     let new = NewPassword::parse(body.new_password, state.settings.password_min_length)
@@ -210,7 +226,11 @@ pub async fn change_password(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
+    /// Letters, digits and `. _ @ + -`; case-insensitive.
+    #[schema(pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
     username: String,
+    /// At least `TESSERA_PASSWORD_MIN_LENGTH` (default 8) characters, at most 72 bytes.
+    #[schema(min_length = 8, max_length = 72)]
     password: String,
 }
 
@@ -229,13 +249,13 @@ pub struct Registration {
 #[post("/v1/users")]
 pub async fn register(
     req: HttpRequest,
-    body: web::Json<Registration>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     if !state.settings.allow_registration {
         return Err(Problem::forbidden("self-registration is disabled"));
     }
-    let body = body.into_inner();
+    let body: Registration = body.parse()?;
     let username = crate::domain::Username::parse(&body.username).map_err(Problem::bad_request)?;
     let password = NewPassword::parse(body.password, state.settings.password_min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
