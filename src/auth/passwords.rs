@@ -36,6 +36,9 @@ struct Counters {
     total: AtomicU64,
 }
 
+/// A password of exactly bcrypt's 72 bytes, which bcrypt takes whole.
+const EXACTLY_FULL: usize = 72;
+
 #[derive(Clone)]
 pub struct PasswordHasher(Arc<Inner>);
 
@@ -106,8 +109,15 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: NewPassword) -> Result<String, HashError> {
         let cost = self.0.cost;
-        self.run(move || Ok(bcrypt::non_truncating_hash(password.expose(), cost)?))
-            .await
+        self.run(move || {
+            // The crate's non-truncating calls refuse exactly 72 bytes too (no room for
+            // the terminating NUL), though bcrypt loses nothing of such a password.
+            if password.expose().len() == EXACTLY_FULL {
+                return Ok(bcrypt::hash(password.expose(), cost)?);
+            }
+            Ok(bcrypt::non_truncating_hash(password.expose(), cost)?)
+        })
+        .await
     }
 
     /// Checks `password` against `hash`, or against a dummy hash when there is no
@@ -124,6 +134,9 @@ impl PasswordHasher {
                 Some(h) => (h.as_str(), true),
                 None => (inner.dummy_hash.as_str(), false),
             };
+            if password.expose().len() == EXACTLY_FULL {
+                return Ok(bcrypt::verify(password.expose(), hash)? && exists);
+            }
             match bcrypt::non_truncating_verify(password.expose(), hash) {
                 Ok(matched) => Ok(matched && exists),
                 Err(bcrypt::BcryptError::Truncation(_)) => {

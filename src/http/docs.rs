@@ -74,7 +74,63 @@ pub fn document() -> Document {
     let mut doc = doc;
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     CommonResponses.modify(&mut doc);
+    cross_field_rules(&mut doc);
     doc
+}
+
+/// Rules across fields, which derived schemas cannot say: a public client may not
+/// have the `client_credentials` grant; a revocation names exactly one target.
+fn cross_field_rules(doc: &mut Document) {
+    use utoipa::openapi::schema::{
+        AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
+    };
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let mut constrain = |name: &str, rule: utoipa::openapi::RefOr<utoipa::openapi::Schema>| {
+        if let Some(fields) = components.schemas.remove(name) {
+            let schema = AllOfBuilder::new().item(fields).item(rule);
+            components.schemas.insert(name.to_owned(), schema.into());
+        }
+    };
+    let target = |field: &str| {
+        ObjectBuilder::new()
+            .property(field, ObjectBuilder::new().schema_type(Type::String))
+            .required(field)
+    };
+    constrain(
+        "CreateRevocation",
+        OneOfBuilder::new()
+            .item(target("token"))
+            .item(target("jti"))
+            .item(target("sid"))
+            .description(Some("Exactly one of token, jti or sid"))
+            .into(),
+    );
+    let confidential = ObjectBuilder::new()
+        .property(
+            "confidential",
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(Some([true])),
+        )
+        .required("confidential");
+    let public_grants = ObjectBuilder::new().property(
+        "grant_types",
+        ArrayBuilder::new().items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["password", "refresh_token"])),
+        ),
+    );
+    constrain(
+        "NewClient",
+        AnyOfBuilder::new()
+            .item(confidential)
+            .item(public_grants)
+            .description(Some("client_credentials only for confidential clients"))
+            .into(),
+    );
 }
 
 /// The answers any operation can give besides its own, added to each operation so the

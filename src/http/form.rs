@@ -74,6 +74,20 @@ fn without_values(e: &serde_urlencoded::de::Error) -> String {
     }
 }
 
+/// Every parameter the OAuth endpoints read. Others are ignored, even repeated
+/// (RFC 6749 §3.1: unrecognised parameters MUST be ignored).
+const PARAMETERS: [&str; 9] = [
+    "grant_type",
+    "username",
+    "password",
+    "refresh_token",
+    "scope",
+    "client_id",
+    "client_secret",
+    "token",
+    "token_type_hint",
+];
+
 /// Form decoding elsewhere replaces invalid UTF-8 silently; here it is an error, as is
 /// a parameter given twice (RFC 6749 §3.2).
 fn check_form_encoding(body: &[u8]) -> Result<(), OAuthError> {
@@ -94,7 +108,7 @@ fn check_form_encoding(body: &[u8]) -> Result<(), OAuthError> {
         };
         let name = decode(name)?;
         decode(value)?;
-        if !seen.insert(name.clone()) {
+        if PARAMETERS.contains(&name.as_str()) && !seen.insert(name.clone()) {
             return Err(OAuthError::invalid_request(format!(
                 "parameter `{name}` is repeated"
             )));

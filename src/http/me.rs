@@ -240,7 +240,7 @@ pub struct Registration {
     tag = "account",
     request_body = Registration,
     responses(
-        (status = 201, description = "Created", body = Profile),
+        (status = 201, description = "Created", body = RegisteredUser),
         (status = 400, description = "Invalid username or password", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Self-registration is disabled", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The username is taken", body = ProblemBody, content_type = "application/problem+json"),
@@ -274,14 +274,21 @@ pub async fn register(
     .await?;
     let mut res = HttpResponse::Created();
     no_store(&mut res);
-    Ok(res.json(Profile {
+    Ok(res.json(RegisteredUser {
         id: user.id,
         username: user.username,
         roles: user.roles,
         created_at: user.created_at,
         password_changed_at: user.password_changed_at,
-        session_id: None,
-        client_id: String::new(),
-        scope: String::new(),
     }))
+}
+
+/// A new account: no session, client or scope yet (log in for those).
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredUser {
+    pub id: Uuid,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub password_changed_at: DateTime<Utc>,
 }

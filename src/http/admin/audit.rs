@@ -35,7 +35,11 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     let query = query.into_inner();
     let limit = query.page.limit()?;
-    if query.action.as_ref().is_some_and(|a| a.len() > 64) {
+    if query
+        .action
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 64)
+    {
         return Err(Problem::bad_request("action is at most 64 characters"));
     }
     let before = query.page.id_cursor()?;

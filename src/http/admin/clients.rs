@@ -128,7 +128,7 @@ pub struct Audience(String);
     tag = "admin",
     operation_id = "admin_clients_list",
     security(("bearer" = [])),
-    params(("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page (a client_id)", pattern = "^[A-Za-z0-9._:-]{1,128}$")),
     responses((status = 200, body = Page<ClientView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/clients")]
@@ -138,7 +138,14 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let limit = query.limit()?;
-    let after = query.cursor.clone();
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            crate::domain::ClientId::parse(c).map_err(|_| Problem::bad_request("invalid cursor"))
+        })
+        .transpose()?
+        .map(|c| c.as_str().to_owned());
     let rows = state
         .db
         .run(move |conn| clients::list(conn, after.as_deref(), limit + 1))
@@ -205,7 +212,7 @@ pub async fn get(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "client_id")),
     request_body = ClientChanges,
-    responses((status = 200, body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+    responses((status = 200, body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 409, description = "client_credentials for a public client", body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[patch("/clients/{id}")]
 pub async fn update(
@@ -224,8 +231,9 @@ pub async fn update(
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the old secret keeps working; default 1 hour, at most 30 days.
-    #[schema(minimum = 0, maximum = 2592000)]
-    overlap_seconds: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
+    #[serde(default, deserialize_with = "crate::domain::whole_number")]
+    overlap_seconds: Option<i64>,
 }
 
 /// Issues a new client secret; the old one keeps working for the overlap.
@@ -246,9 +254,14 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, Problem> {
     let body: RotateSecret = body.parse_optional()?.unwrap_or_default();
     let overlap = body.overlap_seconds.unwrap_or(3600);
+    let Ok(overlap) = u64::try_from(overlap) else {
+        return Err(Problem::bad_request(
+            "overlap_seconds must be from 0 to 2592000 (30 days)",
+        ));
+    };
     if overlap > 30 * 86_400 {
         return Err(Problem::bad_request(
-            "overlap_seconds must be at most 2592000 (30 days)",
+            "overlap_seconds must be from 0 to 2592000 (30 days)",
         ));
     }
     let (row, secret) = auth::clients::rotate_secret(

@@ -47,7 +47,7 @@ pub struct ListQuery {
     tag = "admin",
     operation_id = "admin_revocations_list",
     security(("bearer" = [])),
-    params(("kind" = Option<RevocationKind>, Query, description = "Only revocations of this kind"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<uuid::Uuid>, Query, description = "next_cursor of the previous page")),
+    params(("kind" = inline(Option<RevocationKind>), Query, description = "Only revocations of this kind"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<uuid::Uuid>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<RevocationRow>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/revocations")]

@@ -60,7 +60,7 @@ pub struct ListQuery {
     tag = "admin",
     operation_id = "admin_users_list",
     security(("bearer" = [])),
-    params(("q" = Option<String>, Query, description = "Part of a username, case-insensitive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("q" = Option<String>, Query, description = "Part of a username, case-insensitive", max_length = 64), ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page (a username)", pattern = "^[A-Za-z0-9._@+-]{1,64}$")),
     responses((status = 200, body = Page<UserView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/users")]
@@ -71,10 +71,29 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     let limit = query.page.limit()?;
     let search = query.q.clone().filter(|q| !q.is_empty());
-    if search.as_ref().is_some_and(|q| q.len() > Username::MAX_LEN) {
+    if search
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > Username::MAX_LEN)
+    {
         return Err(Problem::bad_request("q is longer than any username"));
     }
-    let after = query.page.cursor.clone();
+    // Text no username can contain matches nothing (and never reaches the database).
+    if search
+        .as_deref()
+        .is_some_and(|q| Username::parse(q).map_or(true, |u| u.as_str() != q.to_ascii_lowercase()))
+    {
+        return Ok(ok(&Page::<UserView> {
+            items: vec![],
+            next_cursor: None,
+        }));
+    }
+    let after = query
+        .page
+        .cursor
+        .as_deref()
+        .map(|c| Username::parse(c).map_err(|_| Problem::bad_request("invalid cursor")))
+        .transpose()?
+        .map(Username::into_inner);
     let rows = state
         .db
         .run(move |conn| users::list(conn, search.as_deref(), after.as_deref(), limit + 1))
