@@ -139,5 +139,16 @@ fn check_json_type(content_type: &str) -> Result<(), Problem> {
 }
 
 fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    if !is_object_or_null(body) {
+        return Err(Problem::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| Problem::bad_request(describe_json_error(&e)))
+}
+
+/// Every body is an object: serde would also read a struct from an array (`[null]`).
+fn is_object_or_null(body: &[u8]) -> bool {
+    let text = body.trim_ascii_start();
+    text.starts_with(b"{") || text.starts_with(b"null")
 }

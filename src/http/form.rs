@@ -43,6 +43,9 @@ pub fn parse_body<T: DeserializeOwned>(
                 OAuthError::invalid_request(format!("malformed form body: {}", without_values(&e)))
             })
         }
+        "application/json" if !body.trim_ascii_start().starts_with(b"{") => Err(
+            OAuthError::invalid_request("the request body must be a JSON object"),
+        ),
         "application/json" => serde_json::from_slice(&body)
             .map_err(|e| OAuthError::invalid_request(describe_json_error(&e))),
         "" if body.is_empty() => Err(OAuthError::invalid_request(

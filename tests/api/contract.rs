@@ -318,3 +318,95 @@ async fn an_undeclared_method_is_405_on_every_documented_path() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// Bodies are JSON objects; serde alone would read a struct from an array too.
+#[tokio::test]
+async fn an_array_is_not_an_object_body() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    app.create_client(
+        json!({"client_id": "svc", "confidential": true, "grant_types": ["client_credentials"]}),
+    )
+    .await;
+    for (path, body) in [
+        ("/v1/admin/clients/svc/secret", "[null]"),
+        ("/v1/admin/users", r#"["bob", "a long password", []]"#),
+    ] {
+        let res = app
+            .api
+            .post(app.url(path))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+    }
+    let res = app
+        .api
+        .post(app.url("/oauth/token"))
+        .header("content-type", "application/json")
+        .body(r#"["password", "root", "correct horse battery staple"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+/// bcrypt takes 72 bytes whole: such a password is set and logs in, never a 500.
+#[tokio::test]
+async fn a_password_of_exactly_72_bytes_works() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let password = "é".repeat(36);
+    assert_eq!(password.len(), 72);
+    let res = app
+        .api
+        .post(app.url("/v1/admin/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"username": "bob", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(app.password_grant("bob", &password).await.status(), 200);
+    let wrong = format!("{}e", "é".repeat(35));
+    assert_eq!(app.password_grant("bob", &wrong).await.status(), 400);
+}
+
+/// Cursors and searches no id can match are refused or match nothing; a NUL never
+/// reaches PostgreSQL.
+#[tokio::test]
+async fn cursors_and_searches_with_impossible_text_are_not_a_500() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for (path, status) in [
+        ("/v1/admin/clients?cursor=%00x", 400),
+        ("/v1/admin/users?cursor=%00x", 400),
+        ("/v1/admin/users?q=%00", 200),
+        ("/v1/admin/clients?limit=50.0", 200),
+    ] {
+        let res = app.get_with_token(path, &admin).await;
+        assert_eq!(res.status(), status, "{path}");
+    }
+}
+
+/// Any string is a schema-valid token; one that is not a live token of this issuer is
+/// not there to revoke (404), like an unknown refresh token.
+#[tokio::test]
+async fn revoking_a_token_that_is_not_ours_is_404() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for token in ["0", "a.b.c", &format!("rt_{}", "A".repeat(43))] {
+        let res = app
+            .api
+            .post(app.url("/v1/admin/revocations"))
+            .bearer_auth(&admin)
+            .json(&json!({"token": token, "reason": "test"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{token}");
+    }
+}

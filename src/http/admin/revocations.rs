@@ -187,7 +187,8 @@ async fn target_of_token(
     }
     let keys = state.keys.snapshot();
     let claims = tokens::verify(&keys, token, &state.settings.issuer, None).map_err(|e| {
-        Problem::bad_request(format!("not a live access token of this issuer: {e}"))
+        // Well formed or not, no token of this issuer is there to revoke.
+        Problem::not_found(format!("no live access token of this issuer: {e}"))
     })?;
     Ok((
         Target::AccessToken {
