@@ -82,6 +82,8 @@ pub struct Settings {
     pub redis_url: String,
     pub redis_prefix: String,
     pub bind: SocketAddr,
+    /// A separate listener for `/metrics`; when set, the public one answers 404 there.
+    pub metrics_bind: Option<SocketAddr>,
     pub workers: usize,
     pub issuer: String,
     pub access_token_ttl: Duration,
@@ -146,6 +148,7 @@ pub const VARIABLES: &[&str] = &[
     "TESSERA_DATABASE_POOL_TIMEOUT",
     "TESSERA_REDIS_PREFIX",
     "TESSERA_BIND",
+    "TESSERA_METRICS_BIND",
     "TESSERA_WORKERS",
     "TESSERA_ISSUER",
     "TESSERA_ACCESS_TOKEN_TTL",
@@ -441,6 +444,11 @@ impl Settings {
                 }
             })?,
             bind,
+            metrics_bind: src.parse("TESSERA_METRICS_BIND", None, |v| {
+                v.parse::<SocketAddr>()
+                    .map(Some)
+                    .map_err(|_| format!("`{v}` is not an address like 127.0.0.1:9100"))
+            })?,
             workers: src.parse("TESSERA_WORKERS", cores, |v| parse_number_within(v, 1, 256))?,
             issuer,
             access_token_ttl,
@@ -453,7 +461,7 @@ impl Settings {
             })?,
             bcrypt_nice: src.parse("TESSERA_BCRYPT_NICE", 10, |v| parse_number_within(v, 0, 19))?,
             password_min_length: src.parse("TESSERA_PASSWORD_MIN_LENGTH", 8, |v| {
-                parse_number_within(v, 1, 71)
+                parse_number_within(v, 1, 72)
             })?,
             signing_algorithm: src.parse("TESSERA_SIGNING_ALG", SigningAlgorithm::Es256, |v| {
                 v.parse()

@@ -41,6 +41,8 @@ pub struct OAuthError {
     pub code: OAuthErrorCode,
     pub description: String,
     pub retry_after: Option<u64>,
+    /// A status other than the one the code implies (413, 431).
+    pub status: Option<StatusCode>,
 }
 
 impl OAuthError {
@@ -49,6 +51,15 @@ impl OAuthError {
             code,
             description: description.into(),
             retry_after: None,
+            status: None,
+        }
+    }
+
+    /// `invalid_request` with another status than 400.
+    pub fn invalid_request_with_status(status: StatusCode, description: impl Into<String>) -> Self {
+        Self {
+            status: Some(status),
+            ..Self::invalid_request(description)
         }
     }
 
@@ -73,6 +84,7 @@ impl OAuthError {
             code: OAuthErrorCode::TemporarilyUnavailable,
             description: "the service is temporarily unavailable; retry shortly".to_owned(),
             retry_after: Some(RETRY_AFTER_UNAVAILABLE),
+            status: None,
         }
     }
 }
@@ -93,6 +105,9 @@ pub struct OAuthErrorBody {
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
+        if let Some(status) = self.status {
+            return status;
+        }
         match self.code {
             OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -139,6 +154,7 @@ impl From<AuthError> for OAuthError {
                 code: SlowDown,
                 description: err.to_string(),
                 retry_after: Some(retry_after_secs),
+                status: None,
             },
             AuthError::Store(_) | AuthError::Keys(_) | AuthError::Hash(_) => Self::internal(&err),
         }
@@ -147,6 +163,25 @@ impl From<AuthError> for OAuthError {
 
 fn is_unavailable(err: &StoreError) -> bool {
     matches!(err, StoreError::Unavailable(_))
+}
+
+/// An answer given before any handler runs (404, 405, 431, a timeout): an RFC 6749
+/// error under `/oauth/`, a problem document everywhere else.
+pub fn error_response_for(path: &str, status: StatusCode, detail: &str) -> HttpResponse {
+    let retry_after =
+        (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
+    if path.starts_with("/oauth/") {
+        let mut err = OAuthError::invalid_request_with_status(status, detail);
+        if retry_after.is_some() {
+            err.code = OAuthErrorCode::TemporarilyUnavailable;
+        }
+        err.retry_after = retry_after;
+        err.error_response()
+    } else {
+        let mut problem = Problem::new(status, detail);
+        problem.retry_after = retry_after;
+        problem.error_response()
+    }
 }
 
 /// Marks a response as never to be cached (RFC 6749 §5.1).

@@ -52,6 +52,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener (`TESSERA_METRICS_BIND`), and its port.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -206,16 +208,34 @@ impl Application {
                 source,
             })?
             .port();
+        let metrics = match state.settings.metrics_bind {
+            None => None,
+            Some(address) => {
+                let bind_error = |source| StartupError::Bind {
+                    address: address.to_string(),
+                    source,
+                };
+                let listener = TcpListener::bind(address).map_err(bind_error)?;
+                let port = listener.local_addr().map_err(bind_error)?.port();
+                Some((port, build_metrics_server(state.clone(), listener)?))
+            }
+        };
         let server = build_server(state.clone(), listener)?;
         Ok(Self {
             port,
             server,
+            metrics,
             state,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate metrics listener, when `TESSERA_METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// Stops the server from outside (tests; signals do this in production).
@@ -231,12 +251,45 @@ impl Application {
     /// in flight, exit). Background jobs run alongside and stop with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let jobs = spawn_background_jobs(self.state.clone());
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
         for job in jobs {
             job.abort();
         }
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         result
     }
+}
+
+/// The metrics listener: `/metrics` and nothing else, one worker.
+fn build_metrics_server(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+) -> Result<Server, StartupError> {
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(http::health::metrics_text))
+            .default_service(web::to(http::health::only_metrics))
+    })
+    .workers(1)
+    .client_request_timeout(Duration::from_secs(10))
+    .shutdown_timeout(5)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|source| StartupError::Bind { address, source })?
+    .run();
+    Ok(server)
 }
 
 fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Server, StartupError> {
@@ -251,10 +304,8 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
             .into_utoipa_app()
             .configure(http::routes)
             .split_for_parts();
-        let paths = state.api_paths.clone();
         let origins = state.settings.cors_origins.clone();
         app.service(http::docs::swagger_ui())
-            .configure(move |cfg| http::method_fallbacks(cfg, &paths))
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(

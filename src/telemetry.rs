@@ -101,6 +101,7 @@ pub async fn request_middleware(
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map(|s| s.settings.request_timeout)
         .unwrap_or(std::time::Duration::from_secs(30));
+    let path = req.path().to_owned();
     let handled = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone()));
     let mut res = match tokio::time::timeout(limit, handled).await {
         Ok(result) => result?,
@@ -108,10 +109,14 @@ pub async fn request_middleware(
             // The request itself went down with the handler's future, so the answer
             // travels as an error (the request id is in its body, not a header).
             tracing::warn!(parent: &span, "request timed out after {limit:?}");
-            let problem = REQUEST_ID.sync_scope(id.clone(), || {
-                crate::error::Problem::unavailable(&Timeout(limit))
+            let res = REQUEST_ID.sync_scope(id.clone(), || {
+                crate::error::error_response_for(
+                    &path,
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "the service is temporarily unavailable; retry shortly",
+                )
             });
-            return Err(problem.into());
+            return Err(actix_web::error::InternalError::from_response(Timeout(limit), res).into());
         }
     };
     let route = res

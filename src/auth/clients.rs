@@ -218,12 +218,11 @@ pub struct ClientSpec {
 }
 
 /// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+fn double_option<'de, D>(de: D) -> Result<Option<Option<i64>>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
 {
-    serde::Deserialize::deserialize(de).map(Some)
+    crate::domain::whole_number(de).map(Some)
 }
 
 fn invalid(msg: impl Into<String>) -> AuthError {
@@ -403,7 +402,17 @@ pub async fn update(
         grant_types: spec
             .grant_types
             .as_deref()
-            .map(|g| check_grant_types(g, current.confidential))
+            .map(|g| {
+                if !current.confidential && g.iter().any(|g| g == "client_credentials") {
+                    // The request is fine; this client's type is what it conflicts with.
+                    return Err(AuthError::Conflict(
+                        "this client is public; only confidential clients may use \
+                         client_credentials"
+                            .to_owned(),
+                    ));
+                }
+                check_grant_types(g, current.confidential)
+            })
             .transpose()?,
         scopes: spec.scopes.as_deref().map(check_scopes).transpose()?,
         audiences: spec.audiences.as_deref().map(check_audiences).transpose()?,

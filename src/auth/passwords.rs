@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::domain::{NewPassword, Password};
+use crate::domain::{NewPassword, Password, BCRYPT_MAX_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -106,12 +106,15 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: NewPassword) -> Result<String, HashError> {
         let cost = self.0.cost;
-        self.run(move || Ok(bcrypt::non_truncating_hash(password.expose(), cost)?))
+        // bcrypt keys on at most 72 bytes, so a `NewPassword` (72 bytes at most) is
+        // used whole. The crate's `non_truncating_*` calls would refuse exactly 72
+        // bytes: they count the terminating NUL, which bcrypt drops at that length.
+        self.run(move || Ok(bcrypt::hash(password.expose(), cost)?))
             .await
     }
 
     /// Checks `password` against `hash`, or against a dummy hash when there is no
-    /// account, taking the same time either way. A password longer than bcrypt's 71
+    /// account, taking the same time either way. A password longer than bcrypt's 72
     /// bytes can never have been set, so it simply does not match.
     pub async fn verify(
         &self,
@@ -124,15 +127,13 @@ impl PasswordHasher {
                 Some(h) => (h.as_str(), true),
                 None => (inner.dummy_hash.as_str(), false),
             };
-            match bcrypt::non_truncating_verify(password.expose(), hash) {
-                Ok(matched) => Ok(matched && exists),
-                Err(bcrypt::BcryptError::Truncation(_)) => {
-                    // Spend the time anyway: the answer must not come back faster.
-                    let _ = bcrypt::verify(&password.expose().as_bytes()[..72], hash);
-                    Ok(false)
-                }
-                Err(e) => Err(e.into()),
+            let bytes = password.expose().as_bytes();
+            if bytes.len() > BCRYPT_MAX_BYTES {
+                // Spend the time anyway: the answer must not come back faster.
+                let _ = bcrypt::verify(&bytes[..BCRYPT_MAX_BYTES], hash);
+                return Ok(false);
             }
+            Ok(bcrypt::verify(bytes, hash)? && exists)
         })
         .await
     }

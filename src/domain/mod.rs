@@ -14,3 +14,24 @@ pub use refresh_token::{RefreshToken, RefreshTokenHash};
 pub use role::Role;
 pub use scope::Scope;
 pub use username::Username;
+
+/// A whole number from JSON, also when written `60.0`: JSON Schema counts that as an
+/// integer, so clients generated from the OpenAPI document may send it.
+pub fn whole_number<'de, D>(de: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(number) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(de)? else {
+        return Ok(None);
+    };
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("expected a whole number"))
+}

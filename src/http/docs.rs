@@ -3,7 +3,9 @@
 
 use actix_web::http::header;
 use actix_web::{get, web, App, HttpResponse};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    ClientCredentials, Flow, Http, HttpAuthScheme, OAuth2, Password, Scopes, SecurityScheme,
+};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -33,6 +35,8 @@ struct ApiDoc;
 
 struct SecuritySchemes;
 
+const TOKEN_URL: &str = "/oauth/token";
+
 impl Modify for SecuritySchemes {
     fn modify(&self, doc: &mut Document) {
         let components = doc.components.get_or_insert_with(Default::default);
@@ -46,6 +50,17 @@ impl Modify for SecuritySchemes {
                 .to_owned(),
         );
         components.add_security_scheme("client_basic", SecurityScheme::Http(basic));
+        // Where the bearer tokens come from, for tools that obtain them themselves.
+        let mut oauth2 = OAuth2::new([
+            Flow::Password(Password::new(TOKEN_URL, Scopes::new())),
+            Flow::ClientCredentials(ClientCredentials::new(TOKEN_URL, Scopes::new())),
+        ]);
+        oauth2.description = Some(
+            "The access tokens `bearer` takes: the password and client_credentials grants of \
+             /oauth/token"
+                .to_owned(),
+        );
+        components.add_security_scheme("oauth2", SecurityScheme::OAuth2(oauth2));
     }
 }
 
@@ -58,7 +73,150 @@ pub fn document() -> Document {
         .split_for_parts();
     let mut doc = doc;
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    CommonResponses.modify(&mut doc);
+    cross_field_rules(&mut doc);
     doc
+}
+
+/// Rules across fields, which derived schemas cannot say: a public client may not
+/// have the `client_credentials` grant; a revocation names exactly one target.
+fn cross_field_rules(doc: &mut Document) {
+    use utoipa::openapi::schema::{
+        AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
+    };
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let mut constrain = |name: &str, rule: utoipa::openapi::RefOr<utoipa::openapi::Schema>| {
+        if let Some(fields) = components.schemas.remove(name) {
+            let schema = AllOfBuilder::new().item(fields).item(rule);
+            components.schemas.insert(name.to_owned(), schema.into());
+        }
+    };
+    let target = |field: &str| {
+        ObjectBuilder::new()
+            .property(field, ObjectBuilder::new().schema_type(Type::String))
+            .required(field)
+    };
+    constrain(
+        "CreateRevocation",
+        OneOfBuilder::new()
+            .item(target("token"))
+            .item(target("jti"))
+            .item(target("sid"))
+            .description(Some("Exactly one of token, jti or sid"))
+            .into(),
+    );
+    let confidential = ObjectBuilder::new()
+        .property(
+            "confidential",
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(Some([true])),
+        )
+        .required("confidential");
+    let public_grants = ObjectBuilder::new().property(
+        "grant_types",
+        ArrayBuilder::new().items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["password", "refresh_token"])),
+        ),
+    );
+    constrain(
+        "NewClient",
+        AnyOfBuilder::new()
+            .item(confidential)
+            .item(public_grants)
+            .description(Some("client_credentials only for confidential clients"))
+            .into(),
+    );
+}
+
+/// The answers any operation can give besides its own, added to each operation so the
+/// document lists every status a route can answer: 431 (request head too large), 500
+/// and 503 (a dependency down, or the request time limit) everywhere; 400, 413 and 415
+/// (RFC 6749 endpoints: 400 and 413) where a body is read; 401 and 403 where a bearer
+/// token is needed. An operation's own description of a status wins.
+struct CommonResponses;
+
+impl CommonResponses {
+    fn common(oauth: bool, has_body: bool, bearer: bool) -> Vec<(u16, &'static str)> {
+        let mut statuses = vec![
+            (431, "The request headers are larger than 16 KiB"),
+            (
+                500,
+                "An internal error; quote the request id when reporting it",
+            ),
+            (
+                503,
+                "A dependency is unavailable or the request took too long (with Retry-After)",
+            ),
+        ];
+        if has_body {
+            statuses.push((400, "The request body is missing or invalid"));
+            statuses.push((
+                413,
+                "The request body is larger than TESSERA_MAX_BODY_BYTES",
+            ));
+            if !oauth {
+                statuses.push((415, "The request body is not application/json"));
+            }
+        }
+        if bearer {
+            statuses.push((401, "Missing, invalid, expired or revoked access token"));
+            statuses.push((403, "The token lacks what this operation needs"));
+        }
+        statuses
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut Document) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let oauth = path.starts_with("/oauth/");
+            let schema = if oauth {
+                "OAuthErrorBody"
+            } else {
+                "ProblemBody"
+            };
+            let media_type = if oauth {
+                "application/json"
+            } else {
+                "application/problem+json"
+            };
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                let bearer = serde_json::to_value(&op.security)
+                    .is_ok_and(|s| s.to_string().contains("\"bearer\""));
+                let statuses = Self::common(oauth, op.request_body.is_some(), bearer);
+                for (status, description) in statuses {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    media_type,
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name(schema)))
+                                        .build(),
+                                )
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
+    }
 }
 
 /// The document as committed under `openapi/openapi.yaml`.

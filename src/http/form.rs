@@ -2,7 +2,7 @@
 //! Form-encoded per the RFC, JSON for front ends; anything else is refused before it
 //! reaches a grant.
 
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::web::Bytes;
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::STANDARD;
@@ -11,9 +11,10 @@ use percent_encoding::percent_decode;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
+use super::body::{content_type, unread, Unread};
 use crate::auth::clients::ClientCredentials;
 use crate::domain::ClientId;
-use crate::error::OAuthError;
+use crate::error::{describe_json_error, OAuthError};
 
 /// Parses the body as `application/x-www-form-urlencoded` or `application/json`.
 /// `body` is the extractor's result, so an oversized body becomes an OAuth error too.
@@ -22,41 +23,73 @@ pub fn parse_body<T: DeserializeOwned>(
     body: Result<Bytes, actix_web::Error>,
     limit: usize,
 ) -> Result<T, OAuthError> {
-    let body = body.map_err(|e| {
-        let too_large = e
-            .as_error::<actix_web::error::PayloadError>()
-            .is_some_and(|p| matches!(p, actix_web::error::PayloadError::Overflow));
-        if too_large {
-            OAuthError::invalid_request(format!("the request body is larger than {limit} bytes"))
-        } else {
-            OAuthError::invalid_request("the request body could not be read")
-        }
+    let body = body.map_err(|e| match unread(&e) {
+        Unread::TooLarge => OAuthError::invalid_request_with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        ),
+        Unread::Broken => OAuthError::invalid_request("the request body could not be read"),
     })?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
-    match content_type.as_str() {
+    match content_type(req).as_str() {
         "application/x-www-form-urlencoded" => {
+            if looks_like_json(&body) {
+                return Err(OAuthError::invalid_request(
+                    "the body is JSON but Content-Type says application/x-www-form-urlencoded; \
+                     send it with Content-Type: application/json, or form-encode it",
+                ));
+            }
             check_form_encoding(&body)?;
-            serde_urlencoded::from_bytes(&body)
-                .map_err(|e| OAuthError::invalid_request(format!("malformed form body: {e}")))
+            serde_urlencoded::from_bytes(&body).map_err(|e| {
+                OAuthError::invalid_request(format!("malformed form body: {}", without_values(&e)))
+            })
         }
+        "application/json" if !body.trim_ascii_start().starts_with(b"{") => Err(
+            OAuthError::invalid_request("the request body must be a JSON object"),
+        ),
         "application/json" => serde_json::from_slice(&body)
-            .map_err(|e| OAuthError::invalid_request(format!("malformed JSON body: {e}"))),
+            .map_err(|e| OAuthError::invalid_request(describe_json_error(&e))),
+        "" if body.is_empty() => Err(OAuthError::invalid_request(
+            "the request has no body; send the parameters form-encoded \
+             (Content-Type: application/x-www-form-urlencoded) or as application/json",
+        )),
         _ => Err(OAuthError::invalid_request(
             "Content-Type must be application/x-www-form-urlencoded or application/json",
         )),
     }
 }
+
+/// A JSON document sent as a form parses as one odd parameter name: say so instead of
+/// "missing parameter".
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{') | Some(b'[')
+    )
+}
+
+/// A form decoding error, without the value that did not fit.
+fn without_values(e: &serde_urlencoded::de::Error) -> String {
+    let message = e.to_string();
+    if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        "a parameter has the wrong type".to_owned()
+    } else {
+        message
+    }
+}
+
+/// Every parameter the OAuth endpoints read. Others are ignored, even repeated
+/// (RFC 6749 §3.1: unrecognised parameters MUST be ignored).
+const PARAMETERS: [&str; 9] = [
+    "grant_type",
+    "username",
+    "password",
+    "refresh_token",
+    "scope",
+    "client_id",
+    "client_secret",
+    "token",
+    "token_type_hint",
+];
 
 /// Form decoding elsewhere replaces invalid UTF-8 silently; here it is an error, as is
 /// a parameter given twice (RFC 6749 §3.2).
@@ -78,7 +111,7 @@ fn check_form_encoding(body: &[u8]) -> Result<(), OAuthError> {
         };
         let name = decode(name)?;
         decode(value)?;
-        if !seen.insert(name.clone()) {
+        if PARAMETERS.contains(&name.as_str()) && !seen.insert(name.clone()) {
             return Err(OAuthError::invalid_request(format!(
                 "parameter `{name}` is repeated"
             )));

@@ -1,8 +1,9 @@
 use std::time::Duration;
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::error::{Problem, ProblemBody};
 use crate::state::AppState;
 
 /// Liveness: the process answers.
@@ -15,13 +16,29 @@ pub async fn live() -> HttpResponse {
 /// Prometheus metrics (text exposition format): requests by route, method and status
 /// with latency histograms, tokens issued by grant, refresh reuse, revocations, login
 /// failures and lockouts, bcrypt jobs waiting and running, the PostgreSQL pool, Redis
-/// errors.
+/// errors. With `TESSERA_METRICS_BIND` they are served on that listener only.
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 404, description = "Metrics are served on the separate `TESSERA_METRICS_BIND` listener", body = ProblemBody, content_type = "application/problem+json"),
+    )
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if state.settings.metrics_bind.is_some() {
+        return Problem::not_found("no route for GET /metrics").error_response();
+    }
+    metrics_text(state).await
+}
+
+/// Anything else on the metrics listener.
+pub async fn only_metrics() -> HttpResponse {
+    Problem::not_found("this listener serves GET /metrics only").error_response()
+}
+
+/// The metrics, wherever they are served.
+pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     let (waiting, running) = state.passwords.load();
     let pool = state.db.state();
     let sample = crate::metrics::Sample {

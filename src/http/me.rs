@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::bearer::Caller;
+use super::body::JsonBody;
 use super::oauth::request_context;
 use crate::auth;
 use crate::auth::sessions::LogoutScope;
@@ -136,7 +137,18 @@ pub async fn end_session(
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     /// `local` (default), `others` or `global`.
+    #[schema(value_type = Option<LogoutScopeName>)]
     scope: Option<String>,
+}
+
+/// Which sessions a logout ends.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // The schema of `scope`; the handler parses the text.
+pub enum LogoutScopeName {
+    Local,
+    Others,
+    Global,
 }
 
 /// Ends this session, or with `{"scope":"global"}` all of the caller's sessions, or
@@ -155,12 +167,12 @@ pub struct LogoutRequest {
 pub async fn logout(
     caller: Caller,
     req: HttpRequest,
-    body: web::Bytes,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let sid = caller.session_id()?;
-    let request: LogoutRequest = super::optional_json(&body)?.unwrap_or_default();
+    let request: LogoutRequest = body.parse_optional()?.unwrap_or_default();
     let scope = match request.scope.as_deref() {
         None => LogoutScope::Local,
         Some(s) => LogoutScope::parse(s)
@@ -172,7 +184,10 @@ pub async fn logout(
 
 #[derive(Deserialize, ToSchema)]
 pub struct PasswordChange {
+    #[schema(min_length = 1, max_length = 1024)]
     current_password: String,
+    /// At least `TESSERA_PASSWORD_MIN_LENGTH` (default 8) characters, at most 72 bytes.
+    #[schema(min_length = 8, max_length = 72)]
     new_password: String,
 }
 
@@ -183,21 +198,22 @@ pub struct PasswordChange {
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed; the caller's other sessions ended"),
-        (status = 400, description = "The new password is too short or over 71 bytes", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "The new password is too short or over 72 bytes", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The current password is wrong", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords (with Retry-After)", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/me/password")]
 pub async fn change_password(
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<PasswordChange>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let sid = caller.session_id()?;
-    let body = body.into_inner();
+    let body: PasswordChange = body.parse()?;
     let current = Password::parse(body.current_password)
         .map_err(|e| Problem::bad_request(format!("current_password: {e}")))?;
     let new = NewPassword::parse(body.new_password, state.settings.password_min_length)
@@ -210,7 +226,11 @@ pub async fn change_password(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
+    /// Letters, digits and `. _ @ + -`; case-insensitive.
+    #[schema(pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
     username: String,
+    /// At least `TESSERA_PASSWORD_MIN_LENGTH` (default 8) characters, at most 72 bytes.
+    #[schema(min_length = 8, max_length = 72)]
     password: String,
 }
 
@@ -220,7 +240,7 @@ pub struct Registration {
     tag = "account",
     request_body = Registration,
     responses(
-        (status = 201, description = "Created", body = Profile),
+        (status = 201, description = "Created", body = RegisteredUser),
         (status = 400, description = "Invalid username or password", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Self-registration is disabled", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The username is taken (counted like a failed login from this source)", body = ProblemBody, content_type = "application/problem+json"),
@@ -230,13 +250,13 @@ pub struct Registration {
 #[post("/v1/users")]
 pub async fn register(
     req: HttpRequest,
-    body: web::Json<Registration>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     if !state.settings.allow_registration {
         return Err(Problem::forbidden("self-registration is disabled"));
     }
-    let body = body.into_inner();
+    let body: Registration = body.parse()?;
     let username = crate::domain::Username::parse(&body.username).map_err(Problem::bad_request)?;
     let password = NewPassword::parse(body.password, state.settings.password_min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
@@ -247,14 +267,21 @@ pub async fn register(
     let user = auth::users::register(&state, username, password, &actor).await?;
     let mut res = HttpResponse::Created();
     no_store(&mut res);
-    Ok(res.json(Profile {
+    Ok(res.json(RegisteredUser {
         id: user.id,
         username: user.username,
         roles: user.roles,
         created_at: user.created_at,
         password_changed_at: user.password_changed_at,
-        session_id: None,
-        client_id: String::new(),
-        scope: String::new(),
     }))
+}
+
+/// A new account: no session, client or scope yet (log in for those).
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredUser {
+    pub id: Uuid,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub password_changed_at: DateTime<Utc>,
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod bearer;
+pub mod body;
 pub mod browser;
 pub mod docs;
 pub mod form;
@@ -39,17 +40,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(admin::routes);
 }
 
-/// For every documented path, a catch-all that answers 405 to the methods it lacks.
-pub fn method_fallbacks(cfg: &mut web::ServiceConfig, paths: &[(String, String)]) {
-    for (path, allow) in paths {
-        let allow = allow.clone();
-        cfg.service(
-            web::resource(path.as_str())
-                .to(move |req: actix_web::HttpRequest| method_not_allowed(req, allow.clone())),
-        );
-    }
-}
-
 /// The methods a documented path answers, as an `Allow` header value (RFC 9110 §10.2.1).
 pub fn allowed_methods(item: &utoipa::openapi::path::PathItem) -> String {
     [
@@ -66,38 +56,44 @@ pub fn allowed_methods(item: &utoipa::openapi::path::PathItem) -> String {
     .join(", ")
 }
 
-/// A known path with the wrong method.
-async fn method_not_allowed(req: actix_web::HttpRequest, allow: String) -> actix_web::HttpResponse {
+/// Whether a concrete path fits a documented template such as `/v1/admin/users/{id}`.
+fn fits(template: &str, path: &str) -> bool {
+    let mut given = path.split('/');
+    let fitted = template.split('/').all(|wanted| match given.next() {
+        Some(segment) if wanted.starts_with('{') => !segment.is_empty(),
+        Some(segment) => segment == wanted,
+        None => false,
+    });
+    fitted && given.next().is_none()
+}
+
+/// Anything unrouted: 405 with `Allow` when the path is documented but not with this
+/// method (on any path, scoped or not), else 404; both as problem documents.
+pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::http::{header, StatusCode};
     use actix_web::ResponseError;
+    let allow = req
+        .app_data::<web::Data<crate::state::AppState>>()
+        .and_then(|state| {
+            state
+                .api_paths
+                .iter()
+                .find(|(template, _)| fits(template, req.path()))
+                .map(|(_, allow)| allow.clone())
+        });
+    let Some(allow) = allow else {
+        return Problem::not_found(format!("no route for {} {}", req.method(), req.path()))
+            .error_response();
+    };
     let mut res = Problem::new(
-        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        StatusCode::METHOD_NOT_ALLOWED,
         format!("{} is not allowed on {}", req.method(), req.path()),
     )
     .error_response();
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
-        res.headers_mut()
-            .insert(actix_web::http::header::ALLOW, value);
+    if let Ok(value) = header::HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(header::ALLOW, value);
     }
     res
-}
-
-/// Anything unrouted: 404 as a problem document.
-pub async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, Problem> {
-    Err(Problem::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
-}
-
-/// An empty body, or a JSON document.
-pub fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, Problem> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| Problem::bad_request(crate::error::describe_json_error(&e)))
 }
 
 /// The API answers JSON only, so its pages may load nothing and be framed by no one.
@@ -124,7 +120,6 @@ pub async fn security_headers(
     actix_web::Error,
 > {
     use actix_web::http::header::{self, HeaderValue};
-    use actix_web::ResponseError;
     let csp = if req.path() == "/docs" || req.path().starts_with("/docs/") {
         DOCS_CSP
     } else {
@@ -136,12 +131,12 @@ pub async fn security_headers(
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     let mut res = if header_bytes > MAX_HEADER_BYTES {
-        let problem = Problem::new(
+        let res = crate::error::error_response_for(
+            req.path(),
             actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!("the request headers are larger than {MAX_HEADER_BYTES} bytes"),
+            &format!("the request headers are larger than {MAX_HEADER_BYTES} bytes"),
         );
-        req.into_response(problem.error_response())
-            .map_into_right_body()
+        req.into_response(res).map_into_right_body()
     } else {
         next.call(req).await?.map_into_left_body()
     };
@@ -159,4 +154,18 @@ pub async fn security_headers(
         HeaderValue::from_static("no-referrer"),
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fits;
+
+    #[test]
+    fn templates_fit_whole_segments_only() {
+        assert!(fits("/v1/admin/users/{id}", "/v1/admin/users/abc"));
+        assert!(fits("/healthz", "/healthz"));
+        assert!(!fits("/v1/admin/users/{id}", "/v1/admin/users/"));
+        assert!(!fits("/v1/admin/users/{id}", "/v1/admin/users/a/b"));
+        assert!(!fits("/v1/admin/users", "/v1/admin/users/a"));
+    }
 }

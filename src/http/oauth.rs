@@ -19,20 +19,36 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 pub struct TokenParams {
     /// `password`, `refresh_token` or `client_credentials`.
-    #[schema(example = "password")]
+    #[schema(required = true, value_type = GrantType, example = "password")]
     grant_type: Option<String>,
     /// For `password`.
+    #[schema(min_length = 1)]
     username: Option<String>,
-    /// For `password`; at most 1024 bytes (a password can be at most 71).
+    /// For `password`; at most 1024 bytes (a password can be at most 72).
+    #[schema(min_length = 1, max_length = 1024)]
     password: Option<String>,
-    /// For `refresh_token`: `rt_` and 43 base64url characters.
+    /// For `refresh_token`: `rt_` and 43 base64url characters. A browser-mode client
+    /// sends it in its cookie instead.
+    #[schema(pattern = "^rt_[A-Za-z0-9_-]{43}$")]
     refresh_token: Option<String>,
     /// Space-separated; narrows what is granted.
     scope: Option<String>,
     /// A public client's id, or a confidential client's with `client_secret`
     /// (`client_secret_post`). Without it, the built-in public client `tessera`.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     client_id: Option<String>,
+    #[schema(min_length = 1)]
     client_secret: Option<String>,
+}
+
+/// The grants of the token endpoint.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // The schema of `grant_type`; the handler answers unsupported_grant_type itself.
+pub enum GrantType {
+    Password,
+    RefreshToken,
+    ClientCredentials,
 }
 
 /// RFC 6749 §5.1.
@@ -111,6 +127,7 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
         (status = 200, description = "Tokens; `Cache-Control: no-store`", body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
+        (status = 429, description = "slow_down: too many failed logins (with Retry-After)", body = OAuthErrorBody),
         (status = 503, description = "temporarily_unavailable (with Retry-After)", body = OAuthErrorBody),
     )
 )]
@@ -125,10 +142,7 @@ pub async fn token(
     if !["password", "refresh_token", "client_credentials"].contains(&grant_type.as_str()) {
         return Err(OAuthError::new(
             OAuthErrorCode::UnsupportedGrantType,
-            format!(
-                "grant_type `{}` is not supported; use password, refresh_token or client_credentials",
-                grant_type.chars().take(64).collect::<String>()
-            ),
+            "this grant_type is not supported; use password, refresh_token or client_credentials",
         ));
     }
     let scope = requested_scope(params.scope.as_deref())?;
@@ -188,11 +202,15 @@ async fn authenticate(
 
 #[derive(Deserialize, ToSchema)]
 pub struct RevokeParams {
-    /// An access token or a refresh token.
+    /// An access token or a refresh token. Only a browser-mode client may leave it out
+    /// on revocation: then the refresh token in its cookie is revoked.
+    #[schema(required = true, value_type = String, min_length = 1)]
     token: Option<String>,
-    /// `access_token` or `refresh_token`: which kind to try first.
+    /// `access_token` or `refresh_token`: which kind to try first (others are ignored).
     token_type_hint: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     client_id: Option<String>,
+    #[schema(min_length = 1)]
     client_secret: Option<String>,
 }
 

@@ -89,11 +89,11 @@ async fn wrong_content_type_is_invalid_request() {
 }
 
 #[tokio::test]
-async fn oversized_body_is_invalid_request() {
+async fn oversized_body_is_413_invalid_request() {
     let app = spawn_app().await;
     let body = format!("grant_type=password&username={}", "a".repeat(64 * 1024));
     let res = post_raw(&app, FORM, body).await;
-    let body = assert_oauth_error(res, 400, "invalid_request").await;
+    let body = assert_oauth_error(res, 413, "invalid_request").await;
     assert!(body["error_description"]
         .as_str()
         .unwrap()

@@ -43,6 +43,8 @@ pub fn redis_url() -> String {
 
 pub struct TestApp {
     pub address: String,
+    /// The separate metrics listener, when `TESSERA_METRICS_BIND` is set.
+    pub metrics_address: Option<String>,
     pub api: reqwest::Client,
     pub database_url: String,
     pub database_name: String,
@@ -121,6 +123,9 @@ impl Spawn {
             .await
             .expect("the app starts");
         let port = app.port();
+        let metrics_address = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         let state = app.state();
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -132,6 +137,7 @@ impl Spawn {
         });
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
+            metrics_address,
             api: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -6,6 +6,7 @@ mod admin;
 mod bad_input;
 mod cli;
 mod clients;
+mod contract;
 mod faults;
 mod faults_postgres;
 mod hardening;

@@ -1,13 +1,13 @@
 //! Every path that sets a password, over lengths 0 to 100 bytes of ASCII and
-//! multi-byte characters: a clear 400 or success, never a 5xx. bcrypt hashes 71 bytes
-//! in full (72 with its terminating NUL); the domain type refuses anything longer.
+//! multi-byte characters: a clear 400 or success, never a 5xx. bcrypt hashes 72 bytes
+//! in full; the domain type refuses anything longer.
 
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn, TestApp, PASSWORD};
 
 /// The representative passwords: each character repeated to lengths around the
-/// minimum (8 characters) and the maximum (71 bytes), and up to 100 bytes.
+/// minimum (8 characters) and the maximum (72 bytes), and up to 100 bytes.
 fn candidates() -> Vec<String> {
     let mut out = vec![String::new()];
     for c in ['a', 'é', '😀'] {
@@ -27,17 +27,17 @@ fn candidates() -> Vec<String> {
         }
     }
     // Mixed: one byte short of, at, and one past the limit with a multi-byte tail.
-    out.push(format!("{}é", "a".repeat(69))); // 71 bytes
     out.push(format!("{}é", "a".repeat(70))); // 72 bytes
-    out.push(format!("{}😀", "a".repeat(67))); // 71 bytes
+    out.push(format!("{}é", "a".repeat(71))); // 73 bytes
     out.push(format!("{}😀", "a".repeat(68))); // 72 bytes
+    out.push(format!("{}😀", "a".repeat(69))); // 73 bytes
     out
 }
 
-/// What every password-setting path must answer: 8+ characters within 71 bytes is
+/// What every password-setting path must answer: 8+ characters within 72 bytes is
 /// accepted, anything else is a 400.
 fn acceptable(password: &str) -> bool {
-    password.chars().count() >= 8 && password.len() <= 71
+    password.chars().count() >= 8 && password.len() <= 72
 }
 
 async fn assert_problem(res: reqwest::Response, expected_ok: u16, password: &str) {
@@ -58,8 +58,8 @@ async fn assert_problem(res: reqwest::Response, expected_ok: u16, password: &str
         );
         let body: Value = res.json().await.unwrap();
         let detail = body["detail"].as_str().unwrap();
-        if password.len() > 71 {
-            assert!(detail.contains("71 bytes"), "{what}: {detail}");
+        if password.len() > 72 {
+            assert!(detail.contains("72 bytes"), "{what}: {detail}");
         }
     }
 }
@@ -172,10 +172,13 @@ async fn a_72_byte_password_is_a_clear_400_not_a_500() {
 }
 
 #[tokio::test]
-async fn a_bootstrap_admin_password_of_72_bytes_stops_start_up_with_a_clear_message() {
+async fn a_bootstrap_admin_password_of_73_bytes_stops_start_up_with_a_clear_message() {
     let settings = spawn()
         .with("TESSERA_BOOTSTRAP_ADMIN", "boss")
-        .with("TESSERA_BOOTSTRAP_ADMIN_PASSWORD", &"é".repeat(36))
+        .with(
+            "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
+            &format!("{}a", "é".repeat(36)),
+        )
         .settings();
     let database = url::Url::parse(&settings.database_url).unwrap().path()[1..].to_owned();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -198,20 +201,20 @@ async fn a_bootstrap_admin_password_of_72_bytes_stops_start_up_with_a_clear_mess
         error.contains("TESSERA_BOOTSTRAP_ADMIN_PASSWORD"),
         "{error}"
     );
-    assert!(error.contains("71 bytes"), "{error}");
+    assert!(error.contains("72 bytes"), "{error}");
     assert!(!error.contains("é"), "never the password itself: {error}");
 
-    // 71 bytes is fine.
+    // 72 bytes is fine.
     let app = spawn()
         .with("TESSERA_BOOTSTRAP_ADMIN", "boss")
         .with(
             "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
-            &format!("{}a", "é".repeat(35)),
+            &"é".repeat(36),
         )
         .start()
         .await;
     let res = app
-        .password_grant("boss", &format!("{}a", "é".repeat(35)))
+        .password_grant("boss", &"é".repeat(36))
         .await;
     assert_eq!(res.status(), 200);
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::helpers::{postgres_server_url, redis_url, spawn_app, tokens_of, TestApp, PASSWORD};
+use crate::helpers::{
+    postgres_server_url, redis_url, spawn, spawn_app, tokens_of, TestApp, PASSWORD,
+};
 
 async fn metrics(app: &TestApp) -> String {
     let res = app.api.get(app.url("/metrics")).send().await.unwrap();
@@ -265,4 +267,37 @@ async fn no_secret_ever_reaches_the_logs() {
         let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .execute(&mut conn);
     }
+}
+
+#[tokio::test]
+async fn metrics_can_be_served_on_a_separate_listener_only() {
+    let app = spawn()
+        .with("TESSERA_METRICS_BIND", "127.0.0.1:0")
+        .start()
+        .await;
+    app.api.get(app.url("/healthz")).send().await.unwrap();
+    let private = app.metrics_address.clone().expect("a metrics listener");
+    let res = app
+        .api
+        .get(format!("{private}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("tessera_http_requests"));
+
+    let public = app.api.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+    assert_eq!(public.headers()["content-type"], "application/problem+json");
+    let other = app
+        .api
+        .get(format!("{private}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        404,
+        "the metrics listener serves nothing else"
+    );
 }

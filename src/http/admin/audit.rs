@@ -24,7 +24,7 @@ pub struct AuditQuery {
     tag = "admin",
     operation_id = "admin_audit_list",
     security(("bearer" = [])),
-    params(("user_id" = Option<String>, Query, description = "Events about or by this user"), ("action" = Option<String>, Query, description = "e.g. login.failed"), ("since" = Option<String>, Query, description = "RFC 3339, inclusive"), ("until" = Option<String>, Query, description = "RFC 3339, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("user_id" = Option<uuid::Uuid>, Query, description = "Events about or by this user"), ("action" = Option<String>, Query, description = "e.g. login.failed", max_length = 64), ("since" = Option<DateTime<Utc>>, Query, description = "RFC 3339, inclusive"), ("until" = Option<DateTime<Utc>>, Query, description = "RFC 3339, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<uuid::Uuid>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<AuditRow>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/audit")]
@@ -35,7 +35,11 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     let query = query.into_inner();
     let limit = query.page.limit()?;
-    if query.action.as_ref().is_some_and(|a| a.len() > 64) {
+    if query
+        .action
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 64)
+    {
         return Err(Problem::bad_request("action is at most 64 characters"));
     }
     let before = query.page.id_cursor()?;

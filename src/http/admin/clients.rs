@@ -8,6 +8,7 @@ use super::{created, ok, Admin, Page, PageQuery};
 use crate::auth;
 use crate::auth::clients::ClientSpec;
 use crate::error::{Problem, ProblemBody};
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 use crate::store::clients::{self, ClientRow};
 
@@ -57,12 +58,81 @@ impl ClientView {
     }
 }
 
+/// A new OAuth client, as `POST /v1/admin/clients` takes it (the body is read as
+/// [`ClientSpec`]; this is what the rules in `auth::clients` accept).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // A schema only.
+pub struct NewClient {
+    /// Letters, digits and `. _ : -`; generated (`c_...`) when absent.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    client_id: Option<String>,
+    /// For people; defaults to the client_id.
+    #[schema(
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    name: Option<String>,
+    /// Confidential clients get a secret; default false (public).
+    confidential: Option<bool>,
+    /// At least one; `client_credentials` only for confidential clients.
+    #[schema(min_items = 1)]
+    grant_types: Vec<super::super::oauth::GrantType>,
+    #[schema(value_type = Option<Vec<ScopeToken>>)]
+    scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<Audience>>)]
+    audiences: Option<Vec<String>>,
+    /// Seconds; overrides TESSERA_ACCESS_TOKEN_TTL for this client.
+    #[schema(minimum = 10, maximum = 86400)]
+    access_token_ttl_seconds: Option<i64>,
+    /// For single-page apps: the refresh token is set as an `HttpOnly; Secure;
+    /// SameSite=Strict` cookie scoped to `/oauth`, never returned in a body, and
+    /// cookie-borne requests need an allowed `Origin` and the `X-Tessera-CSRF` header.
+    browser_mode: Option<bool>,
+}
+
+/// Changes to an OAuth client (`PATCH`); absent fields stay as they are. The type
+/// (public or confidential) and the id never change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // A schema only.
+pub struct ClientChanges {
+    #[schema(
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    name: Option<String>,
+    /// At least one; `client_credentials` only for confidential clients.
+    #[schema(min_items = 1)]
+    grant_types: Option<Vec<super::super::oauth::GrantType>>,
+    #[schema(value_type = Option<Vec<ScopeToken>>)]
+    scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<Audience>>)]
+    audiences: Option<Vec<String>>,
+    /// Seconds; `null` clears the override.
+    #[schema(minimum = 10, maximum = 86400, nullable)]
+    access_token_ttl_seconds: Option<i64>,
+    browser_mode: Option<bool>,
+}
+
+/// A scope: up to 128 visible ASCII characters except `"` and `\`.
+#[derive(ToSchema)]
+#[schema(pattern = "^[!#-\\[\\]-~]{0,128}$")]
+#[allow(dead_code)]
+pub struct ScopeToken(String);
+
+/// An audience (`aud`): 1 to 256 visible ASCII characters.
+#[derive(ToSchema)]
+#[schema(pattern = "^[!-~]{1,256}$")]
+#[allow(dead_code)]
+pub struct Audience(String);
+
 /// Lists OAuth clients.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_clients_list",
     security(("bearer" = [])),
-    params(("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page (a client_id)", pattern = "^[A-Za-z0-9._:-]{1,128}$")),
     responses((status = 200, body = Page<ClientView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/clients")]
@@ -72,7 +142,14 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let limit = query.limit()?;
-    let after = query.cursor.clone();
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            crate::domain::ClientId::parse(c).map_err(|_| Problem::bad_request("invalid cursor"))
+        })
+        .transpose()?
+        .map(|c| c.as_str().to_owned());
     let rows = state
         .db
         .run(move |conn| clients::list(conn, after.as_deref(), limit + 1))
@@ -93,16 +170,17 @@ pub async fn list(
     tag = "admin",
     operation_id = "admin_clients_create",
     security(("bearer" = [])),
-    request_body = ClientSpec,
+    request_body = NewClient,
     responses((status = 201, description = "Created; `client_secret` appears here only, for confidential clients", body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/clients")]
 pub async fn create(
     admin: Admin,
-    body: web::Json<ClientSpec>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    let (row, secret) = auth::clients::create(&state.db, body.into_inner(), &admin.actor).await?;
+    let spec: ClientSpec = body.parse()?;
+    let (row, secret) = auth::clients::create(&state.db, spec, &admin.actor).await?;
     state.clients.forget(&row.client_id);
     let secret = secret.map(|s| s.expose_secret().to_owned());
     Ok(created(&ClientView::new(row, secret)))
@@ -137,17 +215,18 @@ pub async fn get(
     operation_id = "admin_clients_update",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "client_id")),
-    request_body = ClientSpec,
-    responses((status = 200, body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+    request_body = ClientChanges,
+    responses((status = 200, body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 409, description = "client_credentials for a public client", body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[patch("/clients/{id}")]
 pub async fn update(
     admin: Admin,
     path: web::Path<String>,
-    body: web::Json<ClientSpec>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    let row = auth::clients::update(&state.db, &path, body.into_inner(), &admin.actor).await?;
+    let spec: ClientSpec = body.parse()?;
+    let row = auth::clients::update(&state.db, &path, spec, &admin.actor).await?;
     state.clients.forget(&row.client_id);
     Ok(ok(&ClientView::new(row, None)))
 }
@@ -156,7 +235,9 @@ pub async fn update(
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the old secret keeps working; default 1 hour, at most 30 days.
-    overlap_seconds: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
+    #[serde(default, deserialize_with = "crate::domain::whole_number")]
+    overlap_seconds: Option<i64>,
 }
 
 /// Issues a new client secret; the old one keeps working for the overlap.
@@ -172,14 +253,19 @@ pub struct RotateSecret {
 pub async fn rotate_secret(
     admin: Admin,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    let body: RotateSecret = crate::http::optional_json(&body)?.unwrap_or_default();
+    let body: RotateSecret = body.parse_optional()?.unwrap_or_default();
     let overlap = body.overlap_seconds.unwrap_or(3600);
+    let Ok(overlap) = u64::try_from(overlap) else {
+        return Err(Problem::bad_request(
+            "overlap_seconds must be from 0 to 2592000 (30 days)",
+        ));
+    };
     if overlap > 30 * 86_400 {
         return Err(Problem::bad_request(
-            "overlap_seconds must be at most 2592000 (30 days)",
+            "overlap_seconds must be from 0 to 2592000 (30 days)",
         ));
     }
     let (row, secret) = auth::clients::rotate_secret(

@@ -7,6 +7,7 @@ use super::{ok, Admin};
 use crate::auth::audit::{self, action};
 use crate::auth::keys;
 use crate::error::{Problem, ProblemBody};
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 
 /// State and dates of a signing key; never private material.
@@ -73,10 +74,10 @@ pub struct Rotate {
 #[post("/keys/rotate")]
 pub async fn rotate(
     admin: Admin,
-    body: web::Bytes,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    let body: Rotate = crate::http::optional_json(&body)?.unwrap_or_default();
+    let body: Rotate = body.parse_optional()?.unwrap_or_default();
     state.keys.rotate(body.emergency).await?;
     let event = admin
         .actor

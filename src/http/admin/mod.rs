@@ -70,9 +70,18 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn limit(&self) -> Result<i64, Problem> {
-        match self.limit.as_deref().map(str::parse::<i64>) {
+        // `50.0` is an integer to JSON Schema, so to clients built from the document.
+        let whole = |raw: &str| {
+            raw.parse::<i64>().ok().or_else(|| {
+                raw.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.fract() == 0.0 && f.abs() <= 1e6)
+                    .map(|f| f as i64)
+            })
+        };
+        match self.limit.as_deref().map(whole) {
             None => Ok(50),
-            Some(Ok(n)) if (1..=200).contains(&n) => Ok(n),
+            Some(Some(n)) if (1..=200).contains(&n) => Ok(n),
             Some(_) => Err(Problem::bad_request("limit must be a number from 1 to 200")),
         }
     }

@@ -8,6 +8,7 @@ use crate::auth::revocation::{self, Target};
 use crate::auth::tokens;
 use crate::domain::RefreshToken;
 use crate::error::{Problem, ProblemBody};
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 use crate::store::refresh_tokens;
 use crate::store::revocations::{self as store, RevocationRow};
@@ -23,6 +24,17 @@ pub fn check_reason(reason: &str) -> Result<String, Problem> {
     Ok(reason.to_owned())
 }
 
+/// What a revocation denies: one access token, a session, a user's tokens, a client's.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // The schema of the `kind` filter; the handler checks the text.
+pub enum RevocationKind {
+    Jti,
+    Sid,
+    User,
+    Client,
+}
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     kind: Option<String>,
@@ -35,7 +47,7 @@ pub struct ListQuery {
     tag = "admin",
     operation_id = "admin_revocations_list",
     security(("bearer" = [])),
-    params(("kind" = Option<String>, Query, description = "jti, sid, user or client"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("kind" = inline(Option<RevocationKind>), Query, description = "Only revocations of this kind"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<uuid::Uuid>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = Page<RevocationRow>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/revocations")]
@@ -68,9 +80,19 @@ pub async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRevocation {
+    /// An access token or a refresh token of this issuer.
+    #[schema(min_length = 1)]
     token: Option<String>,
+    #[schema(pattern = "^[!-~]{1,128}$")]
     jti: Option<String>,
+    #[schema(format = Uuid)]
     sid: Option<String>,
+    /// 1 to 200 printable characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     reason: String,
 }
 
@@ -91,10 +113,10 @@ pub struct CreatedRevocation {
 #[post("/revocations")]
 pub async fn create(
     admin: Admin,
-    body: web::Json<CreateRevocation>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    let body = body.into_inner();
+    let body: CreateRevocation = body.parse()?;
     let reason = check_reason(&body.reason)?;
     let (target, kind, value) = match (body.token, body.jti, body.sid) {
         (Some(token), None, None) => target_of_token(&state, &token).await?,
@@ -165,7 +187,8 @@ async fn target_of_token(
     }
     let keys = state.keys.snapshot();
     let claims = tokens::verify(&keys, token, &state.settings.issuer, None).map_err(|e| {
-        Problem::bad_request(format!("not a live access token of this issuer: {e}"))
+        // Well formed or not, no token of this issuer is there to revoke.
+        Problem::not_found(format!("no live access token of this issuer: {e}"))
     })?;
     Ok((
         Target::AccessToken {

@@ -8,6 +8,7 @@ use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
 use crate::auth;
 use crate::domain::{NewPassword, Role, Username};
 use crate::error::{Problem, ProblemBody};
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 use crate::store::users::{self, UserRow};
 
@@ -59,7 +60,7 @@ pub struct ListQuery {
     tag = "admin",
     operation_id = "admin_users_list",
     security(("bearer" = [])),
-    params(("q" = Option<String>, Query, description = "Part of a username, case-insensitive"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    params(("q" = Option<String>, Query, description = "Part of a username, case-insensitive", max_length = 64), ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page (a username)", pattern = "^[A-Za-z0-9._@+-]{1,64}$")),
     responses((status = 200, body = Page<UserView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/users")]
@@ -70,10 +71,29 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     let limit = query.page.limit()?;
     let search = query.q.clone().filter(|q| !q.is_empty());
-    if search.as_ref().is_some_and(|q| q.len() > Username::MAX_LEN) {
+    if search
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > Username::MAX_LEN)
+    {
         return Err(Problem::bad_request("q is longer than any username"));
     }
-    let after = query.page.cursor.clone();
+    // Text no username can contain matches nothing (and never reaches the database).
+    if search
+        .as_deref()
+        .is_some_and(|q| Username::parse(q).map_or(true, |u| u.as_str() != q.to_ascii_lowercase()))
+    {
+        return Ok(ok(&Page::<UserView> {
+            items: vec![],
+            next_cursor: None,
+        }));
+    }
+    let after = query
+        .page
+        .cursor
+        .as_deref()
+        .map(|c| Username::parse(c).map_err(|_| Problem::bad_request("invalid cursor")))
+        .transpose()?
+        .map(Username::into_inner);
     let rows = state
         .db
         .run(move |conn| users::list(conn, search.as_deref(), after.as_deref(), limit + 1))
@@ -88,11 +108,22 @@ pub async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    /// Letters, digits and `. _ @ + -`; case-insensitive.
+    #[schema(pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
     username: String,
+    /// At least `TESSERA_PASSWORD_MIN_LENGTH` (default 8) characters, at most 72 bytes.
+    #[schema(min_length = 8, max_length = 72)]
     password: String,
     #[serde(default)]
+    #[schema(value_type = Vec<RoleName>)]
     roles: Vec<String>,
 }
+
+/// A role: 1 to 64 of `a-z 0-9 _ : -`.
+#[derive(ToSchema)]
+#[schema(pattern = "^[a-z0-9_:-]{1,64}$")]
+#[allow(dead_code)]
+pub struct RoleName(String);
 
 /// Creates a user.
 #[utoipa::path(
@@ -105,10 +136,10 @@ pub struct CreateUser {
 #[post("/users")]
 pub async fn create(
     admin: Admin,
-    body: web::Json<CreateUser>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    let body = body.into_inner();
+    let body: CreateUser = body.parse()?;
     let username = Username::parse(&body.username).map_err(Problem::bad_request)?;
     let password = NewPassword::parse(body.password, state.settings.password_min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
@@ -154,6 +185,7 @@ pub async fn get(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(value_type = Option<Vec<RoleName>>)]
     roles: Option<Vec<String>>,
     disabled: Option<bool>,
 }
@@ -172,11 +204,11 @@ pub struct UpdateUser {
 pub async fn update(
     admin: Admin,
     path: web::Path<String>,
-    body: web::Json<UpdateUser>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = parse_uuid(&path, "user")?;
-    let body = body.into_inner();
+    let body: UpdateUser = body.parse()?;
     let roles = body.roles.as_deref().map(parse_roles).transpose()?;
     if admin.actor.user_id == Some(id)
         && (body.disabled == Some(true)
@@ -195,6 +227,8 @@ pub async fn update(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
+    /// At least `TESSERA_PASSWORD_MIN_LENGTH` (default 8) characters, at most 72 bytes.
+    #[schema(min_length = 8, max_length = 72)]
     password: String,
 }
 
@@ -211,15 +245,13 @@ pub struct ResetPassword {
 pub async fn reset_password(
     admin: Admin,
     path: web::Path<String>,
-    body: web::Json<ResetPassword>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = parse_uuid(&path, "user")?;
-    let password = NewPassword::parse(
-        body.into_inner().password,
-        state.settings.password_min_length,
-    )
-    .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
+    let body: ResetPassword = body.parse()?;
+    let password = NewPassword::parse(body.password, state.settings.password_min_length)
+        .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
     auth::users::reset_password(&state, id, password, &admin.actor).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -291,6 +323,12 @@ pub async fn sessions(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
+    /// 1 to 200 printable characters; default `revoked_by_admin`.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     reason: Option<String>,
 }
 
@@ -307,11 +345,11 @@ pub struct RevokeBody {
 pub async fn revoke_everything(
     admin: Admin,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = parse_uuid(&path, "user")?;
-    let body: RevokeBody = crate::http::optional_json(&body)?.unwrap_or_default();
+    let body: RevokeBody = body.parse_optional()?.unwrap_or_default();
     let reason =
         super::revocations::check_reason(body.reason.as_deref().unwrap_or("revoked_by_admin"))?;
     auth::users::revoke_everything(&state, id, &reason, &admin.actor).await?;
