@@ -89,6 +89,36 @@ impl Profiles {
     }
 }
 
+/// Users by username, optionally those whose name contains `search`; `after` is the
+/// last username of the previous page. The admin API and `tessera user list` read
+/// them through here.
+pub async fn list(
+    db: &Db,
+    search: Option<String>,
+    after: Option<String>,
+    limit: i64,
+) -> Result<Vec<UserRow>, AuthError> {
+    if search
+        .as_ref()
+        .is_some_and(|q| q.len() > crate::domain::Username::MAX_LEN)
+    {
+        return Err(AuthError::InvalidRequest(
+            "q is longer than any username".to_owned(),
+        ));
+    }
+    Ok(db
+        .run(move |conn| users::list(conn, search.as_deref(), after.as_deref(), limit))
+        .await?)
+}
+
+/// A user by username (the CLI names users by name).
+pub async fn find_by_username(db: &Db, username: &str) -> Result<UserRow, AuthError> {
+    let name = crate::domain::Username::parse(username).map_err(AuthError::InvalidRequest)?;
+    db.run(move |conn| users::find_by_username(conn, name.as_str()))
+        .await?
+        .ok_or_else(no_such_user)
+}
+
 fn no_such_user() -> AuthError {
     AuthError::NotFound("no such user".to_owned())
 }

@@ -70,14 +70,8 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     let limit = query.page.limit()?;
     let search = query.q.clone().filter(|q| !q.is_empty());
-    if search.as_ref().is_some_and(|q| q.len() > Username::MAX_LEN) {
-        return Err(Problem::bad_request("q is longer than any username"));
-    }
     let after = query.page.cursor.clone();
-    let rows = state
-        .db
-        .run(move |conn| users::list(conn, search.as_deref(), after.as_deref(), limit + 1))
-        .await?;
+    let rows = auth::users::list(&state.db, search, after, limit + 1).await?;
     let page = Page::from_rows(rows, limit, |u| u.username.clone());
     Ok(ok(&Page {
         items: page.items.into_iter().map(UserView::from).collect(),
