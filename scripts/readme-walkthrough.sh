@@ -24,7 +24,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$(realpath "${1:-$root/target/debug/tessera}" 2>/dev/null || echo "${1:-$root/target/debug/tessera}")"
 example="$root/target/debug/examples/protected_service"
-readme="$root/README.md"
+readme="${WALKTHROUGH_README:-$root/README.md}"   # another file: to test this script
 
 if [ ! -x "$bin" ]; then
     (cd "$root" && cargo build --bin tessera)
@@ -95,7 +95,7 @@ awk -v bin="$bin" -v example="$example" -v port="$port" -v example_port="$exampl
     /^```sh walkthrough/ {
         inside = 1; n++
         background = ($0 ~ /background/)
-        printf "echo \"--- README block %d (line %d)%s\" >&2\n", n, NR, background ? ", in the background" : ""
+        printf "printf \"\\n--- README block %d (line %d)%s\\n\" >&2\n", n, NR, background ? ", in the background" : ""
         if (background) printf "( "
         next
     }
