@@ -274,7 +274,7 @@ fn env_of(app: &crate::helpers::TestApp) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn as_pairs(env: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+fn as_pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
@@ -618,7 +618,7 @@ async fn the_cli_flags_have_help_text() {
         assert!(ok);
         let line = stdout
             .lines()
-            .skip_while(|l| !l.contains(flag))
+            .skip_while(|l| !l.trim_start().starts_with(flag))
             .take(2)
             .collect::<Vec<_>>()
             .join(" ");
