@@ -441,6 +441,10 @@ async fn an_emergency_rotation_from_the_cli_takes_effect_at_once_on_a_running_se
         stdout.contains(&format!("key {old_kid} is gone from the JWKS")),
         "names the dropped kid: {stdout}"
     );
+    assert!(
+        stdout.contains(&format!("signing key {old_kid} was dropped")),
+        "the log line names the dropped kid: {stdout}"
+    );
 
     let mut refused = false;
     for _ in 0..30 {
