@@ -9,8 +9,8 @@
 # What differs from pasting the blocks by hand, and why:
 # - `cargo run --release --` is replaced by the already built binary (default: the debug
 #   build `cargo test --workspace` leaves in target/debug; built here if missing), and
-#   `cargo run -p tessera-verifier --example protected_service` by the built example:
-#   no release build in CI.
+#   `cargo run -p tessera-verifier --example protected_service` by the debug example
+#   (built here; a no-op after the tests): no release build in CI.
 # - 127.0.0.1:8080 and 127.0.0.1:9090 in the blocks become free ports, so the run never
 #   meets another server; TESSERA_BIND, DATABASE_URL (a new database, dropped at the
 #   end), TESSERA_REDIS_PREFIX (a new prefix, deleted at the end) and, for the example
@@ -30,9 +30,9 @@ if [ ! -x "$bin" ]; then
     (cd "$root" && cargo build --bin tessera)
     bin="$root/target/debug/tessera"
 fi
-if [ ! -x "$example" ]; then
-    (cd "$root" && cargo build -p tessera-verifier --example protected_service)
-fi
+# Always through cargo (a no-op right after `cargo test --workspace`, which builds the
+# example with the same features), so a stale example binary is never run.
+(cd "$root" && cargo build --quiet --workspace --example protected_service)
 for tool in curl jq awk; do
     command -v "$tool" >/dev/null || { echo "readme-walkthrough: needs $tool" >&2; exit 1; }
 done
@@ -121,4 +121,5 @@ done
 curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { echo "tessera did not become ready" >&2; exit 1; }
 
 bash -euo pipefail "$work/walkthrough.sh"
+printf '\n'
 echo "readme-walkthrough: all $blocks README blocks passed in $(( $(date +%s) - started ))s"
