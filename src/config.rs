@@ -139,6 +139,10 @@ pub struct LoginLimits {
 /// lifetime or deleting a client never lets an older, longer-lived token slip through.
 pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 
+/// Where the development master key lives, relative to the working directory, when no
+/// master key is configured.
+pub const DEVELOPMENT_MASTER_KEY_FILE: &str = ".tessera/master.key";
+
 /// The names of every variable Tessera reads, for `check-config` and the README.
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
@@ -189,11 +193,20 @@ pub const VARIABLES: &[&str] = &[
 /// Where raw values come from: the process environment over an optional TOML file.
 pub struct Source {
     values: HashMap<String, String>,
+    /// Every `TESSERA_*` name set in the process environment, read or not.
+    present: Vec<String>,
+    /// The names the settings asked for: whatever [`Settings::from_source`] reads is a
+    /// known variable, so an addition there is known here without a second list.
+    asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl Source {
     /// The process environment, over the TOML file named by `TESSERA_CONFIG_FILE`.
     pub fn from_env() -> Result<Self, ConfigError> {
+        let present: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| name.starts_with("TESSERA_"))
+            .collect();
         let env: HashMap<String, String> = std::env::vars()
             .filter(|(name, _)| VARIABLES.contains(&name.as_str()))
             .collect();
@@ -202,20 +215,68 @@ impl Source {
             None => HashMap::new(),
         };
         values.extend(env);
-        Ok(Self { values })
+        let source = Self {
+            values,
+            present,
+            asked: Default::default(),
+        };
+        source
+            .asked
+            .borrow_mut()
+            .insert("TESSERA_CONFIG_FILE".to_owned());
+        Ok(source)
     }
 
     /// Explicit values only (tests and embedding); nothing is read from the process.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let values: HashMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let present = values
+            .keys()
+            .filter(|name| name.starts_with("TESSERA_"))
+            .cloned()
+            .collect();
         Self {
-            values: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            values,
+            present,
+            asked: Default::default(),
         }
     }
 
+    /// `TESSERA_*` variables that are set but that no setting reads (a typo, or a
+    /// variable of another version), each with the closest known name if one is near.
+    /// Call it after [`Settings::from_source`]. `TESSERA_TEST_*` (the test suite's own
+    /// variables) are left out.
+    pub fn unknown_variables(&self) -> Vec<UnknownVariable> {
+        let asked = self.asked.borrow();
+        let mut unknown: Vec<UnknownVariable> = self
+            .present
+            .iter()
+            .filter(|name| !asked.contains(name.as_str()) && !name.starts_with("TESSERA_TEST_"))
+            .map(|name| UnknownVariable {
+                name: name.clone(),
+                did_you_mean: asked
+                    .iter()
+                    .map(|known| (edit_distance(name, known), known))
+                    .filter(|(distance, _)| *distance <= 3)
+                    .min()
+                    .map(|(_, known)| known.clone()),
+            })
+            .collect();
+        unknown.sort_by(|a, b| a.name.cmp(&b.name));
+        unknown
+    }
+
+    /// The value as given (a password may begin or end with spaces).
+    fn get_untrimmed(&self, name: &str) -> Option<&str> {
+        self.asked.borrow_mut().insert(name.to_owned());
+        self.values.get(name).map(String::as_str)
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
+        self.asked.borrow_mut().insert(name.to_owned());
         self.values
             .get(name)
             .map(|v| v.trim())
@@ -233,6 +294,39 @@ impl Source {
             Some(raw) => parse(raw).map_err(|message| ConfigError::new(name, message)),
         }
     }
+}
+
+/// A `TESSERA_*` variable that is set but read by nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownVariable {
+    pub name: String,
+    pub did_you_mean: Option<String>,
+}
+
+impl std::fmt::Display for UnknownVariable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not a Tessera variable and is ignored", self.name)?;
+        if let Some(known) = &self.did_you_mean {
+            write!(f, " (did you mean {known}?)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Levenshtein distance, for suggesting the variable a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 fn read_toml_file(path: &str) -> Result<HashMap<String, String>, ConfigError> {
@@ -374,9 +468,24 @@ impl Settings {
                     "set either TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE, not both",
                 ))
             }
-            (Some(key), None) => MasterKeySource::Inline(SecretString::from(key.to_owned())),
+            (Some(key), None) => {
+                if crate::auth::master_key::decode_key(key).is_none() {
+                    return Err(ConfigError::new(
+                        "TESSERA_MASTER_KEY",
+                        "must be 32 bytes, as base64 or 64 hex digits \
+                         (`tessera keys generate-master-key` prints one)",
+                    ));
+                }
+                MasterKeySource::Inline(SecretString::from(key.to_owned()))
+            }
             (None, Some(path)) => MasterKeySource::File(PathBuf::from(path)),
-            (None, None) => MasterKeySource::DevelopmentFile(PathBuf::from(".tessera/master.key")),
+            // Absolute, so messages say where it was looked for; it depends on the
+            // working directory, which is why it is for development only.
+            (None, None) => MasterKeySource::DevelopmentFile(
+                std::env::current_dir()
+                    .unwrap_or_default()
+                    .join(DEVELOPMENT_MASTER_KEY_FILE),
+            ),
         };
 
         let bootstrap_admin = bootstrap_admin(src)?;
@@ -482,7 +591,7 @@ impl Settings {
                     _ => Err(format!("`{v}` is not one of: text, json")),
                 }
             })?,
-            log_filter: src.parse("TESSERA_LOG", "info".to_owned(), |v| Ok(v.to_owned()))?,
+            log_filter: src.parse("TESSERA_LOG", "info".to_owned(), parse_log_filter)?,
             max_body_bytes: src.parse("TESSERA_MAX_BODY_BYTES", 16 * 1024, |v| {
                 parse_number_within(v, 1024, 1024 * 1024)
             })?,
@@ -530,7 +639,7 @@ fn bootstrap_admin(src: &Source) -> Result<Option<BootstrapAdmin>, ConfigError> 
     };
     let password = match (
         src.get("TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE"),
-        src.values.get("TESSERA_BOOTSTRAP_ADMIN_PASSWORD"),
+        src.get_untrimmed("TESSERA_BOOTSTRAP_ADMIN_PASSWORD"),
     ) {
         (Some(path), None) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -541,7 +650,7 @@ fn bootstrap_admin(src: &Source) -> Result<Option<BootstrapAdmin>, ConfigError> 
             })?;
             text.trim_end_matches(['\r', '\n']).to_owned()
         }
-        (None, Some(password)) => password.clone(),
+        (None, Some(password)) => password.to_owned(),
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
                 "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
@@ -598,6 +707,15 @@ fn parse_origins(v: &str) -> Result<Vec<String>, String> {
             }
         })
         .collect()
+}
+
+/// A `tracing` filter such as `info` or `tessera=debug,actix_web=info`.
+fn parse_log_filter(v: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(v)
+        .map(|_| v.to_owned())
+        .map_err(|e| {
+            format!("`{v}` is not a log filter like `info` or `tessera=debug,actix_web=info`: {e}")
+        })
 }
 
 fn parse_postgres_url(v: &str) -> Result<String, String> {
@@ -715,6 +833,50 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn the_variable_list_is_what_the_settings_read() {
+        let src = Source::from_pairs([]);
+        Settings::from_source(&src).unwrap();
+        let mut asked: Vec<String> = src.asked.borrow().iter().cloned().collect();
+        asked.push("TESSERA_CONFIG_FILE".to_owned());
+        asked.sort();
+        asked.dedup();
+        let mut listed: Vec<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            asked, listed,
+            "VARIABLES must list exactly what Settings reads"
+        );
+    }
+
+    #[test]
+    fn an_unknown_variable_is_reported_with_the_nearest_name() {
+        let src =
+            Source::from_pairs([("TESSERA_BIDN", "127.0.0.1:1"), ("TESSERA_TEST_REDIS", "x")]);
+        Settings::from_source(&src).unwrap();
+        assert_eq!(
+            src.unknown_variables(),
+            vec![UnknownVariable {
+                name: "TESSERA_BIDN".to_owned(),
+                did_you_mean: Some("TESSERA_BIND".to_owned()),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_short_master_key_is_refused_when_read() {
+        let err = Settings::from_source(&Source::from_pairs([("TESSERA_MASTER_KEY", "short")]))
+            .unwrap_err();
+        assert_eq!(err.variable, "TESSERA_MASTER_KEY");
+    }
+
+    #[test]
+    fn a_broken_log_filter_is_refused_when_read() {
+        let err = Settings::from_source(&Source::from_pairs([("TESSERA_LOG", "tessera=loud")]))
+            .unwrap_err();
+        assert_eq!(err.variable, "TESSERA_LOG");
     }
 
     #[test]

@@ -78,11 +78,11 @@ impl OAuthError {
         )
     }
 
-    fn unavailable(cause: &dyn std::error::Error) -> Self {
+    fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::warn!(error = %cause, "dependency unavailable");
         Self {
             code: OAuthErrorCode::TemporarilyUnavailable,
-            description: "the service is temporarily unavailable; retry shortly".to_owned(),
+            description: unavailable_detail(cause).to_owned(),
             retry_after: Some(RETRY_AFTER_UNAVAILABLE),
             status: None,
         }
@@ -159,6 +159,38 @@ impl From<AuthError> for OAuthError {
             AuthError::Store(_) | AuthError::Keys(_) | AuthError::Hash(_) => Self::internal(&err),
         }
     }
+}
+
+/// What a 503 tells the caller: which dependency is missing, never its internals
+/// (addresses, driver messages), which go to the log.
+fn unavailable_detail(cause: &(dyn std::error::Error + 'static)) -> &'static str {
+    use crate::auth::revocation::CheckError;
+    const DATABASE: &str = "the database (PostgreSQL) is unreachable; retry later";
+    const REVOCATION_LIST: &str = "the revocation list (Redis) is unreachable; retry later";
+    const LOGIN_COUNTERS: &str =
+        "the brute-force protection's counters (Redis) are unreachable; retry later";
+    let mut next = Some(cause);
+    while let Some(err) = next {
+        if let Some(StoreError::Unavailable(_)) = err.downcast_ref::<StoreError>() {
+            return DATABASE;
+        }
+        if let Some(CheckError::Unavailable(_)) = err.downcast_ref::<CheckError>() {
+            return REVOCATION_LIST;
+        }
+        if let Some(AuthError::Unavailable(reason)) = err.downcast_ref::<AuthError>() {
+            return if reason.starts_with(crate::auth::throttle::UNAVAILABLE_PREFIX) {
+                LOGIN_COUNTERS
+            } else {
+                REVOCATION_LIST
+            };
+        }
+        if let Some(AuthError::Store(StoreError::Unavailable(_))) = err.downcast_ref::<AuthError>()
+        {
+            return DATABASE;
+        }
+        next = err.source();
+    }
+    "the service is temporarily unavailable; retry shortly"
 }
 
 fn is_unavailable(err: &StoreError) -> bool {
@@ -267,12 +299,9 @@ impl Problem {
         p
     }
 
-    pub fn unavailable(cause: &dyn std::error::Error) -> Self {
+    pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::warn!(error = %cause, "dependency unavailable");
-        let mut p = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the service is temporarily unavailable; retry shortly",
-        );
+        let mut p = Self::new(StatusCode::SERVICE_UNAVAILABLE, unavailable_detail(cause));
         p.retry_after = Some(RETRY_AFTER_UNAVAILABLE);
         p
     }

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use tessera::auth::keys::{self, KeyRing};
 use tessera::auth::master_key::MasterKey;
 use tessera::auth::passwords::PasswordHasher;
-use tessera::config::{Settings, VARIABLES};
+use tessera::config::{MasterKeySource, Settings, Source, VARIABLES};
 use tessera::domain::{NewPassword, Role, Username};
 use tessera::startup::{self, Application};
 use tessera::{auth, telemetry};
@@ -44,6 +44,24 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit log, newest first (as GET /v1/admin/audit).
+    Audit {
+        /// Only events about or by this user (a username or a user id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this action, e.g. login.failed or admin.user.disabled.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events at or after this RFC 3339 time, e.g. 2026-12-01T00:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many events (1 to 10000).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -54,6 +72,7 @@ enum ClientCommand {
         /// The client_id (letters, digits, . _ : -); generated when omitted.
         #[arg(long)]
         id: Option<String>,
+        /// A display name (shown on consent pages and in lists); defaults to the id.
         #[arg(long)]
         name: Option<String>,
         /// A confidential client (it gets a secret); otherwise public.
@@ -88,11 +107,25 @@ enum UserCommand {
     /// Create a user. The password is read from standard input (one line) or, on a
     /// terminal, prompted for twice; it is never taken from the command line.
     Create {
+        /// The login name: letters, digits and . _ @ - (stored in lower case).
         #[arg(long)]
         username: String,
         /// A role to give the user; repeat for several (e.g. --role admin).
         #[arg(long = "role")]
         roles: Vec<String>,
+    },
+    /// List users by username (as GET /v1/admin/users).
+    List {
+        /// Only users whose name contains this, case-insensitive.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Disable a user: every session and live token of theirs is revoked at once (as
+    /// PATCH /v1/admin/users/{id} with {"disabled": true}). Needs Redis.
+    Disable {
+        /// The user's username.
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -103,6 +136,8 @@ enum KeysCommand {
     /// Start a rotation: a new key is published now and signs after the publish-ahead
     /// time. With --emergency the old key stops signing and leaves the JWKS at once.
     Rotate {
+        /// The current key may be compromised: replace it now. The old key leaves the
+        /// JWKS at once and every token it signed stops verifying, on every instance.
         #[arg(long)]
         emergency: bool,
     },
@@ -112,14 +147,21 @@ enum KeysCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
+    let loaded = Source::from_env().and_then(|source| {
+        let settings = Settings::from_source(&source)?;
+        Ok((settings, source.unknown_variables()))
+    });
+    let (settings, unknown) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("tessera: {e}");
             return std::process::ExitCode::from(2);
         }
     };
     telemetry::init(settings.log_format, &settings.log_filter);
+    for variable in &unknown {
+        tracing::warn!(variable = %variable.name, "{variable}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,10 +169,24 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tessera: {e:#}");
+            eprintln!("tessera: {}", error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each once: many messages already quote their cause, and
+/// printing the chain as well would say everything twice.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
@@ -142,7 +198,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 issuer = %settings.issuer,
                 "Tessera is listening"
             );
+            let signals = startup::stop_on_signals(app.handle());
             app.run_until_stopped().await?;
+            signals.abort();
             tracing::info!("stopped");
             Ok(())
         }
@@ -157,6 +215,21 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
+            match &settings.master_key {
+                // Only read here: check-config never creates a key file.
+                MasterKeySource::File(_) | MasterKeySource::Inline(_) => {
+                    MasterKey::load(&settings.master_key)?;
+                }
+                MasterKeySource::DevelopmentFile(path) => println!(
+                    "master key: none configured; the development key file {} {} (dev only)",
+                    path.display(),
+                    if path.exists() {
+                        "is used"
+                    } else {
+                        "will be created on the first start with an empty database"
+                    }
+                ),
+            }
             println!("configuration is valid:\n{:#?}", settings.redacted());
             println!("\nvariables read: {}", VARIABLES.join(", "));
             Ok(())
@@ -232,6 +305,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
             println!("grant types:   {}", row.grant_types.join(" "));
             println!("scopes:        {}", row.scopes.join(" "));
+            if row.audiences.is_empty() {
+                println!(
+                    "audiences:     none: its tokens are for Tessera itself (aud {})",
+                    settings.own_audience()
+                );
+            } else {
+                println!("audiences:     {}", row.audiences.join(" "));
+            }
+            if let Some(ttl) = row.access_token_ttl_seconds {
+                println!("token ttl:     {ttl}s");
+            }
+            println!(
+                "browser mode:  {}",
+                if row.browser_mode {
+                    "on (refresh token only in an HttpOnly cookie)"
+                } else {
+                    "off"
+                }
+            );
             if row.introspect_any {
                 println!("introspection: any token");
             }
@@ -239,6 +331,95 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 use secrecy::ExposeSecret;
                 println!("client_secret: {}", secret.expose_secret());
                 println!("(shown once: store it now; only its hash is kept)");
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::List { search }) => {
+            let db = startup::open_database(&settings).await?;
+            let mut after = None;
+            println!("{:<36} {:<32} {:<9} roles", "id", "username", "status");
+            loop {
+                let rows =
+                    auth::users::list(&db, search.clone().filter(|q| !q.is_empty()), after, 500)
+                        .await?;
+                for user in &rows {
+                    println!(
+                        "{:<36} {:<32} {:<9} {}",
+                        user.id,
+                        user.username,
+                        if user.disabled { "disabled" } else { "active" },
+                        user.roles.join(",")
+                    );
+                }
+                if rows.len() < 500 {
+                    break;
+                }
+                after = rows.last().map(|u| u.username.clone());
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Disable { username }) => {
+            let state = startup::build_state(settings).await?;
+            let user = auth::users::find_by_username(&state.db, &username).await?;
+            let user = auth::users::update(
+                &state,
+                user.id,
+                None,
+                Some(true),
+                &auth::Actor::command_line(),
+            )
+            .await?;
+            println!(
+                "disabled user {} (id {}): every session and token of theirs is revoked",
+                user.username, user.id
+            );
+            Ok(())
+        }
+        Command::Audit {
+            user,
+            action,
+            since,
+            until,
+            limit,
+        } => {
+            if !(1..=10_000).contains(&limit) {
+                bail!("--limit must be from 1 to 10000");
+            }
+            let db = startup::open_database(&settings).await?;
+            let user_id = match user {
+                Some(u) if uuid::Uuid::parse_str(&u).is_ok() => Some(u),
+                Some(name) => Some(
+                    auth::users::find_by_username(&db, &name)
+                        .await?
+                        .id
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let filter = auth::audit::AuditQuery {
+                user_id,
+                action,
+                since,
+                until,
+            }
+            .parse()?;
+            let rows = auth::audit::list(&db, filter, None, limit).await?;
+            println!(
+                "{:<20} {:<28} {:<36} {:<36} details",
+                "at", "action", "user", "actor"
+            );
+            let id = |id: Option<uuid::Uuid>| {
+                id.map(|i| i.to_string()).unwrap_or_else(|| "-".to_owned())
+            };
+            for row in rows {
+                println!(
+                    "{:<20} {:<28} {:<36} {:<36} {}",
+                    row.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    row.action,
+                    id(row.user_id),
+                    id(row.actor_id),
+                    row.details
+                );
             }
             Ok(())
         }
@@ -292,16 +473,41 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::Rotate { emergency }) => {
             let db = startup::open_database(&settings).await?;
-            let master = MasterKey::load(&settings.master_key)?;
+            let master = startup::load_master_key(&settings, &db).await?;
             let ring = KeyRing::start(db, master, startup::key_policy(&settings)).await?;
-            ring.rotate(emergency).await?;
-            if emergency {
-                println!("emergency rotation done: a new key signs now; the old one is gone from the JWKS");
+            let rotation = ring.rotate(emergency).await?;
+            let signs_at = rotation
+                .signs_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            if let Some(dropped) = &rotation.dropped {
+                println!(
+                    "emergency rotation done: key {} signs now; key {dropped} is gone from the JWKS \
+                     and the tokens it signed no longer verify",
+                    rotation.kid
+                );
+            } else if emergency {
+                println!("emergency rotation done: key {} signs now", rotation.kid);
+            } else if rotation.already_pending {
+                println!(
+                    "a rotation was already pending: key {} was published before and signs from \
+                     {signs_at}; no new key was created",
+                    rotation.kid
+                );
             } else {
                 println!(
-                    "rotation started: the new key is published now and signs in {}s",
-                    settings.key_publish_ahead.as_secs()
+                    "rotation started: key {} is published now and signs from {signs_at}",
+                    rotation.kid
                 );
+            }
+            match startup::announce_key_change(&settings, &rotation.kid).await {
+                Ok(instances) => {
+                    println!("{instances} running instance(s) reloaded their keys")
+                }
+                Err(e) => println!(
+                    "could not tell running instances ({e}); they pick the change up within \
+                     TESSERA_KEY_REFRESH_INTERVAL ({}s)",
+                    settings.key_refresh_interval.as_secs_f64()
+                ),
             }
             Ok(())
         }

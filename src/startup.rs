@@ -28,10 +28,12 @@ pub enum StartupError {
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
     #[error(
-        "no master key is configured (TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE), but the \
-         database holds signing keys encrypted under one; set it. Nothing was changed."
+        "no master key is configured (TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE) and the \
+         development key file {path} does not exist, but the database holds signing keys \
+         encrypted under a master key; set it (or run from the directory that holds \
+         .tessera/master.key). Nothing was changed."
     )]
-    MissingMasterKey,
+    MissingMasterKey { path: String },
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
     #[error("redis: {0}")]
@@ -42,10 +44,10 @@ pub enum StartupError {
     Config(#[from] crate::config::ConfigError),
     #[error("bootstrap administrator: {0}")]
     Bootstrap(String),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {cause}; set TESSERA_BIND to a free address (e.g. 127.0.0.1:8081)")]
     Bind {
         address: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -68,6 +70,20 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StoreError> {
         settings.database_pool_size,
         settings.database_pool_timeout,
     ))
+}
+
+/// Loads the master key. The development key file is only ever created for a database
+/// that holds no signing keys yet: a new key could never open the stored ones.
+pub async fn load_master_key(settings: &Settings, db: &Db) -> Result<MasterKey, StartupError> {
+    if let crate::config::MasterKeySource::DevelopmentFile(path) = &settings.master_key {
+        let sealed = db.run(store::signing_keys::count_sealed).await?;
+        if !path.exists() && sealed > 0 {
+            return Err(StartupError::MissingMasterKey {
+                path: path.display().to_string(),
+            });
+        }
+    }
+    Ok(MasterKey::load(&settings.master_key)?)
 }
 
 /// Creates the first administrator from configuration, on a first start only.
@@ -109,6 +125,74 @@ async fn bootstrap_admin(
     }
 }
 
+/// Everything a request needs (database, keys, Redis, password hashing), without the
+/// HTTP server: `serve` builds it, and so do CLI commands that must act exactly as the
+/// admin API does (e.g. `user disable`, which revokes through Redis).
+pub async fn build_state(settings: Settings) -> Result<web::Data<AppState>, StartupError> {
+    let db = open_database(&settings).await?;
+    let master = load_master_key(&settings, &db).await?;
+    let keys = KeyRing::start(db.clone(), master, key_policy(&settings)).await?;
+    let passwords = PasswordHasher::new(
+        settings.bcrypt_cost,
+        settings.bcrypt_max_concurrency,
+        settings.bcrypt_nice,
+    )
+    .await?;
+    let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
+    if let Err(e) = denylist.ping().await {
+        tracing::warn!(
+            redis = %settings.redacted().redis_url,
+            error = %e,
+            "{REDIS_DOWN}"
+        );
+    }
+    match denylist.eviction_policy().await.as_deref() {
+        Some("noeviction") | None => {}
+        Some(policy) => tracing::warn!(
+            policy,
+            "Redis may evict keys under memory pressure (maxmemory-policy is not \
+                 noeviction): an evicted denylist entry lets a revoked token through until \
+                 the next full re-assertion (at most 10 minutes); set maxmemory-policy \
+                 noeviction"
+        ),
+    }
+
+    let metadata = serde_json::to_vec(&http::wellknown::metadata_document(&settings))
+        .expect("metadata serialises")
+        .into();
+    let document = http::docs::document();
+    let api_paths = document
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| (path.clone(), http::allowed_methods(item)))
+        .collect();
+    let openapi = document
+        .to_json()
+        .expect("the OpenAPI document serialises")
+        .into();
+    let throttle =
+        crate::store::throttle::Throttle::new(denylist.connection(), &settings.redis_prefix);
+    let clients = crate::auth::clients::Directory::new(db.clone());
+    let profiles = crate::auth::users::Profiles::new(db.clone());
+    let state = web::Data::new(AppState {
+        settings,
+        db,
+        denylist,
+        denylist_sync: Default::default(),
+        throttle,
+        clients,
+        profiles,
+        keys,
+        passwords,
+        metrics: crate::metrics::Metrics::new(),
+        metadata,
+        openapi,
+        api_paths,
+    });
+    Ok(state)
+}
+
 pub fn key_policy(settings: &Settings) -> KeyPolicy {
     KeyPolicy {
         algorithm: settings.signing_algorithm,
@@ -119,9 +203,9 @@ pub fn key_policy(settings: &Settings) -> KeyPolicy {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+        let listener = TcpListener::bind(settings.bind).map_err(|cause| StartupError::Bind {
             address: settings.bind.to_string(),
-            source,
+            cause,
         })?;
         Self::build_with_listener(settings, listener).await
     }
@@ -130,90 +214,35 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        let db = open_database(&settings).await?;
-        if let crate::config::MasterKeySource::DevelopmentFile(path) = &settings.master_key {
-            // Generating a development key now could never open the stored keys.
-            let sealed = db.run(store::signing_keys::count_sealed).await?;
-            if !path.exists() && sealed > 0 {
-                return Err(StartupError::MissingMasterKey);
-            }
-        }
-        let master = MasterKey::load(&settings.master_key)?;
-        let keys = KeyRing::start(db.clone(), master, key_policy(&settings)).await?;
-        let passwords = PasswordHasher::new(
-            settings.bcrypt_cost,
-            settings.bcrypt_max_concurrency,
-            settings.bcrypt_nice,
-        )
-        .await?;
-        let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
-        match denylist.eviction_policy().await.as_deref() {
-            Some("noeviction") | None => {}
-            Some(policy) => tracing::warn!(
-                policy,
-                "Redis may evict keys under memory pressure (maxmemory-policy is not \
-                 noeviction): an evicted denylist entry lets a revoked token through until \
-                 the next full re-assertion (at most 10 minutes); set maxmemory-policy \
-                 noeviction"
-            ),
-        }
-
-        let users = db.run(store::users::count).await?;
-        if let (0, Some(admin)) = (users, &settings.bootstrap_admin) {
-            bootstrap_admin(&db, &passwords, admin, settings.password_min_length).await?;
+        let state = build_state(settings).await?;
+        let users = state.db.run(store::users::count).await?;
+        if let (0, Some(admin)) = (users, &state.settings.bootstrap_admin) {
+            bootstrap_admin(
+                &state.db,
+                &state.passwords,
+                admin,
+                state.settings.password_min_length,
+            )
+            .await?;
         } else if users == 0 {
             tracing::info!(
                 "no users yet: create the first administrator with \
                  `tessera user create --username admin --role admin` (the password is read from stdin)"
             );
         }
-
-        let metadata = serde_json::to_vec(&http::wellknown::metadata_document(&settings))
-            .expect("metadata serialises")
-            .into();
-        let document = http::docs::document();
-        let api_paths = document
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| (path.clone(), http::allowed_methods(item)))
-            .collect();
-        let openapi = document
-            .to_json()
-            .expect("the OpenAPI document serialises")
-            .into();
-        let throttle =
-            crate::store::throttle::Throttle::new(denylist.connection(), &settings.redis_prefix);
-        let clients = crate::auth::clients::Directory::new(db.clone());
-        let profiles = crate::auth::users::Profiles::new(db.clone());
-        let state = web::Data::new(AppState {
-            settings,
-            db,
-            denylist,
-            denylist_sync: Default::default(),
-            throttle,
-            clients,
-            profiles,
-            keys,
-            passwords,
-            metrics: crate::metrics::Metrics::new(),
-            metadata,
-            openapi,
-            api_paths,
-        });
         let port = listener
             .local_addr()
-            .map_err(|source| StartupError::Bind {
+            .map_err(|cause| StartupError::Bind {
                 address: "listener".to_owned(),
-                source,
+                cause,
             })?
             .port();
         let metrics = match state.settings.metrics_bind {
             None => None,
             Some(address) => {
-                let bind_error = |source| StartupError::Bind {
+                let bind_error = |cause| StartupError::Bind {
                     address: address.to_string(),
-                    source,
+                    cause,
                 };
                 let listener = TcpListener::bind(address).map_err(bind_error)?;
                 let port = listener.local_addr().map_err(bind_error)?.port();
@@ -287,9 +316,38 @@ fn build_metrics_server(
     .shutdown_timeout(5)
     .disable_signals()
     .listen(listener)
-    .map_err(|source| StartupError::Bind { address, source })?
+    .map_err(|cause| StartupError::Bind { address, cause })?
     .run();
     Ok(server)
+}
+
+/// Stops the server gracefully on SIGTERM or SIGINT (Ctrl-C) alike: no new
+/// connections, requests in flight finish (up to 30 s), then it exits.
+pub fn stop_on_signals(handle: actix_web::dev::ServerHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!("{name}: finishing the requests in flight, then stopping");
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C: finishing the requests in flight, then stopping");
+        }
+        handle.stop(true).await;
+    })
 }
 
 fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Server, StartupError> {
@@ -324,8 +382,11 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
     .client_request_timeout(Duration::from_secs(10))
     .client_disconnect_timeout(Duration::from_secs(2))
     .shutdown_timeout(30)
+    // Signals are handled by `stop_on_signals`: actix treats SIGINT as a forced stop,
+    // which would drop the requests in flight when someone presses Ctrl-C.
+    .disable_signals()
     .listen(listener)
-    .map_err(|source| StartupError::Bind { address, source })?
+    .map_err(|cause| StartupError::Bind { address, cause })?
     .run();
     Ok(server)
 }
@@ -353,6 +414,77 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         cors = cors.allowed_origin(origin);
     }
     cors
+}
+
+const REDIS_DOWN: &str = "Redis (the revocation list and the brute-force counters) is \
+    unreachable: until it is back, logins, introspection and every call that checks an \
+    access token answer 503 naming it; refreshes and revocations go on (revocations are \
+    pushed to Redis when it returns). Check REDIS_URL and /readyz";
+
+/// Reloads the key set the moment any instance (or `tessera keys rotate`) announces a
+/// key change, so an emergency rotation takes effect everywhere at once. While Redis
+/// is unreachable the key refresh timer still picks changes up.
+async fn follow_key_announcements(state: web::Data<AppState>) {
+    use futures_util::StreamExt;
+    let mut missed = false;
+    loop {
+        let subscribed =
+            store::key_events::subscribe(&state.settings.redis_url, &state.settings.redis_prefix)
+                .await;
+        if let Ok(mut announcements) = subscribed {
+            if missed {
+                // Something may have been announced while we were not listening.
+                if let Err(e) = state.keys.reload().await {
+                    tracing::warn!(error = %e, "reloading the signing keys failed; will retry");
+                }
+            }
+            while announcements.next().await.is_some() {
+                match state.keys.reload().await {
+                    Ok(()) => tracing::debug!("reloaded the signing keys on an announcement"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading the signing keys failed; will retry")
+                    }
+                }
+            }
+        }
+        missed = true;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Announces a key change made here to every instance (see
+/// [`store::key_events`]); when Redis is unreachable the others pick it up within
+/// `TESSERA_KEY_REFRESH_INTERVAL`, which is what the returned error says.
+pub async fn announce_key_change(settings: &Settings, kid: &str) -> Result<u64, RedisUnavailable> {
+    let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
+    store::key_events::announce(&mut denylist.connection(), &settings.redis_prefix, kid).await
+}
+
+/// Logs when Redis goes away and when it comes back, so an operator sees why calls
+/// answer 503 without reading every request's log line.
+async fn watch_redis(state: web::Data<AppState>) {
+    // Start-up already said whether it is reachable.
+    let mut reachable = state.denylist.ping().await.is_ok();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match (state.denylist.ping().await, reachable) {
+            (Ok(()), false) => {
+                tracing::info!("Redis is reachable again: calls that needed it are served");
+                reachable = true;
+            }
+            (Err(e), true) => {
+                tracing::warn!(
+                    redis = %state.settings.redacted().redis_url,
+                    error = %e,
+                    "{REDIS_DOWN}"
+                );
+                reachable = false;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// How far back the frequent re-assertion of the denylist reaches.
@@ -405,6 +537,8 @@ fn spawn_background_jobs(state: web::Data<AppState>) -> Vec<tokio::task::JoinHan
             }
         })
     };
+    let redis_watch = tokio::spawn(watch_redis(state.clone()));
+    let key_announcements = tokio::spawn(follow_key_announcements(state.clone()));
     let housekeeping = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -428,5 +562,5 @@ fn spawn_background_jobs(state: web::Data<AppState>) -> Vec<tokio::task::JoinHan
             }
         }
     });
-    vec![keys, denylist, housekeeping]
+    vec![keys, denylist, housekeeping, redis_watch, key_announcements]
 }

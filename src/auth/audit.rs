@@ -89,6 +89,69 @@ impl AuditEvent {
     }
 }
 
+/// A filter on the audit log as a caller writes it (admin API query, CLI flags):
+/// times in RFC 3339, the user id as a UUID.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub user_id: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+impl AuditQuery {
+    /// The typed filter, or an error naming the parameter and the expected format.
+    pub fn parse(&self) -> Result<audit::AuditFilter, super::AuthError> {
+        let invalid = |message: String| super::AuthError::InvalidRequest(message);
+        let time = |name: &str, raw: &Option<String>| {
+            raw.as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    // An unescaped `+01:00` in a query string arrives as ` 01:00`.
+                    chrono::DateTime::parse_from_rfc3339(&v.replace(' ', "+"))
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .map_err(|_| {
+                            invalid(format!(
+                                "{name} must be an RFC 3339 time such as 2026-12-01T00:00:00Z"
+                            ))
+                        })
+                })
+                .transpose()
+        };
+        let user_id = self
+            .user_id
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                Uuid::parse_str(v)
+                    .map_err(|_| invalid("user_id must be a user id (a UUID)".to_owned()))
+            })
+            .transpose()?;
+        let action = self.action.clone().filter(|a| !a.is_empty());
+        if action.as_ref().is_some_and(|a| a.len() > 64) {
+            return Err(invalid("action is at most 64 characters".to_owned()));
+        }
+        Ok(audit::AuditFilter {
+            user_id,
+            action,
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+        })
+    }
+}
+
+/// The audit log, newest first; `before` is the id of the last row of the previous
+/// page. The admin API and `tessera audit` both read it through here.
+pub async fn list(
+    db: &crate::store::Db,
+    filter: audit::AuditFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<audit::AuditRow>, StoreError> {
+    db.run(move |conn| audit::list(conn, &filter, before, limit))
+        .await
+}
+
 /// Writes events on `conn` (inside the caller's transaction, if any).
 pub fn record(
     conn: &mut PgConnection,

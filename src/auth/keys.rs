@@ -431,42 +431,82 @@ fn maintain(
     })
 }
 
+/// What an operator's rotation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// The new key: for a normal rotation the published `next` key, for an emergency
+    /// the key that signs now.
+    pub kid: String,
+    /// A `next` key of the configured algorithm was already published and waiting:
+    /// nothing was created, its start was only brought forward.
+    pub already_pending: bool,
+    /// When `kid` starts (or started) signing.
+    pub signs_at: DateTime<Utc>,
+    /// Emergency only: the key that was signing and is now gone from the JWKS.
+    pub dropped: Option<String>,
+}
+
 /// A rotation asked for by an operator.
 fn rotate_now(
     conn: &mut PgConnection,
     policy: &KeyPolicy,
     master: &MasterKey,
     emergency: bool,
-) -> Result<(), KeyError> {
-    conn.transaction::<_, KeyError, _>(|conn| {
+) -> Result<Rotation, KeyError> {
+    let rotation = conn.transaction::<_, KeyError, _>(|conn| {
         store::lock_life_cycle(conn)?;
         let now = store::db_now(conn)?;
         if emergency {
             // The old key may be in the wrong hands: it stops signing and leaves the
             // JWKS at once; tokens it signed stop verifying.
+            let dropped = store::in_state(conn, STATE_CURRENT)?.map(|row| row.kid);
             store::retire_current(conn, 0.0)?;
             store::delete_next(conn)?;
             let kid = insert_generated(conn, master, policy.algorithm, STATE_CURRENT, Some(now))?;
-            tracing::warn!(%kid, "emergency key rotation: the previous key was dropped");
-            return Ok(());
+            tracing::warn!(
+                dropped = dropped.as_deref().unwrap_or("-"),
+                new = %kid,
+                "emergency key rotation: signing key {} was dropped from the JWKS; tokens it \
+                 signed no longer verify",
+                dropped.as_deref().unwrap_or("(none)")
+            );
+            return Ok(Rotation {
+                kid,
+                already_pending: false,
+                signs_at: now,
+                dropped,
+            });
         }
         let starts = now + chrono_duration(policy.publish_ahead);
-        match store::in_state(conn, STATE_NEXT)? {
+        Ok(match store::in_state(conn, STATE_NEXT)? {
             Some(next) if next.algorithm == policy.algorithm.as_str() => {
                 let earliest = next.created_at + chrono_duration(policy.publish_ahead);
-                store::set_next_activation(conn, earliest.max(now).min(starts))?;
+                let signs_at = earliest.max(now).min(starts);
+                store::set_next_activation(conn, signs_at)?;
+                Rotation {
+                    kid: next.kid,
+                    already_pending: true,
+                    signs_at,
+                    dropped: None,
+                }
             }
-            Some(_) => {
-                store::delete_next(conn)?;
-                insert_generated(conn, master, policy.algorithm, STATE_NEXT, Some(starts))?;
+            waiting => {
+                if waiting.is_some() {
+                    store::delete_next(conn)?;
+                }
+                let kid =
+                    insert_generated(conn, master, policy.algorithm, STATE_NEXT, Some(starts))?;
+                Rotation {
+                    kid,
+                    already_pending: false,
+                    signs_at: starts,
+                    dropped: None,
+                }
             }
-            None => {
-                insert_generated(conn, master, policy.algorithm, STATE_NEXT, Some(starts))?;
-            }
-        }
-        Ok(())
+        })
     })?;
-    maintain(conn, policy, master)
+    maintain(conn, policy, master)?;
+    Ok(rotation)
 }
 
 /// Checks that the master key opens every stored private key, changing nothing.
@@ -532,13 +572,21 @@ impl KeyRing {
 
     /// Operator rotation: publishes a new key now and lets it sign once it has been
     /// published for the publish-ahead time; `emergency` swaps at once instead.
-    pub async fn rotate(&self, emergency: bool) -> Result<(), KeyError> {
+    pub async fn rotate(&self, emergency: bool) -> Result<Rotation, KeyError> {
         let (master, policy) = (Arc::clone(&self.master), self.policy.clone());
-        let rows = run(&self.db, move |conn| {
-            rotate_now(conn, &policy, &master, emergency)?;
-            Ok(store::published(conn)?)
+        let (rotation, rows) = run(&self.db, move |conn| {
+            let rotation = rotate_now(conn, &policy, &master, emergency)?;
+            Ok((rotation, store::published(conn)?))
         })
         .await?;
+        self.install(&rows)?;
+        Ok(rotation)
+    }
+
+    /// Reloads the key set from the database, without a life-cycle step: what an
+    /// instance does when another one announces a key change.
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let rows = run(&self.db, |conn| Ok(store::published(conn)?)).await?;
         self.install(&rows)
     }
 

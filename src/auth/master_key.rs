@@ -72,7 +72,8 @@ impl MasterKey {
     }
 }
 
-fn decode_key(text: &str) -> Option<[u8; 32]> {
+/// The 32 key bytes of a base64 or hex text, if it is one.
+pub fn decode_key(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
     let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         (0..32)

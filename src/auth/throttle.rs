@@ -72,9 +72,12 @@ fn ip_of(ctx: &RequestContext) -> String {
     }
 }
 
+/// How an unavailable-counters error begins (the 503 body names the dependency by it).
+pub const UNAVAILABLE_PREFIX: &str = "brute-force protection cannot reach Redis";
+
 fn unavailable(state: &AppState, e: impl std::fmt::Display) -> AuthError {
     state.metrics.redis_errors.inc();
-    AuthError::Unavailable(format!("brute-force protection cannot reach Redis: {e}"))
+    AuthError::Unavailable(format!("{UNAVAILABLE_PREFIX}: {e}"))
 }
 
 /// Reserves one password check for `account` (before any bcrypt work), or refuses it

@@ -89,6 +89,51 @@ impl Profiles {
     }
 }
 
+/// Users by username, optionally those whose name contains `search`; `after` is the
+/// last username of the previous page. The admin API and `tessera user list` read
+/// them through here.
+pub async fn list(
+    db: &Db,
+    search: Option<String>,
+    after: Option<String>,
+    limit: i64,
+) -> Result<Vec<UserRow>, AuthError> {
+    use crate::domain::Username;
+    if search
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > Username::MAX_LEN)
+    {
+        return Err(AuthError::InvalidRequest(
+            "q is longer than any username".to_owned(),
+        ));
+    }
+    // Text no username can contain matches nothing (and never reaches the database).
+    if search
+        .as_deref()
+        .is_some_and(|q| Username::parse(q).map_or(true, |u| u.as_str() != q.to_ascii_lowercase()))
+    {
+        return Ok(Vec::new());
+    }
+    let after = after
+        .as_deref()
+        .map(|c| {
+            Username::parse(c).map_err(|_| AuthError::InvalidRequest("invalid cursor".to_owned()))
+        })
+        .transpose()?
+        .map(Username::into_inner);
+    Ok(db
+        .run(move |conn| users::list(conn, search.as_deref(), after.as_deref(), limit))
+        .await?)
+}
+
+/// A user by username (the CLI names users by name).
+pub async fn find_by_username(db: &Db, username: &str) -> Result<UserRow, AuthError> {
+    let name = crate::domain::Username::parse(username).map_err(AuthError::InvalidRequest)?;
+    db.run(move |conn| users::find_by_username(conn, name.as_str()))
+        .await?
+        .ok_or_else(no_such_user)
+}
+
 fn no_such_user() -> AuthError {
     AuthError::NotFound("no such user".to_owned())
 }

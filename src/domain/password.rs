@@ -22,9 +22,7 @@ pub enum PasswordError {
     Empty,
     #[error("password must be at least {0} characters")]
     TooShort(usize),
-    #[error(
-        "password must be at most 72 bytes (bcrypt's limit); it is never truncated"
-    )]
+    #[error("password must be at most 72 bytes (bcrypt's limit); it is never truncated")]
     TooLong,
 }
 

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod clients;
 pub mod denylist;
+pub mod key_events;
 pub mod refresh_tokens;
 pub mod revocations;
 pub mod schema;

@@ -1033,3 +1033,22 @@ async fn an_admin_token_minted_also_for_another_api_cannot_drive_the_admin_api()
     let res = call(&app, "GET", "/v1/admin/users", Some(&own), None).await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn a_bad_audit_time_names_the_parameter_and_the_format() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let res = call(
+        &app,
+        "GET",
+        "/v1/admin/audit?since=yesterday",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let body = json_of(res, 400).await;
+    assert_eq!(
+        body["detail"],
+        "since must be an RFC 3339 time such as 2026-12-01T00:00:00Z"
+    );
+}

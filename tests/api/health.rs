@@ -68,3 +68,41 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(res.headers()["referrer-policy"], "no-referrer");
     assert!(!res.headers().contains_key("server"));
 }
+
+#[tokio::test]
+async fn a_login_without_redis_says_which_dependency_is_missing() {
+    let app = spawn()
+        .with("REDIS_URL", "redis://127.0.0.1:1")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    let res = app.password_grant("alice", crate::helpers::PASSWORD).await;
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains("(Redis) "), "{description}");
+    assert!(
+        !description.contains("127.0.0.1"),
+        "no internals: {description}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_check_without_redis_names_the_revocation_list() {
+    let healthy = spawn_app().await;
+    healthy.create_user("alice", &[]).await;
+    let token = healthy.login("alice").await.access_token;
+    let cut_off = spawn()
+        .sharing_database_of(&healthy)
+        .with("REDIS_URL", "redis://127.0.0.1:1")
+        .start()
+        .await;
+    let res = cut_off.get_with_token("/v1/me", &token).await;
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body["detail"],
+        "the revocation list (Redis) is unreachable; retry later"
+    );
+}

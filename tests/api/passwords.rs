@@ -207,15 +207,10 @@ async fn a_bootstrap_admin_password_of_73_bytes_stops_start_up_with_a_clear_mess
     // 72 bytes is fine.
     let app = spawn()
         .with("TESSERA_BOOTSTRAP_ADMIN", "boss")
-        .with(
-            "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
-            &"é".repeat(36),
-        )
+        .with("TESSERA_BOOTSTRAP_ADMIN_PASSWORD", &"é".repeat(36))
         .start()
         .await;
-    let res = app
-        .password_grant("boss", &"é".repeat(36))
-        .await;
+    let res = app.password_grant("boss", &"é".repeat(36)).await;
     assert_eq!(res.status(), 200);
 }
 

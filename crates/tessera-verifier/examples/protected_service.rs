@@ -14,7 +14,7 @@
 //! | variable         | default                  | meaning                                  |
 //! |------------------|--------------------------|------------------------------------------|
 //! | `TESSERA_ISSUER` | `http://127.0.0.1:8080`  | Tessera's issuer; the JWKS is fetched from `{issuer}/.well-known/jwks.json` |
-//! | `AUDIENCE`       | the issuer               | the `aud` this service accepts           |
+//! | `AUDIENCE`       | `https://orders.example.com` | the `aud` this service accepts; never the issuer |
 //! | `BIND`           | `127.0.0.1:9090`         | address to listen on                     |
 //!
 //! Then, with a token from Tessera:
@@ -25,10 +25,12 @@
 //! curl -i http://127.0.0.1:9090/orders -H "Authorization: Bearer $AT"
 //! ```
 //!
-//! The built-in `tessera` client only grants `profile`, so that token gets 403
-//! `insufficient_scope`; a token from a client allowed the `orders:read` scope (and,
-//! with `AUDIENCE` set, that audience) gets 200. Without a token, or with an expired or
-//! forged one, the answer is 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+//! That token, from the built-in `tessera` client, is for Tessera itself (`aud` = the
+//! issuer), so this service refuses it with 401: an API accepts only tokens minted for
+//! its own audience. A token from a client with `--audience https://orders.example.com`
+//! and the `orders:read` scope gets 200; the same audience without that scope gets 403
+//! `insufficient_scope`. Without a token, or with an expired or forged one, the answer
+//! is 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
 
 use std::net::TcpListener;
 
@@ -62,7 +64,15 @@ async fn main() -> std::io::Result<()> {
 
     let issuer =
         std::env::var("TESSERA_ISSUER").unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
-    let audience = std::env::var("AUDIENCE").unwrap_or_else(|_| issuer.clone());
+    let audience =
+        std::env::var("AUDIENCE").unwrap_or_else(|_| "https://orders.example.com".to_owned());
+    if audience.trim_end_matches('/') == issuer.trim_end_matches('/') {
+        // aud = issuer marks tokens for Tessera's own API; accepting them here would let
+        // any token of any client (e.g. a user's web login) call this service.
+        return Err(std::io::Error::other(
+            "AUDIENCE must be this service's own audience, not Tessera's issuer",
+        ));
+    }
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:9090".to_owned());
 
     let verifier = Verifier::new(VerifierConfig::new(&issuer, &audience))

@@ -1,20 +1,22 @@
 use actix_web::{get, web, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{ok, Admin, Page, PageQuery};
+use crate::auth;
 use crate::error::{Problem, ProblemBody};
 use crate::state::AppState;
-use crate::store::audit::{self, AuditFilter, AuditRow};
+use crate::store::audit::AuditRow;
 
+/// Taken as text and parsed by the auth layer, so a bad value gets an answer that
+/// names the parameter and its format.
 #[derive(Deserialize)]
 pub struct AuditQuery {
-    user_id: Option<uuid::Uuid>,
+    user_id: Option<String>,
     action: Option<String>,
     /// RFC 3339; inclusive.
-    since: Option<DateTime<Utc>>,
+    since: Option<String>,
     /// RFC 3339; exclusive.
-    until: Option<DateTime<Utc>>,
+    until: Option<String>,
     #[serde(flatten)]
     page: PageQuery,
 }
@@ -35,24 +37,15 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     let query = query.into_inner();
     let limit = query.page.limit()?;
-    if query
-        .action
-        .as_ref()
-        .is_some_and(|a| a.chars().count() > 64)
-    {
-        return Err(Problem::bad_request("action is at most 64 characters"));
-    }
     let before = query.page.id_cursor()?;
-    let filter = AuditFilter {
+    let filter = auth::audit::AuditQuery {
         user_id: query.user_id,
         action: query.action,
         since: query.since,
         until: query.until,
-    };
-    let rows = state
-        .db
-        .run(move |conn| audit::list(conn, &filter, before, limit + 1))
-        .await?;
+    }
+    .parse()?;
+    let rows = auth::audit::list(&state.db, filter, before, limit + 1).await?;
     Ok(ok(&Page::<AuditRow>::from_rows(rows, limit, |r| {
         r.id.to_string()
     })))

@@ -78,11 +78,24 @@ pub async fn rotate(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let body: Rotate = body.parse_optional()?.unwrap_or_default();
-    state.keys.rotate(body.emergency).await?;
-    let event = admin
+    let rotation = state.keys.rotate(body.emergency).await?;
+    // Every other instance reloads now instead of at its next key refresh.
+    let mut redis = state.denylist.connection();
+    if let Err(e) =
+        crate::store::key_events::announce(&mut redis, &state.settings.redis_prefix, &rotation.kid)
+            .await
+    {
+        tracing::warn!(error = %e, "could not announce the key change; other instances pick it up at their next key refresh");
+    }
+    let mut event = admin
         .actor
         .event(action::KEYS_ROTATED)
-        .detail("emergency", body.emergency);
+        .detail("emergency", body.emergency)
+        .detail("kid", rotation.kid.clone())
+        .detail("already_pending", rotation.already_pending);
+    if let Some(dropped) = &rotation.dropped {
+        event = event.detail("dropped_kid", dropped.clone());
+    }
     let ctx = admin.actor.ctx.clone();
     state
         .db
