@@ -105,7 +105,6 @@ impl AuditQuery {
         let invalid = |message: String| super::AuthError::InvalidRequest(message);
         let time = |name: &str, raw: &Option<String>| {
             raw.as_deref()
-                .filter(|v| !v.is_empty())
                 .map(|v| {
                     // An unescaped `+01:00` in a query string arrives as ` 01:00`.
                     chrono::DateTime::parse_from_rfc3339(&v.replace(' ', "+"))
@@ -121,14 +120,13 @@ impl AuditQuery {
         let user_id = self
             .user_id
             .as_deref()
-            .filter(|v| !v.is_empty())
             .map(|v| {
                 Uuid::parse_str(v)
                     .map_err(|_| invalid("user_id must be a user id (a UUID)".to_owned()))
             })
             .transpose()?;
         let action = self.action.clone().filter(|a| !a.is_empty());
-        if action.as_ref().is_some_and(|a| a.len() > 64) {
+        if action.as_ref().is_some_and(|a| a.chars().count() > 64) {
             return Err(invalid("action is at most 64 characters".to_owned()));
         }
         Ok(audit::AuditFilter {

@@ -1052,3 +1052,21 @@ async fn a_bad_audit_time_names_the_parameter_and_the_format() {
         "since must be an RFC 3339 time such as 2026-12-01T00:00:00Z"
     );
 }
+
+#[tokio::test]
+async fn an_empty_audit_filter_value_is_refused_not_ignored() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    for (query, detail) in [
+        ("user_id=", "user_id must be a user id (a UUID)"),
+        (
+            "until=",
+            "until must be an RFC 3339 time such as 2026-12-01T00:00:00Z",
+        ),
+    ] {
+        let path = format!("/v1/admin/audit?{query}");
+        let res = call(&app, "GET", &path, Some(&admin), None).await;
+        let body = json_of(res, 400).await;
+        assert_eq!(body["detail"], detail, "{query}");
+    }
+}
