@@ -13,7 +13,7 @@
 //! generation may set the marker to it. While Redis cannot be read, token checks fail
 //! closed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +25,7 @@ use super::tokens::{AccessClaims, LEEWAY};
 use super::{chrono_duration, AuthError, RequestContext};
 use crate::config::MAX_ACCESS_TOKEN_TTL;
 use crate::state::AppState;
-use crate::store::denylist::{DenyEntry, DenyKind, RedisUnavailable};
+use crate::store::denylist::{DenyEntry, DenyKind, DenyState, RedisUnavailable};
 use crate::store::revocations::{self, Live, NewRevocation, RevocationRow};
 use crate::store::{sessions, signing_keys, StoreError};
 
@@ -54,6 +54,11 @@ pub struct DenylistSync {
     /// whatever PostgreSQL has that Redis may have missed.
     suspect: AtomicBool,
     rebuild: tokio::sync::Mutex<()>,
+    /// The highest `ready` marker this instance has seen in Redis. Markers only move
+    /// forward, so one below it means Redis went back in time (restored from an older
+    /// snapshot, failed over to a replica that missed writes): the entries after it
+    /// may be gone, and the next check writes them again before it answers.
+    highest_marker: AtomicI64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -362,6 +367,12 @@ pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckErr
         return Ok(0);
     }
     let generation = state.db.run(revocations::generation).await?;
+    // A PostgreSQL restored from a backup is behind markers seen before; from now on
+    // only markers up to its generation are real.
+    state
+        .denylist_sync
+        .highest_marker
+        .fetch_min(generation, Ordering::AcqRel);
     // `from` is the marker an incremental pass builds on; `None` for a complete one.
     let (which, from) = match (scope, marker) {
         (Rebuild::All, _) => (Live::All, None),
@@ -487,10 +498,25 @@ pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Resu
             return Err(e.into());
         }
     };
-    if !deny.ready {
-        rebuild(state, Rebuild::IfLost).await?;
+    let sync = &state.denylist_sync;
+    let went_back = |deny: &DenyState| {
+        deny.marker
+            .is_some_and(|m| m < sync.highest_marker.fetch_max(m, Ordering::AcqRel))
+    };
+    if !deny.ready || went_back(&deny) {
+        let scope = if deny.ready {
+            tracing::warn!(
+                marker = deny.marker,
+                seen = sync.highest_marker.load(Ordering::Acquire),
+                "the denylist in Redis went back to an older generation; writing what it lost"
+            );
+            Rebuild::Behind
+        } else {
+            Rebuild::IfLost
+        };
+        rebuild(state, scope).await?;
         deny = check().await?;
-        if !deny.ready {
+        if !deny.ready || went_back(&deny) {
             return Err(CheckError::Unavailable(
                 "the denylist is being rebuilt".to_owned(),
             ));

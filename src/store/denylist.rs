@@ -68,6 +68,8 @@ pub struct DenyEntry {
 pub struct DenyState {
     /// False when Redis has lost the list (restart, flush, failover): rebuild first.
     pub ready: bool,
+    /// The generation the `ready` marker says Redis is complete up to.
+    pub marker: Option<i64>,
     pub token: bool,
     pub session: bool,
     pub user_not_before: Option<i64>,
@@ -270,6 +272,7 @@ impl Denylist {
         let at = |i: usize| values.get(i).copied().flatten();
         Ok(DenyState {
             ready: at(0).is_some(),
+            marker: at(0),
             token: at(1).is_some(),
             session: sid.is_some() && at(2).is_some(),
             user_not_before: user.and(at(3)),

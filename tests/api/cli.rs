@@ -37,26 +37,7 @@ fn free_port() -> u16 {
 
 /// Runs a CLI command with `stdin` as its input; returns (success, stdout, stderr).
 fn run_cli(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = tessera()
-        .env("DATABASE_URL", database_url)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_cli_env(&[("DATABASE_URL", database_url)], None, args, stdin)
 }
 
 struct DropDatabase(String);

@@ -371,6 +371,37 @@ async fn a_revocation_survives_redis_coming_back_from_an_older_snapshot() {
     );
 }
 
+/// The same restore, found by the token check itself: this instance has seen a newer
+/// marker than the one the snapshot brings back, so the first check after the restore
+/// writes what Redis lost before it answers, with no background pass in between.
+#[tokio::test]
+async fn a_token_check_notices_redis_went_back_to_an_older_snapshot() {
+    let mut redis = PrivateRedis::start_with_snapshots();
+    let app = app_on(&redis).await;
+    app.create_user("alice", &[]).await;
+    create_long_lived_client(&app).await;
+    let revoked = long_lived_login(&app, "alice").await;
+    wait_until_ready(&app, &redis).await;
+    redis.save();
+    revoke_long_lived(&app, &revoked).await;
+    age_revocations(&app);
+    // A pass moves the marker past the snapshot's, and a check sees it.
+    recent_pass(&app).await;
+    assert_eq!(me_status(&app, &revoked.access_token).await, 401);
+
+    redis.restart();
+
+    assert_eq!(me_status(&app, &revoked.access_token).await, 401);
+    assert_eq!(
+        redis.get(&format!("{}deny:ready", app.redis_prefix)),
+        Some(
+            app.count("SELECT generation FROM denylist_generation")
+                .to_string()
+        ),
+        "the check brought Redis back to PostgreSQL's generation"
+    );
+}
+
 /// What the load below saw.
 #[derive(Default)]
 struct Seen {
