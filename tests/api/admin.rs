@@ -864,11 +864,22 @@ async fn admins_list_and_rotate_keys_without_private_material() {
     assert_eq!(keys[0]["state"], "current");
     assert!(!keys.to_string().contains("private"));
 
-    let keys = json_of(
+    let rotation = json_of(
         call(&app, "POST", "/v1/admin/keys/rotate", Some(&admin), None).await,
         200,
     )
     .await;
+    assert_eq!(rotation["already_pending"], false);
+    assert_eq!(rotation["dropped_kid"], Value::Null);
+    let keys = &rotation["keys"];
+    let next = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "next")
+        .expect("a next key");
+    assert_eq!(rotation["kid"], next["kid"]);
+    assert!(rotation["signs_at"].is_string(), "{rotation}");
     let states: Vec<&str> = keys
         .as_array()
         .unwrap()
@@ -893,6 +904,16 @@ async fn admins_list_and_rotate_keys_without_private_material() {
         2,
         "the next key is published before it signs"
     );
+
+    // Asked again, the pending key is reported, and nothing new is created.
+    let again = json_of(
+        call(&app, "POST", "/v1/admin/keys/rotate", Some(&admin), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(again["already_pending"], true);
+    assert_eq!(again["kid"], rotation["kid"]);
+    assert_eq!(again["keys"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]

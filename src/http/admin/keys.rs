@@ -63,13 +63,29 @@ pub struct Rotate {
     emergency: bool,
 }
 
+/// What a rotation did, and the keys after it.
+#[derive(Serialize, ToSchema)]
+pub struct RotationView {
+    /// The new key: for a normal rotation the published `next` key, for an emergency
+    /// the key that signs now.
+    kid: String,
+    /// A `next` key was already published and waiting: nothing was created, its start
+    /// was only brought forward.
+    already_pending: bool,
+    /// When `kid` starts (or started) signing.
+    signs_at: DateTime<Utc>,
+    /// Emergency only: the key that was signing and is now gone from the JWKS.
+    dropped_kid: Option<String>,
+    keys: Vec<KeyView>,
+}
+
 /// Starts a key rotation, or with `emergency` replaces the signing key at once.
 #[utoipa::path(
     tag = "admin",
     operation_id = "admin_keys_rotate",
     security(("bearer" = [])),
     request_body = Option<Rotate>,
-    responses((status = 200, description = "The keys after the rotation", body = Vec<KeyView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+    responses((status = 200, description = "What the rotation did, and the keys after it", body = RotationView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/keys/rotate")]
 pub async fn rotate(
@@ -101,5 +117,11 @@ pub async fn rotate(
         .db
         .run(move |conn| audit::record(conn, &[event], &ctx))
         .await?;
-    Ok(ok(&views(&state).await?))
+    Ok(ok(&RotationView {
+        kid: rotation.kid,
+        already_pending: rotation.already_pending,
+        signs_at: rotation.signs_at,
+        dropped_kid: rotation.dropped,
+        keys: views(&state).await?,
+    }))
 }
