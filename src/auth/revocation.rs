@@ -55,7 +55,8 @@ pub struct DenylistSync {
     suspect: AtomicBool,
     rebuild: tokio::sync::Mutex<()>,
     /// The highest `ready` marker this instance has seen in Redis. Markers only move
-    /// forward, so one below it means Redis went back in time (restored from an older
+    /// forward (unless PostgreSQL itself went back: see `clamp_highest_marker`), so one
+    /// below it means Redis went back in time (restored from an older
     /// snapshot, failed over to a replica that missed writes): the entries after it
     /// may be gone, and the next check writes them again before it answers.
     highest_marker: AtomicI64,
@@ -367,12 +368,7 @@ pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckErr
         return Ok(0);
     }
     let generation = state.db.run(revocations::generation).await?;
-    // A PostgreSQL restored from a backup is behind markers seen before; from now on
-    // only markers up to its generation are real.
-    state
-        .denylist_sync
-        .highest_marker
-        .fetch_min(generation, Ordering::AcqRel);
+    clamp_highest_marker(state, generation);
     // `from` is the marker an incremental pass builds on; `None` for a complete one.
     let (which, from) = match (scope, marker) {
         (Rebuild::All, _) => (Live::All, None),
@@ -407,7 +403,9 @@ pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckErr
     };
     // Cleared before reading, so a write that fails from here on keeps it set.
     let was_suspect = state.denylist_sync.suspect.swap(false, Ordering::AcqRel);
-    let rebuilt = rewrite(state, which, from, generation).await;
+    // Only a marker ahead of PostgreSQL (a restored database) may be lowered.
+    let lower = marker.is_some_and(|m| m > generation);
+    let rebuilt = rewrite(state, which, from, generation, lower).await;
     if rebuilt.is_err() && was_suspect {
         state.denylist_sync.suspect.store(true, Ordering::Release);
     }
@@ -427,6 +425,15 @@ pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckErr
     Ok(entries)
 }
 
+/// A PostgreSQL restored from a backup is behind markers seen before; from then on
+/// only markers up to its generation are real.
+fn clamp_highest_marker(state: &AppState, generation: i64) {
+    state
+        .denylist_sync
+        .highest_marker
+        .fetch_min(generation, Ordering::AcqRel);
+}
+
 /// Whether Redis's marker names PostgreSQL's current generation.
 async fn up_to_date(state: &AppState) -> Result<bool, CheckError> {
     let marker = state.denylist.marker().await?;
@@ -434,6 +441,7 @@ async fn up_to_date(state: &AppState) -> Result<bool, CheckError> {
         return Ok(false);
     }
     let generation = state.db.run(revocations::generation).await?;
+    clamp_highest_marker(state, generation);
     Ok(marker == Some(generation))
 }
 
@@ -444,15 +452,16 @@ async fn rewrite(
     which: Live,
     from: Option<i64>,
     generation: i64,
+    lower: bool,
 ) -> Result<usize, CheckError> {
-    let pass = state.denylist.begin().await?;
+    let mut pass = state.denylist.begin().await?;
     let rows = state
         .db
         .run(move |conn| revocations::live(conn, which))
         .await?;
     let now = Utc::now();
     let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
-    state.denylist.deny(&entries).await?;
+    state.denylist.deny_in(&mut pass, &entries).await?;
     let unsynced: Vec<Uuid> = rows
         .iter()
         .filter(|r| r.synced_at.is_none())
@@ -464,7 +473,10 @@ async fn rewrite(
             .run(move |conn| revocations::mark_synced(conn, &unsynced))
             .await?;
     }
-    let set = state.denylist.complete(pass, from, generation).await?;
+    let set = state
+        .denylist
+        .complete(pass, from, generation, lower)
+        .await?;
     if !set && from.is_none() {
         // Redis lost its data while this pass wrote: what it wrote may be gone too.
         return Err(CheckError::Unavailable(

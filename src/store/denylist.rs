@@ -76,11 +76,13 @@ pub struct DenyState {
     pub client_not_before: Option<i64>,
 }
 
-/// KEYS: entries; ARGV: value, ttl seconds for each. Raises, never lowers.
+/// KEYS: entries (after the pass's key, for a pass); ARGV: value, ttl seconds for each.
+/// Raises, never lowers. `first` (set in front) is 1, or 2 when KEYS[1] is a pass.
 const DENY: &str = r"
-for i, key in ipairs(KEYS) do
-  local value = tonumber(ARGV[2 * i - 1])
-  local ttl = tonumber(ARGV[2 * i])
+for i = first, #KEYS do
+  local key = KEYS[i]
+  local value = tonumber(ARGV[2 * (i - first) + 1])
+  local ttl = tonumber(ARGV[2 * (i - first) + 2])
   local current = tonumber(redis.call('GET', key) or '-1')
   local left = redis.call('TTL', key)
   if value > current then
@@ -89,19 +91,38 @@ for i, key in ipairs(KEYS) do
     redis.call('EXPIRE', key, ttl)
   end
 end
-return #KEYS
+";
+
+/// Counts a pass's batch in the pass's own key, in the same script as the batch: a
+/// count that reached Redis proves that the batch did too (replication and snapshots
+/// keep the order of scripts), and a key that is gone is not brought back.
+const COUNT_BATCH: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('INCR', KEYS[1])
+end
+return #KEYS - 1
 ";
 
 /// KEYS: the pass's key, ready marker; ARGV: the marker the pass started from ('' for
-/// any), the generation it wrote. Sets the marker only if the pass's key is still there
-/// (Redis did not lose its data while the pass wrote) and the marker is the one the
-/// pass started from.
+/// any), the generation it wrote, the batches it wrote, '1' when the marker may go
+/// down. Sets the marker only if the pass's key is still there and counts every batch
+/// (Redis kept all the pass wrote: no restart, flush or failover to a replica that
+/// missed some of it), and the marker is the one an incremental pass started from. A
+/// complete pass never lowers a marker another pass moved on meanwhile, unless it is
+/// told to (PostgreSQL itself went back).
 const COMPLETE: &str = r"
-if redis.call('DEL', KEYS[1]) == 0 then
+local batches = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+if batches == false or tonumber(batches) ~= tonumber(ARGV[3]) then
   return 0
 end
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  return 0
+local current = redis.call('GET', KEYS[2])
+if ARGV[1] ~= '' then
+  if current ~= ARGV[1] then
+    return 0
+  end
+elseif ARGV[4] ~= '1' and current and tonumber(current) and tonumber(current) > tonumber(ARGV[2]) then
+  return 1
 end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1
@@ -113,6 +134,8 @@ const PASS_ID_TTL_SECONDS: u64 = 3600;
 /// A write pass over the denylist that may move the `ready` marker when it completes.
 pub struct Pass {
     id: String,
+    /// Batches written so far, each counted in Redis too.
+    batches: u64,
 }
 
 #[derive(Clone)]
@@ -120,6 +143,7 @@ pub struct Denylist {
     conn: ConnectionManager,
     prefix: String,
     deny_script: std::sync::Arc<redis::Script>,
+    pass_deny_script: std::sync::Arc<redis::Script>,
     complete_script: std::sync::Arc<redis::Script>,
 }
 
@@ -137,7 +161,12 @@ impl Denylist {
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
-            deny_script: std::sync::Arc::new(redis::Script::new(DENY)),
+            deny_script: std::sync::Arc::new(redis::Script::new(&format!(
+                "local first = 1\n{DENY}\nreturn #KEYS"
+            ))),
+            pass_deny_script: std::sync::Arc::new(redis::Script::new(&format!(
+                "local first = 2\n{DENY}\n{COUNT_BATCH}"
+            ))),
             complete_script: std::sync::Arc::new(redis::Script::new(COMPLETE)),
         })
     }
@@ -186,10 +215,34 @@ impl Denylist {
     /// entry forward (a later not-before time, a longer life), so an older entry pushed
     /// late (a catch-up, a rebuild racing a new revocation) cannot undo a newer one.
     pub async fn deny(&self, entries: &[DenyEntry]) -> Result<(), RedisUnavailable> {
+        self.write(None, entries).await
+    }
+
+    /// [`Self::deny`] as part of `pass`, each batch counted for [`Self::complete`].
+    pub async fn deny_in(
+        &self,
+        pass: &mut Pass,
+        entries: &[DenyEntry],
+    ) -> Result<(), RedisUnavailable> {
+        self.write(Some(pass), entries).await
+    }
+
+    async fn write(
+        &self,
+        mut pass: Option<&mut Pass>,
+        entries: &[DenyEntry],
+    ) -> Result<(), RedisUnavailable> {
         let mut conn = self.conn.clone();
         // In slices: a script runs alone in Redis, so keep each run short.
         for chunk in entries.chunks(500) {
-            let mut invocation = self.deny_script.prepare_invoke();
+            let mut invocation = match &pass {
+                Some(pass) => {
+                    let mut invocation = self.pass_deny_script.prepare_invoke();
+                    invocation.key(self.pass_key(pass));
+                    invocation
+                }
+                None => self.deny_script.prepare_invoke(),
+            };
             for e in chunk {
                 invocation
                     .key(self.key(e.kind, &e.value))
@@ -197,6 +250,9 @@ impl Denylist {
                     .arg(e.ttl.as_secs().max(1));
             }
             invocation.invoke_async::<()>(&mut conn).await?;
+            if let Some(pass) = pass.as_deref_mut() {
+                pass.batches += 1;
+            }
         }
         Ok(())
     }
@@ -206,11 +262,12 @@ impl Denylist {
     pub async fn begin(&self) -> Result<Pass, RedisUnavailable> {
         let pass = Pass {
             id: uuid::Uuid::new_v4().simple().to_string(),
+            batches: 0,
         };
         let mut conn = self.conn.clone();
         redis::cmd("SET")
             .arg(self.pass_key(&pass))
-            .arg(1)
+            .arg(0)
             .arg("EX")
             .arg(PASS_ID_TTL_SECONDS)
             .query_async::<()>(&mut conn)
@@ -218,14 +275,17 @@ impl Denylist {
         Ok(pass)
     }
 
-    /// Records that Redis holds every revocation up to `generation`, if the pass wrote
-    /// into the data it started on and (when `from` is given) the marker is still the
-    /// one it started from. Returns whether the marker was set.
+    /// Records that Redis holds every revocation up to `generation`, if Redis still
+    /// holds all the pass wrote and (when `from` is given) the marker is still the one
+    /// it started from. A complete pass (`from` None) leaves a higher marker alone
+    /// unless `lower` (PostgreSQL's generation went back). Returns whether Redis is now
+    /// marked complete up to at least `generation`.
     pub async fn complete(
         &self,
         pass: Pass,
         from: Option<i64>,
         generation: i64,
+        lower: bool,
     ) -> Result<bool, RedisUnavailable> {
         let mut conn = self.conn.clone();
         let set: i64 = self
@@ -234,6 +294,8 @@ impl Denylist {
             .key(self.ready_key())
             .arg(from.map(|g| g.to_string()).unwrap_or_default())
             .arg(generation)
+            .arg(pass.batches)
+            .arg(if lower { "1" } else { "" })
             .invoke_async(&mut conn)
             .await?;
         Ok(set == 1)

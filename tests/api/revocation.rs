@@ -281,3 +281,69 @@ async fn revocations_are_recorded_with_what_why_who_and_until_when() {
         1
     );
 }
+
+/// A pass whose batches did not all stay in Redis (a failover to a replica that missed
+/// the last of them, a snapshot taken half-way) never marks the list complete. On a
+/// prefix of its own: no instance's background pass runs there.
+#[tokio::test]
+async fn a_pass_that_lost_a_batch_does_not_mark_the_denylist_complete() {
+    use std::time::Duration;
+    use tessera::store::denylist::{DenyEntry, DenyKind, Denylist};
+
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let denylist = Denylist::new(&crate::helpers::redis_url(), &prefix).unwrap();
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut redis = |cmd: &str, arg: &str| -> redis::Value {
+        redis::cmd(cmd).arg(arg).query(&mut conn).unwrap()
+    };
+    let ready_key = format!("{prefix}deny:ready");
+    let marker = |redis: &mut dyn FnMut(&str, &str) -> redis::Value| match redis("GET", &ready_key)
+    {
+        redis::Value::BulkString(b) => Some(String::from_utf8(b).unwrap()),
+        _ => None,
+    };
+    let entry = |jti: &str| DenyEntry {
+        kind: DenyKind::Token,
+        value: jti.to_owned(),
+        not_before: None,
+        ttl: Duration::from_secs(60),
+    };
+
+    // A pass that kept everything completes.
+    let mut pass = denylist.begin().await.unwrap();
+    denylist.deny_in(&mut pass, &[entry("a")]).await.unwrap();
+    assert!(denylist.complete(pass, None, 1_000, false).await.unwrap());
+    assert_eq!(marker(&mut redis).as_deref(), Some("1000"));
+
+    // One whose batch count in Redis falls short of what it wrote does not.
+    let mut pass = denylist.begin().await.unwrap();
+    denylist.deny_in(&mut pass, &[entry("b")]).await.unwrap();
+    let keys = match redis("KEYS", &format!("{prefix}deny:pass:*")) {
+        redis::Value::Array(keys) => keys,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let redis::Value::BulkString(key) = &keys[0] else {
+        panic!("{keys:?}")
+    };
+    redis("DECR", std::str::from_utf8(key).unwrap());
+    assert!(!denylist.complete(pass, None, 2_000, false).await.unwrap());
+    assert_eq!(marker(&mut redis).as_deref(), Some("1000"));
+
+    // A complete pass never lowers a marker that moved past it, unless told to.
+    let pass = denylist.begin().await.unwrap();
+    assert!(denylist.complete(pass, None, 500, false).await.unwrap());
+    assert_eq!(marker(&mut redis).as_deref(), Some("1000"));
+    let pass = denylist.begin().await.unwrap();
+    assert!(denylist.complete(pass, None, 500, true).await.unwrap());
+    assert_eq!(marker(&mut redis).as_deref(), Some("500"));
+
+    for key in [
+        ready_key.clone(),
+        format!("{prefix}deny:jti:a"),
+        format!("{prefix}deny:jti:b"),
+    ] {
+        redis("DEL", &key);
+    }
+}
