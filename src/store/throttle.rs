@@ -56,6 +56,12 @@ local pending = tonumber(h[3] or '0')
 if now - tonumber(h[4] or '0') > stale then
   pending = 0
 end
+if failures >= lockout_after then
+  -- The lockout this source earned is served (its wait is over): the right password
+  -- goes through again, and one more failure locks it out again.
+  failures = lockout_after - 1
+  redis.call('HSET', KEYS[1], 'failures', failures)
+end
 if failures + pending >= lockout_after then
   return {2, 0, 0, 0}
 end

@@ -58,6 +58,30 @@ async fn repeated_failures_lock_an_account_and_never_reveal_it_exists() {
     );
 }
 
+/// A lockout lasts `TESSERA_LOGIN_LOCKOUT`, not the (longer) failure window: once it
+/// is served the right password goes through, and the next wrong one locks again.
+#[tokio::test]
+async fn a_served_lockout_lets_the_right_password_in_and_the_next_failure_locks_again() {
+    let app = spawn()
+        .with("TESSERA_LOGIN_DELAY_AFTER", "3")
+        .with("TESSERA_LOGIN_LOCKOUT_AFTER", "3")
+        .with("TESSERA_LOGIN_LOCKOUT", "1s")
+        .with("TESSERA_LOGIN_FAILURE_WINDOW", "15m")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    for _ in 0..3 {
+        assert_eq!(attempt(&app, "alice", "wrong").await.0, 400);
+    }
+    assert_eq!(attempt(&app, "alice", PASSWORD).await.0, 429);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(attempt(&app, "alice", "wrong").await.0, 400);
+    let (status, retry, _) = attempt(&app, "alice", PASSWORD).await;
+    assert_eq!((status, retry), (429, Some(1)), "locked again at once");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(attempt(&app, "alice", PASSWORD).await.0, 200);
+}
+
 #[tokio::test]
 async fn parallel_guesses_cannot_overshoot_the_lockout() {
     let app = throttled(5, 5).start().await;
