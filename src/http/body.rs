@@ -152,3 +152,24 @@ fn is_object_or_null(body: &[u8]) -> bool {
     let text = body.trim_ascii_start();
     text.starts_with(b"{") || text.starts_with(b"null")
 }
+
+/// A query string, read by the extractor but judged by the handler (after the caller
+/// is known), for the same reason as [`JsonBody`].
+pub struct QueryString(String);
+
+impl FromRequest for QueryString {
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Self(req.query_string().to_owned())))
+    }
+}
+
+impl QueryString {
+    /// The parameters, or a 400 that says what was wrong with them.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+        serde_urlencoded::from_str(&self.0)
+            .map_err(|e| Problem::bad_request(format!("invalid query string: {e}")))
+    }
+}

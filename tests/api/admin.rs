@@ -1091,3 +1091,31 @@ async fn an_empty_audit_filter_value_is_refused_not_ignored() {
         assert_eq!(body["detail"], detail, "{query}");
     }
 }
+
+#[tokio::test]
+async fn a_bad_query_string_is_judged_only_after_the_caller() {
+    let app = spawn_app().await;
+    app.create_user("bob", &[]).await;
+    let user = app.login("bob").await.access_token;
+    for path in [
+        "/v1/admin/users?q=a&q=b",
+        "/v1/admin/clients?limit=many",
+        "/v1/admin/revocations?kind=everything",
+        "/v1/admin/audit?limit=-",
+    ] {
+        let res = call(&app, "GET", path, None, None).await;
+        assert_eq!(res.status(), 401, "{path} without a token");
+        let res = call(&app, "GET", path, Some(&user), None).await;
+        assert_eq!(res.status(), 403, "{path} without the admin role");
+    }
+    let admin = app.admin_token().await;
+    let res = call(&app, "GET", "/v1/admin/users?q=a&q=b", Some(&admin), None).await;
+    let body = json_of(res, 400).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid query string"),
+        "{body}"
+    );
+}

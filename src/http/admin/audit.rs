@@ -4,6 +4,7 @@ use serde::Deserialize;
 use super::{ok, Admin, Page, PageQuery};
 use crate::auth;
 use crate::error::{Problem, ProblemBody};
+use crate::http::body::QueryString;
 use crate::state::AppState;
 use crate::store::audit::AuditRow;
 
@@ -32,10 +33,10 @@ pub struct AuditQuery {
 #[get("/audit")]
 pub async fn list(
     _admin: Admin,
-    query: web::Query<AuditQuery>,
+    query: QueryString,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    let query = query.into_inner();
+    let query: AuditQuery = query.parse()?;
     let limit = query.page.limit()?;
     let before = query.page.id_cursor()?;
     let filter = auth::audit::AuditQuery {

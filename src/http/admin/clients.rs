@@ -8,7 +8,7 @@ use super::{created, ok, Admin, Page, PageQuery};
 use crate::auth;
 use crate::auth::clients::ClientSpec;
 use crate::error::{Problem, ProblemBody};
-use crate::http::body::JsonBody;
+use crate::http::body::{JsonBody, QueryString};
 use crate::state::AppState;
 use crate::store::clients::{self, ClientRow};
 
@@ -138,9 +138,10 @@ pub struct Audience(String);
 #[get("/clients")]
 pub async fn list(
     _admin: Admin,
-    query: web::Query<PageQuery>,
+    query: QueryString,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
+    let query: PageQuery = query.parse()?;
     let limit = query.limit()?;
     let after = query
         .cursor

@@ -8,7 +8,7 @@ use crate::auth::revocation::{self, Target};
 use crate::auth::tokens;
 use crate::domain::RefreshToken;
 use crate::error::{Problem, ProblemBody};
-use crate::http::body::JsonBody;
+use crate::http::body::{JsonBody, QueryString};
 use crate::state::AppState;
 use crate::store::refresh_tokens;
 use crate::store::revocations::{self as store, RevocationRow};
@@ -53,9 +53,10 @@ pub struct ListQuery {
 #[get("/revocations")]
 pub async fn list(
     _admin: Admin,
-    query: web::Query<ListQuery>,
+    query: QueryString,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
+    let query: ListQuery = query.parse()?;
     let limit = query.page.limit()?;
     let kind = query.kind.clone();
     if kind

@@ -8,7 +8,7 @@ use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
 use crate::auth;
 use crate::domain::{NewPassword, Role, Username};
 use crate::error::{Problem, ProblemBody};
-use crate::http::body::JsonBody;
+use crate::http::body::{JsonBody, QueryString};
 use crate::state::AppState;
 use crate::store::users::{self, UserRow};
 
@@ -66,9 +66,10 @@ pub struct ListQuery {
 #[get("/users")]
 pub async fn list(
     _admin: Admin,
-    query: web::Query<ListQuery>,
+    query: QueryString,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
+    let query: ListQuery = query.parse()?;
     let limit = query.page.limit()?;
     let search = query.q.clone().filter(|q| !q.is_empty());
     let after = query.page.cursor.clone();
