@@ -423,8 +423,13 @@ pub async fn update(
         browser_mode: spec.browser_mode,
         introspect_any: spec.introspect_any,
     };
-    if let Some(any) = spec.introspect_any {
-        check_introspect_any(any, current.confidential)?;
+    if spec.introspect_any == Some(true) && !current.confidential {
+        // As with client_credentials: the request is fine, the client's type is not.
+        return Err(AuthError::Conflict(
+            "this client is public; only confidential clients may introspect, so only \
+             they may have introspect_any"
+                .to_owned(),
+        ));
     }
     let event = actor
         .event(super::audit::action::CLIENT_UPDATED)

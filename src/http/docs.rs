@@ -115,20 +115,29 @@ fn cross_field_rules(doc: &mut Document) {
                 .enum_values(Some([true])),
         )
         .required("confidential");
-    let public_grants = ObjectBuilder::new().property(
-        "grant_types",
-        ArrayBuilder::new().items(
+    let public_client = ObjectBuilder::new()
+        .property(
+            "grant_types",
+            ArrayBuilder::new().items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["password", "refresh_token"])),
+            ),
+        )
+        .property(
+            "introspect_any",
             ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(["password", "refresh_token"])),
-        ),
-    );
+                .schema_type(Type::Boolean)
+                .enum_values(Some([false])),
+        );
     constrain(
         "NewClient",
         AnyOfBuilder::new()
             .item(confidential)
-            .item(public_grants)
-            .description(Some("client_credentials only for confidential clients"))
+            .item(public_client)
+            .description(Some(
+                "client_credentials and introspect_any only for confidential clients",
+            ))
             .into(),
     );
 }

@@ -439,4 +439,22 @@ async fn introspect_any_is_an_admin_setting_for_confidential_clients_only() {
         app.count("SELECT count(*) FROM clients WHERE client_id = 'spa'"),
         0
     );
+
+    // A public client that exists: the request is fine, its type conflicts with it.
+    app.create_client(serde_json::json!({
+        "client_id": "spa", "confidential": false, "grant_types": ["password"],
+    }))
+    .await;
+    let res = call(
+        reqwest::Method::PATCH,
+        "/v1/admin/clients/spa",
+        serde_json::json!({"introspect_any": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 409);
+    assert_eq!(
+        app.count("SELECT count(*) FROM clients WHERE client_id = 'spa' AND introspect_any"),
+        0
+    );
 }

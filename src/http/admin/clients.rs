@@ -89,6 +89,9 @@ pub struct NewClient {
     /// SameSite=Strict` cookie scoped to `/oauth`, never returned in a body, and
     /// cookie-borne requests need an allowed `Origin` and the `X-Tessera-CSRF` header.
     browser_mode: Option<bool>,
+    /// Confidential clients only: introspection tells this client about every token,
+    /// not only those issued to it or meant for its audiences (a gateway).
+    introspect_any: Option<bool>,
 }
 
 /// Changes to an OAuth client (`PATCH`); absent fields stay as they are. The type
@@ -113,6 +116,8 @@ pub struct ClientChanges {
     #[schema(minimum = 10, maximum = 86400, nullable)]
     access_token_ttl_seconds: Option<i64>,
     browser_mode: Option<bool>,
+    /// Confidential clients only: introspection answers about every token.
+    introspect_any: Option<bool>,
 }
 
 /// A scope: up to 128 visible ASCII characters except `"` and `\`.
