@@ -525,6 +525,10 @@ pub struct KeyRing {
     master: Arc<MasterKey>,
     policy: KeyPolicy,
     current: ArcSwap<KeySet>,
+    /// Held from reading the published keys to installing them: a timer tick that read
+    /// the rows before an emergency rotation must not install them after the reload
+    /// that the rotation's announcement caused (the dropped key would come back).
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl KeyRing {
@@ -547,6 +551,7 @@ impl KeyRing {
             master,
             policy,
             current: ArcSwap::from_pointee(set),
+            loading: Default::default(),
         })
     }
 
@@ -561,6 +566,7 @@ impl KeyRing {
 
     /// Runs the life-cycle step and reloads the key set if the published keys changed.
     pub async fn tick(&self) -> Result<(), KeyError> {
+        let _one_at_a_time = self.loading.lock().await;
         let (master, policy) = (Arc::clone(&self.master), self.policy.clone());
         let rows = run(&self.db, move |conn| {
             maintain(conn, &policy, &master)?;
@@ -573,6 +579,7 @@ impl KeyRing {
     /// Operator rotation: publishes a new key now and lets it sign once it has been
     /// published for the publish-ahead time; `emergency` swaps at once instead.
     pub async fn rotate(&self, emergency: bool) -> Result<Rotation, KeyError> {
+        let _one_at_a_time = self.loading.lock().await;
         let (master, policy) = (Arc::clone(&self.master), self.policy.clone());
         let (rotation, rows) = run(&self.db, move |conn| {
             let rotation = rotate_now(conn, &policy, &master, emergency)?;
@@ -586,6 +593,7 @@ impl KeyRing {
     /// Reloads the key set from the database, without a life-cycle step: what an
     /// instance does when another one announces a key change.
     pub async fn reload(&self) -> Result<(), KeyError> {
+        let _one_at_a_time = self.loading.lock().await;
         let rows = run(&self.db, |conn| Ok(store::published(conn)?)).await?;
         self.install(&rows)
     }
