@@ -107,13 +107,6 @@ pub async fn list(
             "q is longer than any username".to_owned(),
         ));
     }
-    // Text no username can contain matches nothing (and never reaches the database).
-    if search
-        .as_deref()
-        .is_some_and(|q| Username::parse(q).map_or(true, |u| u.as_str() != q.to_ascii_lowercase()))
-    {
-        return Ok(Vec::new());
-    }
     let after = after
         .as_deref()
         .map(|c| {
@@ -121,6 +114,13 @@ pub async fn list(
         })
         .transpose()?
         .map(Username::into_inner);
+    // Text no username can contain matches nothing (and never reaches the database).
+    if search
+        .as_deref()
+        .is_some_and(|q| Username::parse(q).map_or(true, |u| u.as_str() != q.to_ascii_lowercase()))
+    {
+        return Ok(Vec::new());
+    }
     Ok(db
         .run(move |conn| users::list(conn, search.as_deref(), after.as_deref(), limit))
         .await?)

@@ -126,9 +126,16 @@ fn cross_field_rules(doc: &mut Document) {
         )
         .property(
             "introspect_any",
+            // Absent, null or false: only a confidential client may have it on.
             ObjectBuilder::new()
-                .schema_type(Type::Boolean)
-                .enum_values(Some([false])),
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::Boolean,
+                    Type::Null,
+                ]))
+                .enum_values(Some([
+                    serde_json::Value::Bool(false),
+                    serde_json::Value::Null,
+                ])),
         );
     constrain(
         "NewClient",

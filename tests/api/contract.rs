@@ -368,6 +368,7 @@ async fn cursors_and_searches_with_impossible_text_are_not_a_500() {
         ("/v1/admin/clients?cursor=%00x", 400),
         ("/v1/admin/users?cursor=%00x", 400),
         ("/v1/admin/users?q=%00", 200),
+        ("/v1/admin/users?q=%00&cursor=%00x", 400),
         ("/v1/admin/clients?limit=50.0", 200),
     ] {
         let res = app.get_with_token(path, &admin).await;
