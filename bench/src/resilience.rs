@@ -248,6 +248,15 @@ impl Deployment {
         })
     }
 
+    /// Refreshes, each with a prepared token never presented before.
+    fn refreshes(&self, addr: SocketAddr) -> Arc<dyn RequestSource> {
+        Arc::new(TokenForm {
+            template: self.token_endpoint(addr),
+            tokens: Arc::clone(&self.tokens),
+            form: refresh_form,
+        })
+    }
+
     fn token_endpoint(&self, addr: SocketAddr) -> RequestTemplate {
         RequestTemplate::post_form(addr, "/oauth/token", String::new())
     }
@@ -448,11 +457,7 @@ pub async fn outage(args: &Args, dependency: Dependency) -> anyhow::Result<bool>
                 name: "refresh",
                 connections: connections / 2,
                 pace: None,
-                source: Arc::new(TokenForm {
-                    template: deployment.token_endpoint(addr),
-                    tokens: Arc::clone(&deployment.tokens),
-                    form: refresh_form,
-                }),
+                source: deployment.refreshes(addr),
             },
             Traffic {
                 name: "/v1/me, live tokens",
@@ -641,11 +646,7 @@ pub async fn soak(args: &Args) -> anyhow::Result<bool> {
                 name: "refresh",
                 connections: 1,
                 pace: Some(refresh_every),
-                source: Arc::new(TokenForm {
-                    template: deployment.token_endpoint(addr),
-                    tokens: Arc::clone(&deployment.tokens),
-                    form: refresh_form,
-                }),
+                source: deployment.refreshes(addr),
             },
             Traffic {
                 name: "/v1/me",
