@@ -402,6 +402,20 @@ async fn a_token_check_notices_redis_went_back_to_an_older_snapshot() {
     );
 }
 
+/// One `/v1/me`: its status, and whether it carried `Retry-After`.
+async fn me_once(api: &reqwest::Client, base: &str, token: &str) -> (u16, bool) {
+    let res = api
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.headers().contains_key("retry-after"),
+    )
+}
+
 /// What the load below saw.
 #[derive(Default)]
 struct Seen {
@@ -489,18 +503,8 @@ async fn a_redis_restart_under_refresh_and_me_traffic_lets_no_revoked_token_thro
                 }
                 record(status, retry_after, "refresh");
                 // The caller's own, live token.
-                let res = api
-                    .get(format!("{base}/v1/me"))
-                    .bearer_auth(&tokens.access_token)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = res.status().as_u16();
-                record(
-                    status,
-                    res.headers().contains_key("retry-after"),
-                    "me (live)",
-                );
+                let (status, retry_after) = me_once(&api, &base, &tokens.access_token).await;
+                record(status, retry_after, "me (live)");
                 if status == 200 {
                     let mut at = recovered_at.lock().unwrap();
                     if at.is_none() {
@@ -513,18 +517,8 @@ async fn a_redis_restart_under_refresh_and_me_traffic_lets_no_revoked_token_thro
                     i += 1;
                     list[i % list.len()].clone()
                 };
-                let res = api
-                    .get(format!("{base}/v1/me"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = res.status().as_u16();
-                record(
-                    status,
-                    res.headers().contains_key("retry-after"),
-                    "me (revoked)",
-                );
+                let (status, retry_after) = me_once(&api, &base, &token).await;
+                record(status, retry_after, "me (revoked)");
                 if status == 200 {
                     seen.lock().unwrap().revoked_accepted += 1;
                 }
