@@ -10,6 +10,5 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod startup;
-pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -3,9 +3,8 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use tessera::auth::keys::{self, KeyRing};
 use tessera::auth::master_key::MasterKey;
-use tessera::auth::passwords::PasswordHasher;
+use tessera::auth::{keys, Tessera};
 use tessera::config::{MasterKeySource, Settings, Source, VARIABLES};
 use tessera::domain::{NewPassword, Role, Username};
 use tessera::startup::{self, Application};
@@ -210,7 +209,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            startup::open_database(&settings).await?;
+            Tessera::migrate(&settings).await?;
             println!("database is up to date");
             Ok(())
         }
@@ -242,11 +241,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
             let password = read_new_password(settings.password_min_length)?;
-            let db = startup::open_database(&settings).await?;
-            let hasher = PasswordHasher::new(settings.bcrypt_cost, 1, 0).await?;
+            let tessera = Tessera::open_admin(settings).await?;
             let user = auth::users::create(
-                &db,
-                &hasher,
+                &tessera,
                 username,
                 password,
                 roles,
@@ -280,7 +277,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .map(|t| tessera::config::parse_duration(&t).map(|d| d.as_secs() as i64))
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
-            let db = startup::open_database(&settings).await?;
+            let tessera = Tessera::open_admin(settings.clone()).await?;
             let spec = auth::clients::ClientSpec {
                 client_id: id,
                 name,
@@ -293,7 +290,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 introspect_any: Some(introspect_any),
             };
             let (row, secret) =
-                auth::clients::create(&db, spec, &auth::Actor::command_line()).await?;
+                auth::clients::create(&tessera, spec, &auth::Actor::command_line()).await?;
             println!("client_id:     {}", row.client_id);
             println!(
                 "type:          {}",
@@ -335,13 +332,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(UserCommand::List { search }) => {
-            let db = startup::open_database(&settings).await?;
+            let tessera = Tessera::open_admin(settings).await?;
             let mut after = None;
             println!("{:<36} {:<32} {:<9} roles", "id", "username", "status");
             loop {
-                let rows =
-                    auth::users::list(&db, search.clone().filter(|q| !q.is_empty()), after, 500)
-                        .await?;
+                let rows = auth::users::list(
+                    &tessera,
+                    search.clone().filter(|q| !q.is_empty()),
+                    after,
+                    500,
+                )
+                .await?;
                 for user in &rows {
                     println!(
                         "{:<36} {:<32} {:<9} {}",
@@ -359,10 +360,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(UserCommand::Disable { username }) => {
-            let state = startup::build_state(settings).await?;
-            let user = auth::users::find_by_username(&state.db, &username).await?;
+            let tessera = Tessera::open_admin(settings).await?;
+            let user = auth::users::find_by_username(&tessera, &username).await?;
             let user = auth::users::update(
-                &state,
+                &tessera,
                 user.id,
                 None,
                 Some(true),
@@ -385,11 +386,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if !(1..=10_000).contains(&limit) {
                 bail!("--limit must be from 1 to 10000");
             }
-            let db = startup::open_database(&settings).await?;
+            let tessera = Tessera::open_admin(settings).await?;
             let user_id = match user {
                 Some(u) if uuid::Uuid::parse_str(&u).is_ok() => Some(u),
                 Some(name) => Some(
-                    auth::users::find_by_username(&db, &name)
+                    auth::users::find_by_username(&tessera, &name)
                         .await?
                         .id
                         .to_string(),
@@ -403,7 +404,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 until,
             }
             .parse()?;
-            let rows = auth::audit::list(&db, filter, None, limit).await?;
+            let rows = auth::audit::list(&tessera, filter, None, limit).await?;
             println!(
                 "{:<20} {:<28} {:<36} {:<36} details",
                 "at", "action", "user", "actor"
@@ -424,32 +425,39 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(ClientCommand::List) => {
-            let db = startup::open_database(&settings).await?;
-            let rows = db
-                .run(|conn| tessera::store::clients::list(conn, None, 10_000))
-                .await?;
+            let tessera = Tessera::open_admin(settings).await?;
             println!(
                 "{:<32} {:<13} {:<40} scopes",
                 "client_id", "type", "grant types"
             );
-            for row in rows {
-                println!(
-                    "{:<32} {:<13} {:<40} {}",
-                    row.client_id,
-                    if row.confidential {
-                        "confidential"
-                    } else {
-                        "public"
-                    },
-                    row.grant_types.join(","),
-                    row.scopes.join(" ")
-                );
+            let mut after = None;
+            loop {
+                let rows = auth::clients::list(&tessera, after, 500).await?;
+                for row in &rows {
+                    println!(
+                        "{:<32} {:<13} {:<40} {}",
+                        row.client_id,
+                        if row.confidential {
+                            "confidential"
+                        } else {
+                            "public"
+                        },
+                        row.grant_types.join(","),
+                        row.scopes.join(" ")
+                    );
+                }
+                if rows.len() < 500 {
+                    break;
+                }
+                after = rows
+                    .last()
+                    .and_then(|c| tessera::domain::ClientId::parse(&c.client_id).ok());
             }
             Ok(())
         }
         Command::Keys(KeysCommand::List) => {
-            let db = startup::open_database(&settings).await?;
-            let rows = keys::list(&db).await?;
+            let tessera = Tessera::open_admin(settings).await?;
+            let rows = keys::list(&tessera).await?;
             println!(
                 "{:<44} {:<6} {:<8} {:<25} {:<25} {:<25}",
                 "kid", "alg", "state", "created", "activated", "published until"
@@ -472,10 +480,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate { emergency }) => {
-            let db = startup::open_database(&settings).await?;
-            let master = startup::load_master_key(&settings, &db).await?;
-            let ring = KeyRing::start(db, master, startup::key_policy(&settings)).await?;
-            let rotation = ring.rotate(emergency).await?;
+            let refresh_interval = settings.key_refresh_interval;
+            let tessera = Tessera::open(settings).await?;
+            let report = keys::rotate(&tessera, emergency, &auth::Actor::command_line()).await?;
+            let rotation = report.rotation;
             let signs_at = rotation
                 .signs_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -499,14 +507,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     rotation.kid
                 );
             }
-            match startup::announce_key_change(&settings, &rotation.kid).await {
+            match report.announced {
                 Ok(instances) => {
                     println!("{instances} running instance(s) reloaded their keys")
                 }
                 Err(e) => println!(
                     "could not tell running instances ({e}); they pick the change up within \
                      TESSERA_KEY_REFRESH_INTERVAL ({}s)",
-                    settings.key_refresh_interval.as_secs_f64()
+                    refresh_interval.as_secs_f64()
                 ),
             }
             Ok(())

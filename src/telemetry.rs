@@ -103,8 +103,8 @@ pub async fn request_middleware(
         tracing::info_span!("request", request_id = %id, %method, route = tracing::field::Empty);
     let started = Instant::now();
     let limit = req
-        .app_data::<actix_web::web::Data<crate::state::AppState>>()
-        .map(|s| s.settings.request_timeout)
+        .app_data::<actix_web::web::Data<crate::http::AppState>>()
+        .map(|s| s.settings().request_timeout)
         .unwrap_or(std::time::Duration::from_secs(30));
     let path = req.path().to_owned();
     let handled = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone()));
@@ -132,11 +132,14 @@ pub async fn request_middleware(
     let elapsed = started.elapsed();
     if let Some(state) = res
         .request()
-        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .app_data::<actix_web::web::Data<crate::http::AppState>>()
     {
-        state
-            .metrics
-            .observe_request(&route, method_label(&method), status, elapsed.as_secs_f64());
+        state.tessera.metrics().observe_request(
+            &route,
+            method_label(&method),
+            status,
+            elapsed.as_secs_f64(),
+        );
     }
     span.record("route", route.as_str());
     span.in_scope(|| {

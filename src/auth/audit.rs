@@ -6,6 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::RequestContext;
+pub use crate::store::audit::AuditRow;
 use crate::store::audit::{self, NewAuditRow};
 use crate::store::StoreError;
 
@@ -141,12 +142,14 @@ impl AuditQuery {
 /// The audit log, newest first; `before` is the id of the last row of the previous
 /// page. The admin API and `tessera audit` both read it through here.
 pub async fn list(
-    db: &crate::store::Db,
+    tessera: &super::Tessera,
     filter: audit::AuditFilter,
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<audit::AuditRow>, StoreError> {
-    db.run(move |conn| audit::list(conn, &filter, before, limit))
+    tessera
+        .db
+        .run(move |conn| audit::list(conn, &filter, before, limit))
         .await
 }
 

@@ -7,10 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::recent::RecentReads;
-use super::AuthError;
+use super::{AuthError, Tessera};
 use crate::domain::{ClientId, Scope};
-use crate::store::clients::ClientRow;
-
+pub use crate::store::clients::ClientRow;
 use crate::store::{self, Db};
 
 /// What the request offered to prove which client it is.
@@ -168,7 +167,7 @@ impl Directory {
 /// Establishes which client is calling. Every failure is `invalid_client`, and says
 /// no more than needed.
 pub async fn authenticate(
-    directory: &Directory,
+    tessera: &Tessera,
     credentials: ClientCredentials,
 ) -> Result<Client, AuthError> {
     let (id, secret) = match credentials {
@@ -176,7 +175,7 @@ pub async fn authenticate(
         ClientCredentials::Public(id) => (id, None),
         ClientCredentials::Secret(id, secret) => (id, Some(secret)),
     };
-    let row = directory.find(id.as_str()).await?;
+    let row = tessera.clients.find(id.as_str()).await?;
     let presented = secret.as_ref().map(|s| hash_secret(s.expose_secret()));
     // One answer for every failure, so a caller cannot tell an unknown client from a
     // wrong secret, or learn whether a client is public or confidential.
@@ -311,7 +310,7 @@ fn generate_client_id() -> ClientId {
 /// Creates a client. A confidential client's secret is generated here and returned
 /// once; only its hash is stored.
 pub async fn create(
-    db: &Db,
+    tessera: &Tessera,
     spec: ClientSpec,
     actor: &super::Actor,
 ) -> Result<(ClientRow, Option<SecretString>), AuthError> {
@@ -347,7 +346,8 @@ pub async fn create(
         .client(id.as_str())
         .detail("confidential", confidential);
     let ctx = actor.ctx.clone();
-    let result = db
+    let result = tessera
+        .db
         .run(move |conn| {
             use diesel::Connection;
             conn.transaction(|conn| {
@@ -375,13 +375,41 @@ pub async fn create(
         Err(e) if e.is_unique_violation() => Err(AuthError::Conflict(
             "a client with this client_id already exists".to_owned(),
         )),
-        other => Ok((other?, secret)),
+        other => {
+            let row = other?;
+            // An id looked up (and remembered as unknown) a moment ago exists now.
+            tessera.clients.forget(&row.client_id);
+            Ok((row, secret))
+        }
     }
+}
+
+/// One client, as stored (fresh from the database, not the few-second cache).
+pub async fn find(tessera: &Tessera, client_id: &str) -> Result<ClientRow, AuthError> {
+    let id = client_id.to_owned();
+    tessera
+        .db
+        .run(move |conn| store::clients::find(conn, &id))
+        .await?
+        .ok_or_else(|| AuthError::NotFound("no such client".to_owned()))
+}
+
+/// Clients by id; `after` is the last id of the previous page. The admin API and
+/// `tessera client list` read them through here.
+pub async fn list(
+    tessera: &Tessera,
+    after: Option<ClientId>,
+    limit: i64,
+) -> Result<Vec<ClientRow>, AuthError> {
+    Ok(tessera
+        .db
+        .run(move |conn| store::clients::list(conn, after.as_ref().map(|c| c.as_str()), limit))
+        .await?)
 }
 
 /// Updates what a client may do. Its type (public/confidential) never changes.
 pub async fn update(
-    db: &Db,
+    tessera: &Tessera,
     client_id: &str,
     spec: ClientSpec,
     actor: &super::Actor,
@@ -390,7 +418,8 @@ pub async fn update(
         return Err(invalid("client_id and confidential cannot be changed"));
     }
     let id = client_id.to_owned();
-    let current = db
+    let current = tessera
+        .db
         .run({
             let id = id.clone();
             move |conn| store::clients::find(conn, &id)
@@ -435,21 +464,25 @@ pub async fn update(
         .event(super::audit::action::CLIENT_UPDATED)
         .client(&id);
     let ctx = actor.ctx.clone();
-    db.run(move |conn| {
-        use diesel::Connection;
-        conn.transaction(|conn| {
-            let row = store::clients::update(conn, &id, &changes)?
-                .ok_or_else(|| AuthError::NotFound("no such client".to_owned()))?;
-            super::audit::record(conn, &[event], &ctx)?;
-            Ok::<_, AuthError>(row)
+    let row = tessera
+        .db
+        .run(move |conn| {
+            use diesel::Connection;
+            conn.transaction(|conn| {
+                let row = store::clients::update(conn, &id, &changes)?
+                    .ok_or_else(|| AuthError::NotFound("no such client".to_owned()))?;
+                super::audit::record(conn, &[event], &ctx)?;
+                Ok::<_, AuthError>(row)
+            })
         })
-    })
-    .await
+        .await?;
+    tessera.clients.forget(client_id);
+    Ok(row)
 }
 
 /// Issues a new secret; the old one keeps working for `overlap`.
 pub async fn rotate_secret(
-    db: &Db,
+    tessera: &Tessera,
     client_id: &str,
     overlap: std::time::Duration,
     actor: &super::Actor,
@@ -461,7 +494,8 @@ pub async fn rotate_secret(
         .client(&id)
         .detail("overlap_seconds", overlap.as_secs());
     let ctx = actor.ctx.clone();
-    let row = db
+    let row = tessera
+        .db
         .run(move |conn| {
             use diesel::Connection;
             conn.transaction(|conn| {
@@ -474,19 +508,20 @@ pub async fn rotate_secret(
             })
         })
         .await?;
+    tessera.clients.forget(client_id);
     Ok((row, secret))
 }
 
 /// Deletes a client: its sessions go with it, and every access token minted through it
 /// is denied at once.
 pub async fn delete(
-    state: &crate::state::AppState,
+    tessera: &Tessera,
     client_id: &str,
     actor: &super::Actor,
 ) -> Result<(), AuthError> {
     let id = client_id.to_owned();
     super::revocation::revoke_with(
-        state,
+        tessera,
         move |conn| {
             if !store::clients::delete(conn, &id)? {
                 return Err(AuthError::NotFound("no such client".to_owned()));
@@ -501,6 +536,6 @@ pub async fn delete(
         &actor.ctx,
     )
     .await?;
-    state.clients.forget(client_id);
+    tessera.clients.forget(client_id);
     Ok(())
 }

@@ -14,9 +14,9 @@ use super::revocation::{self, Target};
 use super::sealing::SealingKey;
 use super::throttle;
 use super::tokens::{self, MintedToken, Subject, TokenRequest};
+use super::Tessera;
 use super::{chrono_duration, AuthError, RequestContext};
 use crate::domain::{Password, RefreshToken, Scope, Username};
-use crate::state::AppState;
 use crate::store::{refresh_tokens, sessions, users};
 
 /// What a successful grant hands back; the handler turns it into RFC 6749 §5.1 JSON.
@@ -33,23 +33,23 @@ const SUCCESSOR_PURPOSE: &[u8] = b"refresh-token-successor/v1";
 /// client that names none gets tokens for Tessera's own API (`/v1/me`, logout, admin);
 /// a client for other APIs must list Tessera's issuer too for its tokens to work here,
 /// so a token handed to a third-party API cannot be replayed against Tessera.
-fn audiences(state: &AppState, client: &Client) -> Vec<String> {
+fn audiences(tessera: &Tessera, client: &Client) -> Vec<String> {
     if client.audiences.is_empty() {
-        vec![state.settings.own_audience().to_owned()]
+        vec![tessera.settings.own_audience().to_owned()]
     } else {
         client.audiences.clone()
     }
 }
 
-fn access_ttl(state: &AppState, client: &Client) -> Duration {
+fn access_ttl(tessera: &Tessera, client: &Client) -> Duration {
     client
         .access_token_ttl
-        .unwrap_or(state.settings.access_token_ttl)
+        .unwrap_or(tessera.settings.access_token_ttl)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn mint_for_user(
-    state: &AppState,
+    tessera: &Tessera,
     client: &Client,
     user_id: Uuid,
     username: &str,
@@ -58,11 +58,11 @@ fn mint_for_user(
     scope: &Scope,
     issued_at: Option<i64>,
 ) -> Result<MintedToken, AuthError> {
-    let keys = state.keys.snapshot();
+    let keys = tessera.keys.snapshot();
     Ok(tokens::mint(
         &keys,
         TokenRequest {
-            issuer: &state.settings.issuer,
+            issuer: &tessera.settings.issuer,
             subject: Subject::User {
                 id: user_id,
                 username,
@@ -71,8 +71,8 @@ fn mint_for_user(
             },
             client_id: client.id.as_str(),
             scope: &scope.to_string(),
-            audiences: audiences(state, client),
-            ttl: access_ttl(state, client),
+            audiences: audiences(tessera, client),
+            ttl: access_ttl(tessera, client),
             issued_at,
         },
     )?)
@@ -80,7 +80,7 @@ fn mint_for_user(
 
 /// `grant_type=password` (RFC 6749 §4.3): checks the password and starts a session.
 pub async fn password(
-    state: &AppState,
+    tessera: &Tessera,
     client: &Client,
     username: &str,
     password: Password,
@@ -90,18 +90,18 @@ pub async fn password(
     client.may_use_grant("password")?;
     let scope = client.grant_scope(requested)?;
     let account = throttle::account_key(username);
-    let ticket = throttle::check(state, &account, ctx).await?;
+    let ticket = throttle::check(tessera, &account, ctx).await?;
     // A name that cannot exist still costs a bcrypt verify, like a wrong password.
     let user = match Username::parse(username) {
         Ok(name) => {
-            state
+            tessera
                 .db
                 .run(move |conn| users::find_by_username(conn, name.as_str()))
                 .await?
         }
         Err(_) => None,
     };
-    let matched = state
+    let matched = tessera
         .passwords
         .verify(
             password.clone(),
@@ -125,27 +125,27 @@ pub async fn password(
             };
             // The typed name is kept out of the log for unknown accounts: people paste
             // their password into the username field.
-            state.metrics.login_failures.inc();
-            throttle::failed(state, &ticket, other.as_ref().map(|u| u.id), ctx).await?;
+            tessera.metrics.login_failures.inc();
+            throttle::failed(tessera, &ticket, other.as_ref().map(|u| u.id), ctx).await?;
             let ctx2 = ctx.clone();
-            state
+            tessera
                 .db
                 .run(move |conn| audit::record(conn, &[event], &ctx2))
                 .await?;
             return Err(AuthError::InvalidCredentials);
         }
     };
-    throttle::succeeded(state, &ticket).await;
-    if state.passwords.needs_rehash(&user.password_hash) {
-        upgrade_hash_in_background(state, user.id, user.password_hash.clone(), password);
+    throttle::succeeded(tessera, &ticket).await;
+    if tessera.passwords.needs_rehash(&user.password_hash) {
+        upgrade_hash_in_background(tessera, user.id, user.password_hash.clone(), password);
     }
 
     let refresh = RefreshToken::generate();
     let session_id = Uuid::now_v7();
     let now = Utc::now();
-    let session_expires = now + chrono_duration(state.settings.session_max_ttl);
+    let session_expires = now + chrono_duration(tessera.settings.session_max_ttl);
     let token_expires =
-        (now + chrono_duration(state.settings.refresh_idle_ttl)).min(session_expires);
+        (now + chrono_duration(tessera.settings.refresh_idle_ttl)).min(session_expires);
     let (hash, scope_text, client_id, ctx2) = (
         refresh.hash(),
         scope.to_string(),
@@ -158,7 +158,7 @@ pub async fn password(
         .client(&client_id)
         .session(session_id);
     let password_changed_at = user.password_changed_at;
-    let started = state
+    let started = tessera
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
@@ -203,7 +203,7 @@ pub async fn password(
         return Err(AuthError::InvalidCredentials);
     };
     let access = mint_for_user(
-        state,
+        tessera,
         client,
         user.id,
         &user.username,
@@ -212,7 +212,7 @@ pub async fn password(
         &scope,
         Some(issued_at),
     )?;
-    state
+    tessera
         .metrics
         .tokens_issued
         .with_label_values(&["password"])
@@ -228,12 +228,12 @@ pub async fn password(
 /// Re-hashes a password with the configured cost after a successful login, without
 /// making the login wait for a second bcrypt run.
 fn upgrade_hash_in_background(
-    state: &AppState,
+    tessera: &Tessera,
     user_id: Uuid,
     old_hash: String,
     password: Password,
 ) {
-    let (db, hasher) = (state.db.clone(), state.passwords.clone());
+    let (db, hasher) = (tessera.db.clone(), tessera.passwords.clone());
     tokio::spawn(async move {
         let Ok(new) = crate::domain::NewPassword::parse(password.expose().to_owned(), 1) else {
             return;
@@ -263,7 +263,7 @@ fn upgrade_hash_in_background(
 /// `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
 /// (OAuth 2.0 Security BCP §4.14.2).
 pub async fn refresh(
-    state: &AppState,
+    tessera: &Tessera,
     client: &Client,
     presented: RefreshToken,
     requested: Option<&Scope>,
@@ -275,9 +275,9 @@ pub async fn refresh(
     let successor_hash = successor.hash();
     let sealed = SealingKey::derive(presented.expose().as_bytes(), SUCCESSOR_PURPOSE)
         .seal(successor.expose().as_bytes(), &hash.0);
-    let idle_seconds = state.settings.refresh_idle_ttl.as_secs_f64();
+    let idle_seconds = tessera.settings.refresh_idle_ttl.as_secs_f64();
     let (client_id, ctx2) = (client.id.as_str().to_owned(), ctx.clone());
-    let rotated = state
+    let rotated = tessera
         .db
         .run(move |conn| {
             refresh_tokens::rotate(
@@ -310,7 +310,7 @@ pub async fn refresh(
                 r.issued_at,
             ),
             None => {
-                let retry = explain_failed_rotation(state, client, &presented, ctx).await?;
+                let retry = explain_failed_rotation(tessera, client, &presented, ctx).await?;
                 (
                     retry.session_id,
                     retry.user_id,
@@ -343,7 +343,7 @@ pub async fn refresh(
     let scope = Scope::from_tokens(scope.iter().filter(|s| client.scopes.contains(s)))
         .expect("tokens of a parsed scope stay valid");
     let access = mint_for_user(
-        state,
+        tessera,
         client,
         user_id,
         &username,
@@ -352,7 +352,7 @@ pub async fn refresh(
         &scope,
         Some(issued_at),
     )?;
-    state
+    tessera
         .metrics
         .tokens_issued
         .with_label_values(&["refresh_token"])
@@ -378,14 +378,14 @@ struct GraceRetry {
 /// The rotation matched nothing: find out why. A token spent moments ago gets the same
 /// successor again; one spent earlier is a replay, and the whole session dies.
 async fn explain_failed_rotation(
-    state: &AppState,
+    tessera: &Tessera,
     client: &Client,
     presented: &RefreshToken,
     ctx: &RequestContext,
 ) -> Result<GraceRetry, AuthError> {
     let hash = presented.hash();
-    let grace = state.settings.refresh_reuse_grace.as_secs_f64();
-    let found = state
+    let grace = tessera.settings.refresh_reuse_grace.as_secs_f64();
+    let found = tessera
         .db
         .run(move |conn| refresh_tokens::state(conn, &hash.0, grace))
         .await?;
@@ -425,7 +425,7 @@ async fn explain_failed_rotation(
             // The roles as of now, under the user row lock (they may have changed since
             // the rotation this retry repeats).
             let user_id = token.user_id;
-            let Some((roles, issued_at)) = state
+            let Some((roles, issued_at)) = tessera
                 .db
                 .run(move |conn| users::roles_and_clock(conn, user_id))
                 .await?
@@ -440,11 +440,11 @@ async fn explain_failed_rotation(
                 .client(client.id.as_str())
                 .session(token.session_id);
             let ctx2 = ctx.clone();
-            state
+            tessera
                 .db
                 .run(move |conn| audit::record(conn, &[event], &ctx2))
                 .await?;
-            state.metrics.refresh_grace_retries.inc();
+            tessera.metrics.refresh_grace_retries.inc();
             return Ok(GraceRetry {
                 session_id: token.session_id,
                 user_id: token.user_id,
@@ -464,7 +464,7 @@ async fn explain_failed_rotation(
         .client(client.id.as_str())
         .session(session_id);
     revocation::revoke(
-        state,
+        tessera,
         vec![Target::Session(session_id)],
         "refresh_token_reuse",
         "system",
@@ -472,7 +472,7 @@ async fn explain_failed_rotation(
         ctx,
     )
     .await?;
-    state.metrics.refresh_reuse.inc();
+    tessera.metrics.refresh_reuse.inc();
     tracing::warn!(
         sid = %session_id,
         user_id = %token.user_id,
@@ -484,7 +484,7 @@ async fn explain_failed_rotation(
 
 /// `grant_type=client_credentials` (RFC 6749 §4.4): a token for the client itself.
 pub fn client_credentials(
-    state: &AppState,
+    tessera: &Tessera,
     client: &Client,
     requested: Option<&Scope>,
 ) -> Result<Granted, AuthError> {
@@ -495,21 +495,21 @@ pub fn client_credentials(
         ));
     }
     let scope = client.grant_scope(requested)?;
-    let audiences = audiences(state, client);
-    let keys = state.keys.snapshot();
+    let audiences = audiences(tessera, client);
+    let keys = tessera.keys.snapshot();
     let access = tokens::mint(
         &keys,
         TokenRequest {
-            issuer: &state.settings.issuer,
+            issuer: &tessera.settings.issuer,
             subject: Subject::Client,
             client_id: client.id.as_str(),
             scope: &scope.to_string(),
             audiences,
-            ttl: access_ttl(state, client),
+            ttl: access_ttl(tessera, client),
             issued_at: None,
         },
     )?;
-    state
+    tessera
         .metrics
         .tokens_issued
         .with_label_values(&["client_credentials"])

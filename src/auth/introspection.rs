@@ -13,8 +13,8 @@ use super::clients::Client;
 use super::revocation::{self, CheckError};
 use super::tokens::{self, Audience};
 use super::AuthError;
+use super::Tessera;
 use crate::domain::RefreshToken;
-use crate::state::AppState;
 use crate::store::refresh_tokens;
 
 /// The members of an `active: true` answer (RFC 7662 §2.2).
@@ -44,7 +44,7 @@ pub struct ActiveToken {
 
 /// `Ok(None)` is `{"active": false}`: expired, revoked, spent, malformed or foreign.
 pub async fn introspect(
-    state: &AppState,
+    tessera: &Tessera,
     client: &Client,
     token: &str,
     hint: Option<&str>,
@@ -61,9 +61,9 @@ pub async fn introspect(
     };
     for refresh in [refresh_first, !refresh_first] {
         let found = if refresh {
-            refresh_token(state, client, token).await?
+            refresh_token(tessera, client, token).await?
         } else {
-            access_token(state, client, token).await?
+            access_token(tessera, client, token).await?
         };
         if found.is_some() {
             return Ok(found);
@@ -73,8 +73,8 @@ pub async fn introspect(
 }
 
 /// Whether `client` may learn about an access token with these claims.
-fn may_see_access_token(state: &AppState, client: &Client, claims: &tokens::AccessClaims) -> bool {
-    let own = state.settings.own_audience();
+fn may_see_access_token(tessera: &Tessera, client: &Client, claims: &tokens::AccessClaims) -> bool {
+    let own = tessera.settings.own_audience();
     client.introspect_any
         || claims.client_id == client.id.as_str()
         || claims.aud.contains(client.id.as_str())
@@ -85,18 +85,18 @@ fn may_see_access_token(state: &AppState, client: &Client, claims: &tokens::Acce
 }
 
 async fn access_token(
-    state: &AppState,
+    tessera: &Tessera,
     client: &Client,
     token: &str,
 ) -> Result<Option<ActiveToken>, AuthError> {
-    let keys = state.keys.snapshot();
-    let Ok(claims) = tokens::verify(&keys, token, &state.settings.issuer, None) else {
+    let keys = tessera.keys.snapshot();
+    let Ok(claims) = tokens::verify(&keys, token, &tessera.settings.issuer, None) else {
         return Ok(None);
     };
-    if !may_see_access_token(state, client, &claims) {
+    if !may_see_access_token(tessera, client, &claims) {
         return Ok(None);
     }
-    match revocation::ensure_not_revoked(state, &claims).await {
+    match revocation::ensure_not_revoked(tessera, &claims).await {
         Ok(()) => {}
         Err(CheckError::Revoked) => return Ok(None),
         // Fail closed: never say "active" without having checked the denylist.
@@ -120,7 +120,7 @@ async fn access_token(
 }
 
 async fn refresh_token(
-    state: &AppState,
+    tessera: &Tessera,
     client: &Client,
     token: &str,
 ) -> Result<Option<ActiveToken>, AuthError> {
@@ -128,7 +128,7 @@ async fn refresh_token(
         return Ok(None);
     };
     let hash = token.hash();
-    let found = state
+    let found = tessera
         .db
         .run(move |conn| refresh_tokens::state(conn, &hash.0, 0.0))
         .await?;
@@ -153,7 +153,7 @@ async fn refresh_token(
         exp: t.expires_at.timestamp(),
         iat: t.created_at.timestamp(),
         nbf: None,
-        iss: state.settings.issuer.clone(),
+        iss: tessera.settings.issuer.clone(),
         aud: None,
         jti: None,
         sid: Some(t.session_id.to_string()),

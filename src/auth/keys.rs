@@ -93,6 +93,10 @@ pub enum KeyError {
     Generation(String),
     #[error("no signing key is available")]
     NoSigningKey,
+    /// A handle opened without the master key (the command line's user, client and
+    /// audit commands) cannot change keys.
+    #[error("the signing keys were opened without the master key: they cannot be changed here")]
+    PublicOnly,
 }
 
 /// When keys change. All durations come from configuration.
@@ -241,7 +245,7 @@ impl KeySet {
             retired_at: None,
             publish_until: None,
         };
-        Self::build(&[row], &master)
+        Self::build(&[row], Some(&master))
     }
 
     pub fn signing(&self) -> Result<&SigningKey, KeyError> {
@@ -283,7 +287,8 @@ impl KeySet {
         self.verifying.keys().map(String::as_str)
     }
 
-    fn build(rows: &[SigningKeyRow], master: &MasterKey) -> Result<Self, KeyError> {
+    /// The published keys; the signing key too when `master` is given.
+    fn build(rows: &[SigningKeyRow], master: Option<&MasterKey>) -> Result<Self, KeyError> {
         let mut signing = None;
         let mut verifying = HashMap::with_capacity(rows.len());
         for row in rows {
@@ -301,7 +306,7 @@ impl KeySet {
                 .map_err(|e| unusable(format!("stored JWK: {e}")))?;
             let key = DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
             verifying.insert(row.kid.clone(), VerifyingKey { algorithm, key });
-            if row.state == STATE_CURRENT {
+            if let (STATE_CURRENT, Some(master)) = (row.state.as_str(), master) {
                 let pkcs8 = open_private_key(row, master)?;
                 let key = encoding_key(algorithm, pkcs8.expose_secret()).map_err(unusable)?;
                 signing = Some(SigningKey {
@@ -446,67 +451,83 @@ pub struct Rotation {
     pub dropped: Option<String>,
 }
 
-/// A rotation asked for by an operator.
+/// A rotation asked for by an operator, recorded by `record` (the audit log) in the
+/// same transaction.
 fn rotate_now(
     conn: &mut PgConnection,
     policy: &KeyPolicy,
     master: &MasterKey,
     emergency: bool,
+    record: &RecordRotation,
 ) -> Result<Rotation, KeyError> {
     let rotation = conn.transaction::<_, KeyError, _>(|conn| {
-        store::lock_life_cycle(conn)?;
-        let now = store::db_now(conn)?;
-        if emergency {
-            // The old key may be in the wrong hands: it stops signing and leaves the
-            // JWKS at once; tokens it signed stop verifying.
-            let dropped = store::in_state(conn, STATE_CURRENT)?.map(|row| row.kid);
-            store::retire_current(conn, 0.0)?;
-            store::delete_next(conn)?;
-            let kid = insert_generated(conn, master, policy.algorithm, STATE_CURRENT, Some(now))?;
-            tracing::warn!(
-                dropped = dropped.as_deref().unwrap_or("-"),
-                new = %kid,
-                "emergency key rotation: signing key {} was dropped from the JWKS; tokens it \
-                 signed no longer verify",
-                dropped.as_deref().unwrap_or("(none)")
-            );
-            return Ok(Rotation {
-                kid,
-                already_pending: false,
-                signs_at: now,
-                dropped,
-            });
-        }
-        let starts = now + chrono_duration(policy.publish_ahead);
-        Ok(match store::in_state(conn, STATE_NEXT)? {
-            Some(next) if next.algorithm == policy.algorithm.as_str() => {
-                let earliest = next.created_at + chrono_duration(policy.publish_ahead);
-                let signs_at = earliest.max(now).min(starts);
-                store::set_next_activation(conn, signs_at)?;
-                Rotation {
-                    kid: next.kid,
-                    already_pending: true,
-                    signs_at,
-                    dropped: None,
-                }
-            }
-            waiting => {
-                if waiting.is_some() {
-                    store::delete_next(conn)?;
-                }
-                let kid =
-                    insert_generated(conn, master, policy.algorithm, STATE_NEXT, Some(starts))?;
-                Rotation {
-                    kid,
-                    already_pending: false,
-                    signs_at: starts,
-                    dropped: None,
-                }
-            }
-        })
+        let rotation = choose_rotation(conn, policy, master, emergency)?;
+        record(conn, &rotation)?;
+        Ok(rotation)
     })?;
     maintain(conn, policy, master)?;
     Ok(rotation)
+}
+
+/// Writes what a rotation did, inside its transaction.
+pub type RecordRotation =
+    dyn Fn(&mut PgConnection, &Rotation) -> Result<(), StoreError> + Send + Sync;
+
+fn choose_rotation(
+    conn: &mut PgConnection,
+    policy: &KeyPolicy,
+    master: &MasterKey,
+    emergency: bool,
+) -> Result<Rotation, KeyError> {
+    store::lock_life_cycle(conn)?;
+    let now = store::db_now(conn)?;
+    if emergency {
+        // The old key may be in the wrong hands: it stops signing and leaves the
+        // JWKS at once; tokens it signed stop verifying.
+        let dropped = store::in_state(conn, STATE_CURRENT)?.map(|row| row.kid);
+        store::retire_current(conn, 0.0)?;
+        store::delete_next(conn)?;
+        let kid = insert_generated(conn, master, policy.algorithm, STATE_CURRENT, Some(now))?;
+        tracing::warn!(
+            dropped = dropped.as_deref().unwrap_or("-"),
+            new = %kid,
+            "emergency key rotation: signing key {} was dropped from the JWKS; tokens it \
+             signed no longer verify",
+            dropped.as_deref().unwrap_or("(none)")
+        );
+        return Ok(Rotation {
+            kid,
+            already_pending: false,
+            signs_at: now,
+            dropped,
+        });
+    }
+    let starts = now + chrono_duration(policy.publish_ahead);
+    Ok(match store::in_state(conn, STATE_NEXT)? {
+        Some(next) if next.algorithm == policy.algorithm.as_str() => {
+            let earliest = next.created_at + chrono_duration(policy.publish_ahead);
+            let signs_at = earliest.max(now).min(starts);
+            store::set_next_activation(conn, signs_at)?;
+            Rotation {
+                kid: next.kid,
+                already_pending: true,
+                signs_at,
+                dropped: None,
+            }
+        }
+        waiting => {
+            if waiting.is_some() {
+                store::delete_next(conn)?;
+            }
+            let kid = insert_generated(conn, master, policy.algorithm, STATE_NEXT, Some(starts))?;
+            Rotation {
+                kid,
+                already_pending: false,
+                signs_at: starts,
+                dropped: None,
+            }
+        }
+    })
 }
 
 /// Checks that the master key opens every stored private key, changing nothing.
@@ -522,7 +543,8 @@ fn check_master_key(conn: &mut PgConnection, master: &MasterKey) -> Result<(), K
 /// The shared, hot-swappable key set of one instance.
 pub struct KeyRing {
     db: Db,
-    master: Arc<MasterKey>,
+    /// `None` for a ring that only publishes and verifies ([`KeyRing::public_only`]).
+    master: Option<Arc<MasterKey>>,
     policy: KeyPolicy,
     current: ArcSwap<KeySet>,
     /// Held from reading the published keys to installing them: a timer tick that read
@@ -545,14 +567,30 @@ impl KeyRing {
             })
             .await?
         };
-        let set = KeySet::build(&rows, &master)?;
-        Ok(Self {
+        let set = KeySet::build(&rows, Some(&master))?;
+        Ok(Self::new(db, Some(master), policy, set))
+    }
+
+    /// The published public keys only, changing nothing and needing no master key:
+    /// enough to verify tokens, never to sign or rotate.
+    pub async fn public_only(db: Db, policy: KeyPolicy) -> Result<Self, KeyError> {
+        let rows = run(&db, |conn| Ok(store::published(conn)?)).await?;
+        let set = KeySet::build(&rows, None)?;
+        Ok(Self::new(db, None, policy, set))
+    }
+
+    fn new(db: Db, master: Option<Arc<MasterKey>>, policy: KeyPolicy, set: KeySet) -> Self {
+        Self {
             db,
             master,
             policy,
             current: ArcSwap::from_pointee(set),
             loading: Default::default(),
-        })
+        }
+    }
+
+    fn master(&self) -> Result<Arc<MasterKey>, KeyError> {
+        self.master.clone().ok_or(KeyError::PublicOnly)
     }
 
     /// The current snapshot; cheap (an atomic load), safe to hold across awaits.
@@ -567,7 +605,7 @@ impl KeyRing {
     /// Runs the life-cycle step and reloads the key set if the published keys changed.
     pub async fn tick(&self) -> Result<(), KeyError> {
         let _one_at_a_time = self.loading.lock().await;
-        let (master, policy) = (Arc::clone(&self.master), self.policy.clone());
+        let (master, policy) = (self.master()?, self.policy.clone());
         let rows = run(&self.db, move |conn| {
             maintain(conn, &policy, &master)?;
             Ok(store::published(conn)?)
@@ -578,11 +616,15 @@ impl KeyRing {
 
     /// Operator rotation: publishes a new key now and lets it sign once it has been
     /// published for the publish-ahead time; `emergency` swaps at once instead.
-    pub async fn rotate(&self, emergency: bool) -> Result<Rotation, KeyError> {
+    pub async fn rotate(
+        &self,
+        emergency: bool,
+        record: Box<RecordRotation>,
+    ) -> Result<Rotation, KeyError> {
         let _one_at_a_time = self.loading.lock().await;
-        let (master, policy) = (Arc::clone(&self.master), self.policy.clone());
+        let (master, policy) = (self.master()?, self.policy.clone());
         let (rotation, rows) = run(&self.db, move |conn| {
-            let rotation = rotate_now(conn, &policy, &master, emergency)?;
+            let rotation = rotate_now(conn, &policy, &master, emergency, &*record)?;
             Ok((rotation, store::published(conn)?))
         })
         .await?;
@@ -602,7 +644,7 @@ impl KeyRing {
         if fingerprint(rows) == self.current.load().fingerprint {
             return Ok(());
         }
-        let set = KeySet::build(rows, &self.master)?;
+        let set = KeySet::build(rows, self.master.as_deref())?;
         tracing::info!(keys = %set.fingerprint, "loaded a new key set");
         self.current.store(Arc::new(set));
         Ok(())
@@ -631,9 +673,56 @@ impl crate::store::DbError for KeyError {
     }
 }
 
+/// What an operator's rotation did, and whether the other instances were told.
+pub struct RotationReport {
+    pub rotation: Rotation,
+    /// How many instances heard the announcement; an error when Redis is unreachable
+    /// (they pick the change up at their next key refresh).
+    pub announced: Result<u64, crate::store::denylist::RedisUnavailable>,
+}
+
+/// An operator's rotation (admin API, `tessera keys rotate`): rotates, records it in
+/// the audit log in the same transaction, and announces it so every instance reloads
+/// its keys now instead of at its next key refresh.
+pub async fn rotate(
+    tessera: &super::Tessera,
+    emergency: bool,
+    actor: &super::Actor,
+) -> Result<RotationReport, KeyError> {
+    let (actor_event, ctx) = (
+        actor.event(super::audit::action::KEYS_ROTATED),
+        actor.ctx.clone(),
+    );
+    let record = move |conn: &mut PgConnection, rotation: &Rotation| {
+        let mut event = actor_event
+            .clone()
+            .detail("emergency", emergency)
+            .detail("kid", rotation.kid.clone())
+            .detail("already_pending", rotation.already_pending);
+        if let Some(dropped) = &rotation.dropped {
+            event = event.detail("dropped_kid", dropped.clone());
+        }
+        super::audit::record(conn, &[event], &ctx)
+    };
+    let rotation = tessera.keys.rotate(emergency, Box::new(record)).await?;
+    let announced = crate::store::key_events::announce(
+        &mut tessera.denylist.connection(),
+        &tessera.settings.redis_prefix,
+        &rotation.kid,
+    )
+    .await;
+    if let Err(e) = &announced {
+        tracing::warn!(error = %e, "could not announce the key change; other instances pick it up at their next key refresh");
+    }
+    Ok(RotationReport {
+        rotation,
+        announced,
+    })
+}
+
 /// Key rows for `keys list` and the admin API: state and dates, no private material.
-pub async fn list(db: &Db) -> Result<Vec<SigningKeyRow>, StoreError> {
-    db.run(store::all).await
+pub async fn list(tessera: &super::Tessera) -> Result<Vec<SigningKeyRow>, StoreError> {
+    tessera.db.run(store::all).await
 }
 
 #[cfg(test)]

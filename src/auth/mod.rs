@@ -1,7 +1,10 @@
-//! The rules: who may have a token, for what, and for how long. Handlers call in here;
-//! this module uses `store` and never knows about HTTP.
+//! The rules: who may have a token, for what, and for how long. HTTP handlers and the
+//! command line call in here through a [`Tessera`] handle; this module uses `store` and
+//! never knows about HTTP.
 
+pub mod access;
 pub mod audit;
+pub mod background;
 pub mod clients;
 pub mod grants;
 pub mod introspection;
@@ -11,10 +14,14 @@ pub mod passwords;
 pub mod recent;
 pub mod revocation;
 pub mod sealing;
+pub mod service;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+
+pub use service::{OpenError, Tessera};
+pub use users::BootstrapError;
 
 use crate::store::{DbError, StoreError};
 

@@ -22,11 +22,12 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditEvent};
 use super::tokens::{AccessClaims, LEEWAY};
+use super::Tessera;
 use super::{chrono_duration, AuthError, RequestContext};
 use crate::config::MAX_ACCESS_TOKEN_TTL;
-use crate::state::AppState;
 use crate::store::denylist::{DenyEntry, DenyKind, DenyState, RedisUnavailable};
-use crate::store::revocations::{self, Live, NewRevocation, RevocationRow};
+pub use crate::store::revocations::RevocationRow;
+use crate::store::revocations::{self, Live, NewRevocation};
 use crate::store::{sessions, signing_keys, StoreError};
 
 /// What to revoke.
@@ -107,7 +108,7 @@ fn entry_of(row: &RevocationRow, now: DateTime<Utc>) -> Option<DenyEntry> {
 /// Records the revocations (and what they end) in one transaction, then pushes them
 /// to Redis. Succeeds once PostgreSQL has them, even if Redis is down.
 pub async fn revoke(
-    state: &AppState,
+    tessera: &Tessera,
     targets: Vec<Target>,
     reason: &str,
     revoked_by: &str,
@@ -115,7 +116,7 @@ pub async fn revoke(
     ctx: &RequestContext,
 ) -> Result<(), AuthError> {
     revoke_with(
-        state,
+        tessera,
         move |_| Ok(((), targets)),
         reason,
         revoked_by,
@@ -128,7 +129,7 @@ pub async fn revoke(
 /// Like [`revoke`], with a change that decides the targets run first in the same
 /// transaction (a password change and the sessions it ends commit together).
 pub async fn revoke_with<T, F>(
-    state: &AppState,
+    tessera: &Tessera,
     prepare: F,
     reason: &str,
     revoked_by: &str,
@@ -140,7 +141,7 @@ where
     T: Send + 'static,
 {
     let (reason, revoked_by, ctx) = (reason.to_owned(), revoked_by.to_owned(), ctx.clone());
-    let (output, rows) = state
+    let (output, rows) = tessera
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
@@ -151,13 +152,13 @@ where
         })
         .await?;
     for row in &rows {
-        state
+        tessera
             .metrics
             .revocations
             .with_label_values(&[&row.kind])
             .inc();
     }
-    push(state, rows).await;
+    push(tessera, rows).await;
     Ok(output)
 }
 
@@ -257,16 +258,16 @@ fn chrono_leeway() -> chrono::Duration {
 
 /// Pushes rows to Redis and marks them synced; on failure leaves them for the
 /// background job and remembers that Redis may be behind.
-async fn push(state: &AppState, rows: Vec<RevocationRow>) {
+async fn push(tessera: &Tessera, rows: Vec<RevocationRow>) {
     if rows.is_empty() {
         return;
     }
     let now = Utc::now();
     let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
-    match state.denylist.deny(&entries).await {
+    match tessera.denylist.deny(&entries).await {
         Ok(()) => {
             let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-            if let Err(e) = state
+            if let Err(e) = tessera
                 .db
                 .run(move |conn| revocations::mark_synced(conn, &ids))
                 .await
@@ -275,19 +276,19 @@ async fn push(state: &AppState, rows: Vec<RevocationRow>) {
             }
         }
         Err(e) => {
-            state.metrics.redis_errors.inc();
-            state.denylist_sync.suspect.store(true, Ordering::Relaxed);
+            tessera.metrics.redis_errors.inc();
+            tessera.denylist_sync.suspect.store(true, Ordering::Relaxed);
             tracing::warn!(error = %e, "revocation recorded but not yet in Redis; it will be pushed when Redis is back");
         }
     }
 }
 
 /// Pushes every live revocation Redis has not confirmed (from any instance).
-pub async fn sync_pending(state: &AppState) -> Result<usize, CheckError> {
+pub async fn sync_pending(tessera: &Tessera) -> Result<usize, CheckError> {
     const BATCH: i64 = 10_000;
     let mut total = 0;
     loop {
-        let rows = state
+        let rows = tessera
             .db
             .run(|conn| revocations::unsynced(conn, BATCH))
             .await?;
@@ -296,10 +297,10 @@ pub async fn sync_pending(state: &AppState) -> Result<usize, CheckError> {
         }
         let now = Utc::now();
         let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
-        state.denylist.deny(&entries).await?;
+        tessera.denylist.deny(&entries).await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let count = ids.len();
-        state
+        tessera
             .db
             .run(move |conn| revocations::mark_synced(conn, &ids))
             .await?;
@@ -313,25 +314,25 @@ pub async fn sync_pending(state: &AppState) -> Result<usize, CheckError> {
 /// Before a token is trusted again after Redis missed a write, pushes what it missed.
 /// One request does the work while the others wait for it; a write that fails while
 /// it runs marks the list suspect again, so nothing is cleared unseen.
-async fn catch_up(state: &AppState) -> Result<(), CheckError> {
-    let lock = &state.denylist_sync.rebuild;
+async fn catch_up(tessera: &Tessera) -> Result<(), CheckError> {
+    let lock = &tessera.denylist_sync.rebuild;
     let (_one_at_a_time, waited) = match lock.try_lock() {
         Ok(guard) => (guard, false),
         Err(_) => (lock.lock().await, true),
     };
-    if !state.denylist_sync.suspect.swap(false, Ordering::AcqRel) {
+    if !tessera.denylist_sync.suspect.swap(false, Ordering::AcqRel) {
         return Ok(());
     }
     if waited {
         // The attempt this request waited for did not settle it: answer now rather than
         // queue one more attempt (and one more Redis timeout) behind it.
-        state.denylist_sync.suspect.store(true, Ordering::Release);
+        tessera.denylist_sync.suspect.store(true, Ordering::Release);
         return Err(CheckError::Unavailable(
             "the denylist is catching up with Redis".to_owned(),
         ));
     }
-    if let Err(e) = sync_pending(state).await {
-        state.denylist_sync.suspect.store(true, Ordering::Release);
+    if let Err(e) = sync_pending(tessera).await {
+        tessera.denylist_sync.suspect.store(true, Ordering::Release);
         return Err(e);
     }
     Ok(())
@@ -357,18 +358,18 @@ pub enum Rebuild {
 /// the generation written. Any instance may run it, any number at once: entries only
 /// ever move forward, and the marker is set only by a pass that found Redis with the
 /// data it started on (see `Denylist::complete`).
-pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckError> {
-    if matches!(scope, Rebuild::Behind) && up_to_date(state).await? {
+pub async fn rebuild(tessera: &Tessera, scope: Rebuild) -> Result<usize, CheckError> {
+    if matches!(scope, Rebuild::Behind) && up_to_date(tessera).await? {
         // The every-second case, settled without the lock token checks may wait on.
         return Ok(0);
     }
-    let _one_at_a_time = state.denylist_sync.rebuild.lock().await;
-    let marker = state.denylist.marker().await?;
+    let _one_at_a_time = tessera.denylist_sync.rebuild.lock().await;
+    let marker = tessera.denylist.marker().await?;
     if matches!(scope, Rebuild::IfLost) && marker.is_some() {
         return Ok(0);
     }
-    let generation = state.db.run(revocations::generation).await?;
-    clamp_highest_marker(state, generation);
+    let generation = tessera.db.run(revocations::generation).await?;
+    clamp_highest_marker(tessera, generation);
     // `from` is the marker an incremental pass builds on; `None` for a complete one.
     let (which, from) = match (scope, marker) {
         (Rebuild::All, _) => (Live::All, None),
@@ -402,12 +403,12 @@ pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckErr
         ),
     };
     // Cleared before reading, so a write that fails from here on keeps it set.
-    let was_suspect = state.denylist_sync.suspect.swap(false, Ordering::AcqRel);
+    let was_suspect = tessera.denylist_sync.suspect.swap(false, Ordering::AcqRel);
     // Only a marker ahead of PostgreSQL (a restored database) may be lowered.
     let lower = marker.is_some_and(|m| m > generation);
-    let rebuilt = rewrite(state, which, from, generation, lower).await;
+    let rebuilt = rewrite(tessera, which, from, generation, lower).await;
     if rebuilt.is_err() && was_suspect {
-        state.denylist_sync.suspect.store(true, Ordering::Release);
+        tessera.denylist_sync.suspect.store(true, Ordering::Release);
     }
     let entries = rebuilt?;
     match from {
@@ -427,53 +428,53 @@ pub async fn rebuild(state: &AppState, scope: Rebuild) -> Result<usize, CheckErr
 
 /// A PostgreSQL restored from a backup is behind markers seen before; from then on
 /// only markers up to its generation are real.
-fn clamp_highest_marker(state: &AppState, generation: i64) {
-    state
+fn clamp_highest_marker(tessera: &Tessera, generation: i64) {
+    tessera
         .denylist_sync
         .highest_marker
         .fetch_min(generation, Ordering::AcqRel);
 }
 
 /// Whether Redis's marker names PostgreSQL's current generation.
-async fn up_to_date(state: &AppState) -> Result<bool, CheckError> {
-    let marker = state.denylist.marker().await?;
+async fn up_to_date(tessera: &Tessera) -> Result<bool, CheckError> {
+    let marker = tessera.denylist.marker().await?;
     if marker.is_none() {
         return Ok(false);
     }
-    let generation = state.db.run(revocations::generation).await?;
-    clamp_highest_marker(state, generation);
+    let generation = tessera.db.run(revocations::generation).await?;
+    clamp_highest_marker(tessera, generation);
     Ok(marker == Some(generation))
 }
 
 /// Writes the revocations `which` selects and, if Redis kept its data meanwhile, sets
 /// the marker to `generation` (read before the rows, so they include all of it).
 async fn rewrite(
-    state: &AppState,
+    tessera: &Tessera,
     which: Live,
     from: Option<i64>,
     generation: i64,
     lower: bool,
 ) -> Result<usize, CheckError> {
-    let mut pass = state.denylist.begin().await?;
-    let rows = state
+    let mut pass = tessera.denylist.begin().await?;
+    let rows = tessera
         .db
         .run(move |conn| revocations::live(conn, which))
         .await?;
     let now = Utc::now();
     let entries: Vec<DenyEntry> = rows.iter().filter_map(|r| entry_of(r, now)).collect();
-    state.denylist.deny_in(&mut pass, &entries).await?;
+    tessera.denylist.deny_in(&mut pass, &entries).await?;
     let unsynced: Vec<Uuid> = rows
         .iter()
         .filter(|r| r.synced_at.is_none())
         .map(|r| r.id)
         .collect();
     if !unsynced.is_empty() {
-        state
+        tessera
             .db
             .run(move |conn| revocations::mark_synced(conn, &unsynced))
             .await?;
     }
-    let set = state
+    let set = tessera
         .denylist
         .complete(pass, from, generation, lower)
         .await?;
@@ -489,13 +490,16 @@ async fn rewrite(
 }
 
 /// Fails unless the denylist positively says the token is alive.
-pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Result<(), CheckError> {
-    if state.denylist_sync.suspect.load(Ordering::Acquire) {
-        catch_up(state).await?;
+pub async fn ensure_not_revoked(
+    tessera: &Tessera,
+    claims: &AccessClaims,
+) -> Result<(), CheckError> {
+    if tessera.denylist_sync.suspect.load(Ordering::Acquire) {
+        catch_up(tessera).await?;
     }
     let user = claims.user_id().map(|u| u.to_string());
     let check = || {
-        state.denylist.check(
+        tessera.denylist.check(
             &claims.jti,
             claims.sid.as_deref(),
             user.as_deref(),
@@ -505,12 +509,12 @@ pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Resu
     let mut deny = match check().await {
         Ok(d) => d,
         Err(e) => {
-            state.metrics.redis_errors.inc();
-            state.denylist_sync.suspect.store(true, Ordering::Relaxed);
+            tessera.metrics.redis_errors.inc();
+            tessera.denylist_sync.suspect.store(true, Ordering::Relaxed);
             return Err(e.into());
         }
     };
-    let sync = &state.denylist_sync;
+    let sync = &tessera.denylist_sync;
     let went_back = |deny: &DenyState| {
         deny.marker
             .is_some_and(|m| m < sync.highest_marker.fetch_max(m, Ordering::AcqRel))
@@ -526,7 +530,7 @@ pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Resu
         } else {
             Rebuild::IfLost
         };
-        rebuild(state, scope).await?;
+        rebuild(tessera, scope).await?;
         deny = check().await?;
         if !deny.ready || went_back(&deny) {
             return Err(CheckError::Unavailable(
@@ -542,11 +546,107 @@ pub async fn ensure_not_revoked(state: &AppState, claims: &AccessClaims) -> Resu
     Ok(())
 }
 
+/// What an administrator revokes.
+pub enum Revoke {
+    /// A presented token: a refresh token ends its session, an access token is denied
+    /// by its `jti` until it expires.
+    Token(String),
+    /// An access token known only by its `jti`.
+    TokenId(String),
+    /// A session by id.
+    Session(Uuid),
+}
+
+/// An administrator's revocation (admin API), audited with the reason. Answers the
+/// kind and value of what is now denied.
+pub async fn revoke_by_admin(
+    tessera: &Tessera,
+    what: Revoke,
+    reason: &str,
+    actor: &super::Actor,
+) -> Result<(&'static str, String), AuthError> {
+    let (target, kind, value) = match what {
+        Revoke::Token(token) => target_of_token(tessera, &token).await?,
+        Revoke::TokenId(jti) => (Target::TokenId(jti.clone()), "jti", jti),
+        Revoke::Session(sid) => {
+            let exists = tessera
+                .db
+                .run(move |conn| sessions::find(conn, sid))
+                .await?
+                .is_some();
+            if !exists {
+                return Err(AuthError::NotFound("no such session".to_owned()));
+            }
+            (Target::Session(sid), "sid", sid.to_string())
+        }
+    };
+    let event = actor
+        .event(audit::action::REVOCATION_CREATED)
+        .detail("kind", kind)
+        .detail("value", value.clone())
+        .detail("reason", reason);
+    revoke(
+        tessera,
+        vec![target],
+        reason,
+        &actor.label(),
+        vec![event],
+        &actor.ctx,
+    )
+    .await?;
+    Ok((kind, value))
+}
+
+async fn target_of_token(
+    tessera: &Tessera,
+    token: &str,
+) -> Result<(Target, &'static str, String), AuthError> {
+    if let Ok(refresh) = crate::domain::RefreshToken::parse(token) {
+        let hash = refresh.hash();
+        let found = tessera
+            .db
+            .run(move |conn| crate::store::refresh_tokens::state(conn, &hash.0, 0.0))
+            .await?
+            .ok_or_else(|| AuthError::NotFound("no such refresh token".to_owned()))?;
+        return Ok((
+            Target::Session(found.session_id),
+            "sid",
+            found.session_id.to_string(),
+        ));
+    }
+    let keys = tessera.keys.snapshot();
+    let claims = super::tokens::verify(&keys, token, &tessera.settings.issuer, None)
+        // Well formed or not, no token of this issuer is there to revoke.
+        .map_err(|e| AuthError::NotFound(format!("no live access token of this issuer: {e}")))?;
+    Ok((
+        Target::AccessToken {
+            jti: claims.jti.clone(),
+            expires_at: claims.exp,
+        },
+        "jti",
+        claims.jti,
+    ))
+}
+
+/// Recorded revocations, newest first, optionally of one kind; `before` is the id of
+/// the last row of the previous page.
+pub async fn list(
+    tessera: &Tessera,
+    kind: Option<String>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RevocationRow>, AuthError> {
+    Ok(tessera
+        .db
+        .run(move |conn| revocations::list(conn, kind.as_deref(), before, limit))
+        .await?)
+}
+
 /// RFC 7009: revokes a token presented by `client`. A refresh token ends its whole
 /// session; an access token is denied by `jti`. The hint only decides which kind is
 /// tried first. Unknown, expired and already revoked tokens are not errors.
 pub async fn revoke_presented(
-    state: &AppState,
+    tessera: &Tessera,
     client: &super::clients::Client,
     token: &str,
     hint: Option<&str>,
@@ -559,9 +659,9 @@ pub async fn revoke_presented(
     };
     for kind_is_refresh in [refresh_first, !refresh_first] {
         let done = if kind_is_refresh {
-            revoke_refresh_token(state, client, token, ctx).await?
+            revoke_refresh_token(tessera, client, token, ctx).await?
         } else {
-            revoke_access_token(state, client, token, ctx).await?
+            revoke_access_token(tessera, client, token, ctx).await?
         };
         if done {
             break;
@@ -576,7 +676,7 @@ fn not_yours() -> AuthError {
 
 /// Returns whether the token was recognised as a refresh token.
 async fn revoke_refresh_token(
-    state: &AppState,
+    tessera: &Tessera,
     client: &super::clients::Client,
     token: &str,
     ctx: &RequestContext,
@@ -585,7 +685,7 @@ async fn revoke_refresh_token(
         return Ok(false);
     };
     let hash = token.hash();
-    let Some(found) = state
+    let Some(found) = tessera
         .db
         .run(move |conn| crate::store::refresh_tokens::state(conn, &hash.0, 0.0))
         .await?
@@ -601,13 +701,20 @@ async fn revoke_refresh_token(
             .client(client.id.as_str())
             .session(found.session_id)
             .detail("via", "refresh_token");
-        revoke_for_client(state, client, Target::Session(found.session_id), event, ctx).await?;
+        revoke_for_client(
+            tessera,
+            client,
+            Target::Session(found.session_id),
+            event,
+            ctx,
+        )
+        .await?;
     }
     Ok(true)
 }
 
 async fn revoke_for_client(
-    state: &AppState,
+    tessera: &Tessera,
     client: &super::clients::Client,
     target: Target,
     event: AuditEvent,
@@ -615,7 +722,7 @@ async fn revoke_for_client(
 ) -> Result<(), AuthError> {
     let by = format!("client:{}", client.id);
     revoke(
-        state,
+        tessera,
         vec![target],
         "revoked_by_client",
         &by,
@@ -627,13 +734,13 @@ async fn revoke_for_client(
 
 /// Returns whether the token was recognised as one of our access tokens.
 async fn revoke_access_token(
-    state: &AppState,
+    tessera: &Tessera,
     client: &super::clients::Client,
     token: &str,
     ctx: &RequestContext,
 ) -> Result<bool, AuthError> {
-    let keys = state.keys.snapshot();
-    let claims = match super::tokens::verify(&keys, token, &state.settings.issuer, None) {
+    let keys = tessera.keys.snapshot();
+    let claims = match super::tokens::verify(&keys, token, &tessera.settings.issuer, None) {
         Ok(claims) => claims,
         // Expired: nothing left to revoke. Anything else is not a token of ours.
         Err(_) => return Ok(false),
@@ -651,6 +758,6 @@ async fn revoke_access_token(
         jti: claims.jti,
         expires_at: claims.exp,
     };
-    revoke_for_client(state, client, target, event, ctx).await?;
+    revoke_for_client(tessera, client, target, event, ctx).await?;
     Ok(true)
 }

@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use super::audit::{action, AuditEvent};
 use super::revocation::{self, Target};
+use super::Tessera;
 use super::{AuthError, RequestContext};
-use crate::state::AppState;
 use crate::store::sessions::{self, SessionRow};
 
 /// Which sessions a logout ends.
@@ -38,15 +38,15 @@ impl LogoutScope {
     }
 }
 
-pub async fn list(state: &AppState, user_id: Uuid) -> Result<Vec<SessionRow>, AuthError> {
-    Ok(state
+pub async fn list(tessera: &Tessera, user_id: Uuid) -> Result<Vec<SessionRow>, AuthError> {
+    Ok(tessera
         .db
         .run(move |conn| sessions::live_for_user(conn, user_id))
         .await?)
 }
 
 pub async fn logout(
-    state: &AppState,
+    tessera: &Tessera,
     user_id: Uuid,
     current: Uuid,
     scope: LogoutScope,
@@ -58,7 +58,7 @@ pub async fn logout(
         .session(current)
         .detail("scope", scope.as_str());
     revocation::revoke_with(
-        state,
+        tessera,
         move |conn| {
             let mut targets: Vec<Target> = match scope {
                 LogoutScope::Local => vec![],
@@ -85,12 +85,12 @@ pub async fn logout(
 
 /// Ends one of the caller's sessions; someone else's is "not found".
 pub async fn end(
-    state: &AppState,
+    tessera: &Tessera,
     user_id: Uuid,
     session_id: Uuid,
     ctx: &RequestContext,
 ) -> Result<(), AuthError> {
-    let found = state
+    let found = tessera
         .db
         .run(move |conn| sessions::find(conn, session_id))
         .await?
@@ -104,7 +104,7 @@ pub async fn end(
         .session(session_id)
         .detail("via", "user");
     revocation::revoke(
-        state,
+        tessera,
         vec![Target::Session(session_id)],
         "ended_by_user",
         &user_id.to_string(),

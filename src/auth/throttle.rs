@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 use super::audit::{self, AuditEvent};
+use super::Tessera;
 use super::{AuthError, RequestContext};
-use crate::state::AppState;
 use crate::store::throttle::{Limits, RefusedBy, Reservation, Subject};
 
 pub use crate::store::throttle::Ticket;
@@ -39,8 +39,8 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn limits(state: &AppState) -> Limits {
-    let l = &state.settings.login_limits;
+fn limits(tessera: &Tessera) -> Limits {
+    let l = &tessera.settings.login_limits;
     Limits {
         window_ms: l.window.as_millis() as u64,
         delay_after: l.delay_after,
@@ -75,43 +75,44 @@ fn ip_of(ctx: &RequestContext) -> String {
 /// How an unavailable-counters error begins (the 503 body names the dependency by it).
 pub const UNAVAILABLE_PREFIX: &str = "brute-force protection cannot reach Redis";
 
-fn unavailable(state: &AppState, e: impl std::fmt::Display) -> AuthError {
-    state.metrics.redis_errors.inc();
+fn unavailable(tessera: &Tessera, e: impl std::fmt::Display) -> AuthError {
+    tessera.metrics.redis_errors.inc();
     AuthError::Unavailable(format!("{UNAVAILABLE_PREFIX}: {e}"))
 }
 
 /// Reserves one password check for `account` (before any bcrypt work), or refuses it
 /// while this source (or the IP, or the account-wide spacing) must wait.
 pub async fn check(
-    state: &AppState,
+    tessera: &Tessera,
     account: &str,
     ctx: &RequestContext,
 ) -> Result<Ticket, AuthError> {
-    reserve(state, Subject::Account(account), ctx).await
+    reserve(tessera, Subject::Account(account), ctx).await
 }
 
 /// Reserves one self-registration from this source.
 pub async fn check_registration(
-    state: &AppState,
+    tessera: &Tessera,
     ctx: &RequestContext,
 ) -> Result<Ticket, AuthError> {
-    reserve(state, Subject::Registration, ctx).await
+    reserve(tessera, Subject::Registration, ctx).await
 }
 
 async fn reserve(
-    state: &AppState,
+    tessera: &Tessera,
     subject: Subject<'_>,
     ctx: &RequestContext,
 ) -> Result<Ticket, AuthError> {
     let ip = ip_of(ctx);
-    let deadline = tokio::time::Instant::now() + TURN_WAIT.min(state.settings.request_timeout / 2);
+    let deadline =
+        tokio::time::Instant::now() + TURN_WAIT.min(tessera.settings.request_timeout / 2);
     let mut pause = Duration::from_millis(10);
     loop {
-        let reservation = state
+        let reservation = tessera
             .throttle
-            .reserve(subject, &ip, now_ms(), &limits(state))
+            .reserve(subject, &ip, now_ms(), &limits(tessera))
             .await
-            .map_err(|e| unavailable(state, e))?;
+            .map_err(|e| unavailable(tessera, e))?;
         let (wait_ms, by) = match reservation {
             Reservation::Allowed(ticket) => return Ok(ticket),
             Reservation::Refused { wait_ms, by } => (wait_ms, by),
@@ -131,7 +132,11 @@ async fn reserve(
             (_, RefusedBy::Account) => "account",
             (_, RefusedBy::Source) => "source",
         };
-        state.metrics.rate_limited.with_label_values(&[scope]).inc();
+        tessera
+            .metrics
+            .rate_limited
+            .with_label_values(&[scope])
+            .inc();
         return Err(AuthError::TooManyAttempts {
             retry_after_secs: wait_ms.div_ceil(1000).max(1),
         });
@@ -143,20 +148,20 @@ async fn reserve(
 /// when the name belongs to one; never the name typed, which may be a password in the
 /// wrong field).
 pub async fn failed(
-    state: &AppState,
+    tessera: &Tessera,
     ticket: &Ticket,
     user: Option<Uuid>,
     ctx: &RequestContext,
 ) -> Result<(), AuthError> {
-    let l = &state.settings.login_limits;
-    let failures = state
+    let l = &tessera.settings.login_limits;
+    let failures = tessera
         .throttle
-        .failed(ticket, now_ms(), &limits(state))
+        .failed(ticket, now_ms(), &limits(tessera))
         .await
-        .map_err(|e| unavailable(state, e))?;
+        .map_err(|e| unavailable(tessera, e))?;
     let mut events = Vec::new();
     if failures.source == u64::from(l.lockout_after) {
-        state.metrics.lockouts.inc();
+        tessera.metrics.lockouts.inc();
         tracing::warn!(
             failures = failures.source,
             "source locked out of an account after repeated failures"
@@ -188,7 +193,7 @@ pub async fn failed(
             })
             .collect();
         let ctx = ctx.clone();
-        state
+        tessera
             .db
             .run(move |conn| audit::record(conn, &events, &ctx))
             .await?;
@@ -199,19 +204,19 @@ pub async fn failed(
 /// A success: for a login this source starts afresh on the account (and the IP gets
 /// its attempt back); for a registration only the reservation is given back, so that
 /// registering a name does not wipe out the failures of probing taken ones.
-pub async fn succeeded(state: &AppState, ticket: &Ticket) {
-    if let Err(e) = state.throttle.succeeded(ticket).await {
-        state.metrics.redis_errors.inc();
+pub async fn succeeded(tessera: &Tessera, ticket: &Ticket) {
+    if let Err(e) = tessera.throttle.succeeded(ticket).await {
+        tessera.metrics.redis_errors.inc();
         tracing::warn!(error = %e, "could not settle the attempt");
     }
 }
 
 /// Clears every source's counters for the account with this username (an admin
 /// unlock). Returns how many sources had counters.
-pub async fn unlock(state: &AppState, username: &str) -> Result<usize, AuthError> {
-    state
+pub async fn unlock(tessera: &Tessera, username: &str) -> Result<usize, AuthError> {
+    tessera
         .throttle
         .unlock(&account_key(username))
         .await
-        .map_err(|e| unavailable(state, e))
+        .map_err(|e| unavailable(tessera, e))
 }

@@ -4,25 +4,24 @@ use diesel::Connection;
 use uuid::Uuid;
 
 use super::audit::{self, action, AuditEvent};
-use super::passwords::PasswordHasher;
 use super::recent::RecentReads;
 use super::revocation::{self, Target};
 use super::throttle;
+use super::Tessera;
 use super::{Actor, AuthError, RequestContext};
 use crate::domain::{NewPassword, Password, Role, Username};
-use crate::state::AppState;
-use crate::store::users::{self, NewUser, UserRow};
+pub use crate::store::users::UserRow;
+use crate::store::users::{self, NewUser};
 use crate::store::{sessions, Db};
 
 pub async fn create(
-    db: &Db,
-    hasher: &PasswordHasher,
+    tessera: &Tessera,
     username: Username,
     password: NewPassword,
     roles: Vec<Role>,
     actor: &Actor,
 ) -> Result<UserRow, AuthError> {
-    let hash = hasher.hash(password).await?;
+    let hash = tessera.passwords.hash(password).await?;
     let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
     let name = username.clone();
     let id = Uuid::now_v7();
@@ -31,7 +30,8 @@ pub async fn create(
         .user(id)
         .detail("roles", roles.clone());
     let ctx = actor.ctx.clone();
-    let result = db
+    let result = tessera
+        .db
         .run(move |conn| {
             conn.transaction(|conn| {
                 let row = users::insert(
@@ -93,7 +93,7 @@ impl Profiles {
 /// last username of the previous page. The admin API and `tessera user list` read
 /// them through here.
 pub async fn list(
-    db: &Db,
+    tessera: &Tessera,
     search: Option<String>,
     after: Option<String>,
     limit: i64,
@@ -121,15 +121,32 @@ pub async fn list(
     {
         return Ok(Vec::new());
     }
-    Ok(db
+    Ok(tessera
+        .db
         .run(move |conn| users::list(conn, search.as_deref(), after.as_deref(), limit))
         .await?)
 }
 
+/// A user's own record for `/v1/me`, from the few-second cache (see [`Profiles`]).
+pub async fn profile(tessera: &Tessera, user_id: Uuid) -> Result<Option<UserRow>, AuthError> {
+    Ok(tessera.profiles.find(user_id).await?)
+}
+
+/// A user by id.
+pub async fn find(tessera: &Tessera, user_id: Uuid) -> Result<UserRow, AuthError> {
+    tessera
+        .db
+        .run(move |conn| users::find_by_id(conn, user_id))
+        .await?
+        .ok_or_else(no_such_user)
+}
+
 /// A user by username (the CLI names users by name).
-pub async fn find_by_username(db: &Db, username: &str) -> Result<UserRow, AuthError> {
+pub async fn find_by_username(tessera: &Tessera, username: &str) -> Result<UserRow, AuthError> {
     let name = crate::domain::Username::parse(username).map_err(AuthError::InvalidRequest)?;
-    db.run(move |conn| users::find_by_username(conn, name.as_str()))
+    tessera
+        .db
+        .run(move |conn| users::find_by_username(conn, name.as_str()))
         .await?
         .ok_or_else(no_such_user)
 }
@@ -142,7 +159,7 @@ fn no_such_user() -> AuthError {
 /// token of the user at once; a role change cuts the live access tokens so the next
 /// refresh carries the new roles.
 pub async fn update(
-    state: &AppState,
+    tessera: &Tessera,
     user_id: Uuid,
     roles: Option<Vec<Role>>,
     disabled: Option<bool>,
@@ -166,7 +183,7 @@ pub async fn update(
     }
     let changes = users::UserChanges { roles, disabled };
     let updated = revocation::revoke_with(
-        state,
+        tessera,
         move |conn| {
             let before = users::find_by_id(conn, user_id)?.ok_or_else(no_such_user)?;
             let after = users::update(conn, user_id, &changes)?.ok_or_else(no_such_user)?;
@@ -185,20 +202,20 @@ pub async fn update(
         &actor.ctx,
     )
     .await;
-    state.profiles.forget(user_id);
+    tessera.profiles.forget(user_id);
     updated
 }
 
 /// Sets a new password chosen by an administrator; every session of the user ends.
 pub async fn reset_password(
-    state: &AppState,
+    tessera: &Tessera,
     user_id: Uuid,
     password: NewPassword,
     actor: &Actor,
 ) -> Result<(), AuthError> {
-    let hash = state.passwords.hash(password).await?;
+    let hash = tessera.passwords.hash(password).await?;
     revocation::revoke_with(
-        state,
+        tessera,
         move |conn| {
             users::find_by_id(conn, user_id)?.ok_or_else(no_such_user)?;
             users::set_password_hash(conn, user_id, &hash)?;
@@ -210,19 +227,19 @@ pub async fn reset_password(
         &actor.ctx,
     )
     .await?;
-    state.profiles.forget(user_id);
+    tessera.profiles.forget(user_id);
     Ok(())
 }
 
 /// Ends every session and live access token of a user.
 pub async fn revoke_everything(
-    state: &AppState,
+    tessera: &Tessera,
     user_id: Uuid,
     reason: &str,
     actor: &Actor,
 ) -> Result<(), AuthError> {
     revocation::revoke_with(
-        state,
+        tessera,
         move |conn| {
             users::find_by_id(conn, user_id)?.ok_or_else(no_such_user)?;
             Ok(((), vec![Target::User(user_id)]))
@@ -241,14 +258,14 @@ pub async fn revoke_everything(
 /// Changes a user's password after checking the current one, and ends every other
 /// session of the user in the same transaction (the one in use stays).
 pub async fn change_password(
-    state: &AppState,
+    tessera: &Tessera,
     user_id: Uuid,
     current_session: Uuid,
     current: Password,
     new: NewPassword,
     ctx: &RequestContext,
 ) -> Result<(), AuthError> {
-    let user = state
+    let user = tessera
         .db
         .run(move |conn| users::find_by_id(conn, user_id))
         .await?
@@ -257,32 +274,32 @@ pub async fn change_password(
     // The same counters as logins to this account: a stolen access token does not buy
     // unlimited guesses at the password.
     let account = throttle::account_key(&user.username);
-    let ticket = throttle::check(state, &account, ctx).await?;
-    let matched = state
+    let ticket = throttle::check(tessera, &account, ctx).await?;
+    let matched = tessera
         .passwords
         .verify(current, Some(user.password_hash.clone()))
         .await?;
     if !matched {
-        throttle::failed(state, &ticket, Some(user_id), ctx).await?;
+        throttle::failed(tessera, &ticket, Some(user_id), ctx).await?;
         let event = AuditEvent::new(action::PASSWORD_CHANGE_FAILED)
             .actor(user_id)
             .user(user_id)
             .session(current_session);
         let ctx2 = ctx.clone();
-        state
+        tessera
             .db
             .run(move |conn| audit::record(conn, &[event], &ctx2))
             .await?;
         return Err(AuthError::WrongPassword);
     }
-    throttle::succeeded(state, &ticket).await;
-    let new_hash = state.passwords.hash(new).await?;
+    throttle::succeeded(tessera, &ticket).await;
+    let new_hash = tessera.passwords.hash(new).await?;
     let event = AuditEvent::new(action::PASSWORD_CHANGED)
         .actor(user_id)
         .user(user_id)
         .session(current_session);
     revocation::revoke_with(
-        state,
+        tessera,
         move |conn| {
             users::set_password_hash(conn, user_id, &new_hash)?;
             let others = sessions::live_for_user(conn, user_id)?
@@ -298,7 +315,7 @@ pub async fn change_password(
         ctx,
     )
     .await?;
-    state.profiles.forget(user_id);
+    tessera.profiles.forget(user_id);
     Ok(())
 }
 
@@ -307,33 +324,24 @@ pub async fn change_password(
 /// costs a source exactly what a login attempt costs (and the answer takes the same
 /// bcrypt time either way, the hash being made before the insert).
 pub async fn register(
-    state: &AppState,
+    tessera: &Tessera,
     username: Username,
     password: NewPassword,
     actor: &Actor,
 ) -> Result<UserRow, AuthError> {
-    let ticket = throttle::check_registration(state, &actor.ctx).await?;
-    match create(
-        &state.db,
-        &state.passwords,
-        username,
-        password,
-        vec![],
-        actor,
-    )
-    .await
-    {
+    let ticket = throttle::check_registration(tessera, &actor.ctx).await?;
+    match create(tessera, username, password, vec![], actor).await {
         Ok(user) => {
-            throttle::succeeded(state, &ticket).await;
+            throttle::succeeded(tessera, &ticket).await;
             Ok(user)
         }
         Err(AuthError::Conflict(message)) => {
-            throttle::failed(state, &ticket, None, &actor.ctx).await?;
+            throttle::failed(tessera, &ticket, None, &actor.ctx).await?;
             Err(AuthError::Conflict(message))
         }
         Err(e) => {
             // Not the caller's doing: give the reservation back.
-            throttle::succeeded(state, &ticket).await;
+            throttle::succeeded(tessera, &ticket).await;
             Err(e)
         }
     }
@@ -341,21 +349,83 @@ pub async fn register(
 
 /// Lifts every brute-force delay and lockout on a user's account, from every source
 /// (an admin action, audited).
-pub async fn unlock(state: &AppState, user_id: Uuid, actor: &Actor) -> Result<(), AuthError> {
-    let user = state
+pub async fn unlock(tessera: &Tessera, user_id: Uuid, actor: &Actor) -> Result<(), AuthError> {
+    let user = tessera
         .db
         .run(move |conn| users::find_by_id(conn, user_id))
         .await?
         .ok_or_else(no_such_user)?;
-    let sources = throttle::unlock(state, &user.username).await?;
+    let sources = throttle::unlock(tessera, &user.username).await?;
     let event = actor
         .event(action::USER_UNLOCKED)
         .user(user_id)
         .detail("sources", sources as u64);
     let ctx = actor.ctx.clone();
-    state
+    tessera
         .db
         .run(move |conn| audit::record(conn, &[event], &ctx))
         .await?;
     Ok(())
+}
+
+/// What [`bootstrap_admin`] found or did.
+pub enum Bootstrap {
+    /// The configured administrator was created (this was the first start).
+    Created(String),
+    /// There are users already: nothing to do.
+    NotNeeded,
+    /// There are no users and none is configured: someone has to create one.
+    NoUsers,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// A configured value is unusable (named by its variable).
+    #[error("{variable}: {message}")]
+    Invalid { variable: String, message: String },
+    #[error(transparent)]
+    Failed(AuthError),
+}
+
+/// Creates the administrator configured by `TESSERA_BOOTSTRAP_ADMIN`, on a first start
+/// only (no users yet). Another instance winning the same race is not an error.
+pub async fn bootstrap_admin(tessera: &Tessera) -> Result<Bootstrap, BootstrapError> {
+    use secrecy::ExposeSecret;
+    let failed = |e: AuthError| BootstrapError::Failed(e);
+    let users = tessera
+        .db
+        .run(users::count)
+        .await
+        .map_err(|e| failed(e.into()))?;
+    let admin = match (users, &tessera.settings.bootstrap_admin) {
+        (0, Some(admin)) => admin,
+        (0, None) => return Ok(Bootstrap::NoUsers),
+        _ => return Ok(Bootstrap::NotNeeded),
+    };
+    let invalid = |variable: &str, message: String| BootstrapError::Invalid {
+        variable: variable.to_owned(),
+        message,
+    };
+    let username =
+        Username::parse(&admin.username).map_err(|e| invalid("TESSERA_BOOTSTRAP_ADMIN", e))?;
+    let password = NewPassword::parse(
+        admin.password.expose_secret().to_owned(),
+        tessera.settings.password_min_length,
+    )
+    .map_err(|e| invalid("TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE", e.to_string()))?;
+    let role = Role::parse(Role::ADMIN).expect("admin is a valid role");
+    match create(
+        tessera,
+        username,
+        password,
+        vec![role],
+        &Actor::command_line(),
+    )
+    .await
+    {
+        Ok(user) => Ok(Bootstrap::Created(user.username)),
+        // Another instance won the race on the same first start.
+        Err(AuthError::Conflict(_)) => Ok(Bootstrap::NotNeeded),
+        Err(e) => Err(failed(e)),
+    }
 }

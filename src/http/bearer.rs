@@ -8,10 +8,10 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use uuid::Uuid;
 
-use crate::auth::revocation::{self, CheckError};
-use crate::auth::tokens::{self, AccessClaims, InvalidToken};
+use crate::auth::access::{self, Refused};
+use crate::auth::tokens::{AccessClaims, InvalidToken};
 use crate::error::Problem;
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// A caller who presented a valid access token for Tessera's own API.
 pub struct Caller {
@@ -69,22 +69,14 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let state = state.expect("AppState is registered");
             let token = token?;
-            let keys = state.keys.snapshot();
-            let claims = tokens::verify(
-                &keys,
-                &token,
-                &state.settings.issuer,
-                Some(state.settings.own_audience()),
-            )
-            .map_err(|reason| {
-                tracing::debug!(%reason, "bearer token refused");
-                Problem::invalid_token(&reason)
-            })?;
-            revocation::ensure_not_revoked(&state, &claims)
+            let claims = access::check(&state.tessera, &token)
                 .await
-                .map_err(|e| match e {
-                    CheckError::Revoked => Problem::invalid_token(&InvalidToken::Revoked),
-                    CheckError::Unavailable(_) => Problem::unavailable(&e),
+                .map_err(|refused| match refused {
+                    Refused::Invalid(reason) => {
+                        tracing::debug!(%reason, "bearer token refused");
+                        Problem::invalid_token(&reason)
+                    }
+                    Refused::Unavailable(e) => Problem::unavailable(&e),
                 })?;
             Ok(Caller { claims })
         })

@@ -67,8 +67,8 @@ impl FromRequest for JsonBody {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let content_type = content_type(req);
         let limit = req
-            .app_data::<actix_web::web::Data<crate::state::AppState>>()
-            .map_or(16 * 1024, |s| s.settings.max_body_bytes);
+            .app_data::<actix_web::web::Data<crate::http::AppState>>()
+            .map_or(16 * 1024, |s| s.settings().max_body_bytes);
         let read = Bytes::from_request(req, payload);
         Box::pin(async move {
             Ok(JsonBody {

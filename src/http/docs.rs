@@ -10,7 +10,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
-use crate::state::AppState;
+use crate::http::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -3,8 +3,8 @@ use std::time::Duration;
 use actix_web::{get, web, HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::AppState;
 use crate::error::{Problem, ProblemBody};
-use crate::state::AppState;
 
 /// Liveness: the process answers.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = serde_json::Value)))]
@@ -26,7 +26,7 @@ pub async fn live() -> HttpResponse {
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if state.settings.metrics_bind.is_some() {
+    if state.tessera.settings().metrics_bind.is_some() {
         return Problem::not_found("no route for GET /metrics").error_response();
     }
     metrics_text(state).await
@@ -39,20 +39,9 @@ pub async fn only_metrics() -> HttpResponse {
 
 /// The metrics, wherever they are served.
 pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
-    let (waiting, running) = state.passwords.load();
-    let pool = state.db.state();
-    let sample = crate::metrics::Sample {
-        bcrypt_waiting: waiting,
-        bcrypt_running: running,
-        bcrypt_total: state.passwords.jobs_total(),
-        db_in_use: pool.connections - pool.idle_connections,
-        db_idle: pool.idle_connections,
-        db_max: state.db.max_size(),
-        db_waiting: state.db.waiting(),
-    };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&sample))
+        .body(state.tessera.render_metrics())
 }
 
 /// Readiness: PostgreSQL and Redis both answer within a second.
@@ -65,19 +54,8 @@ pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    const LIMIT: Duration = Duration::from_secs(1);
-    let postgres = tokio::time::timeout(
-        LIMIT,
-        state.db.run(|conn| {
-            use diesel::connection::SimpleConnection;
-            conn.batch_execute("SELECT 1")
-                .map_err(crate::store::StoreError::from)
-        }),
-    );
-    let redis = tokio::time::timeout(LIMIT, state.denylist.ping());
-    let (postgres, redis) = tokio::join!(postgres, redis);
-    let postgres_ok = matches!(postgres, Ok(Ok(())));
-    let redis_ok = matches!(redis, Ok(Ok(())));
+    let checks = state.tessera.readiness(Duration::from_secs(1)).await;
+    let (postgres_ok, redis_ok) = (checks.postgres, checks.redis);
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let body = json!({
         "status": if postgres_ok && redis_ok { "ready" } else { "unavailable" },

@@ -13,7 +13,7 @@ use crate::auth;
 use crate::auth::sessions::LogoutScope;
 use crate::domain::{NewPassword, Password};
 use crate::error::{no_store, Problem, ProblemBody};
-use crate::state::AppState;
+use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Profile {
@@ -41,9 +41,7 @@ pub struct Profile {
 #[get("/v1/me")]
 pub async fn profile(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
-    let user = state
-        .profiles
-        .find(user_id)
+    let user = auth::users::profile(&state.tessera, user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| {
@@ -89,7 +87,7 @@ pub struct SessionView {
 pub async fn sessions(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let current = caller.session_id()?;
-    let list: Vec<SessionView> = auth::sessions::list(&state, user_id)
+    let list: Vec<SessionView> = auth::sessions::list(&state.tessera, user_id)
         .await?
         .into_iter()
         .map(|s| SessionView {
@@ -129,7 +127,7 @@ pub async fn end_session(
     let user_id = caller.user_id()?;
     let sid =
         Uuid::parse_str(&path.into_inner()).map_err(|_| Problem::not_found("no such session"))?;
-    auth::sessions::end(&state, user_id, sid, &request_context(&req)).await?;
+    auth::sessions::end(&state.tessera, user_id, sid, &request_context(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -178,7 +176,7 @@ pub async fn logout(
         Some(s) => LogoutScope::parse(s)
             .ok_or_else(|| Problem::bad_request("scope must be one of: local, others, global"))?,
     };
-    auth::sessions::logout(&state, user_id, sid, scope, &request_context(&req)).await?;
+    auth::sessions::logout(&state.tessera, user_id, sid, scope, &request_context(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -216,10 +214,17 @@ pub async fn change_password(
     let body: PasswordChange = body.parse()?;
     let current = Password::parse(body.current_password)
         .map_err(|e| Problem::bad_request(format!("current_password: {e}")))?;
-    let new = NewPassword::parse(body.new_password, state.settings.password_min_length)
+    let new = NewPassword::parse(body.new_password, state.settings().password_min_length)
         .map_err(|e| Problem::bad_request(format!("new_password: {e}")))?;
-    auth::users::change_password(&state, user_id, sid, current, new, &request_context(&req))
-        .await?;
+    auth::users::change_password(
+        &state.tessera,
+        user_id,
+        sid,
+        current,
+        new,
+        &request_context(&req),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -253,18 +258,18 @@ pub async fn register(
     body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    if !state.settings.allow_registration {
+    if !state.settings().allow_registration {
         return Err(Problem::forbidden("self-registration is disabled"));
     }
     let body: Registration = body.parse()?;
     let username = crate::domain::Username::parse(&body.username).map_err(Problem::bad_request)?;
-    let password = NewPassword::parse(body.password, state.settings.password_min_length)
+    let password = NewPassword::parse(body.password, state.settings().password_min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
     let actor = auth::Actor {
         user_id: None,
         ctx: request_context(&req),
     };
-    let user = auth::users::register(&state, username, password, &actor).await?;
+    let user = auth::users::register(&state.tessera, username, password, &actor).await?;
     let mut res = HttpResponse::Created();
     no_store(&mut res);
     Ok(res.json(RegisteredUser {

@@ -12,7 +12,10 @@ pub mod form;
 pub mod health;
 pub mod me;
 pub mod oauth;
+mod state;
 pub mod wellknown;
+
+pub use state::AppState;
 
 use actix_web::web;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -73,7 +76,7 @@ pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     use actix_web::http::{header, StatusCode};
     use actix_web::ResponseError;
     let allow = req
-        .app_data::<web::Data<crate::state::AppState>>()
+        .app_data::<web::Data<crate::http::AppState>>()
         .and_then(|state| {
             state
                 .api_paths

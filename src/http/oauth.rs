@@ -12,7 +12,7 @@ use crate::auth::introspection::ActiveToken;
 use crate::auth::{clients, introspection, revocation, RequestContext};
 use crate::domain::{Password, RefreshToken, Scope};
 use crate::error::{no_store, OAuthError, OAuthErrorBody, OAuthErrorCode};
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// A token request (RFC 6749 §4.3, §4.4, §6). Every parameter any grant takes; each
 /// grant checks the ones it needs. Form-encoded, or JSON for front ends.
@@ -94,7 +94,7 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
         .map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect());
     let trust_forwarded = req
         .app_data::<web::Data<AppState>>()
-        .is_some_and(|s| s.settings.trust_forwarded_for);
+        .is_some_and(|s| s.settings().trust_forwarded_for);
     let forwarded = trust_forwarded
         .then(|| {
             // A proxy appends to the last header line; earlier lines came from the client.
@@ -137,7 +137,7 @@ pub async fn token(
     body: Result<Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let params: TokenParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
+    let params: TokenParams = form::parse_body(&req, body, state.settings().max_body_bytes)?;
     let grant_type = required(params.grant_type, "grant_type")?;
     if !["password", "refresh_token", "client_credentials"].contains(&grant_type.as_str()) {
         return Err(OAuthError::new(
@@ -156,9 +156,15 @@ pub async fn token(
             let password = Password::parse(required(params.password, "password")?)
                 .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
             let client = authenticate(&req, &state, credentials).await?;
-            let granted =
-                grants::password(&state, &client, &username, password, scope.as_ref(), &ctx)
-                    .await?;
+            let granted = grants::password(
+                &state.tessera,
+                &client,
+                &username,
+                password,
+                scope.as_ref(),
+                &ctx,
+            )
+            .await?;
             (client, granted)
         }
         "refresh_token" => {
@@ -175,12 +181,13 @@ pub async fn token(
             };
             let presented = RefreshToken::parse(&required(raw, "refresh_token")?)
                 .map_err(OAuthError::invalid_request)?;
-            let granted = grants::refresh(&state, &client, presented, scope.as_ref(), &ctx).await?;
+            let granted =
+                grants::refresh(&state.tessera, &client, presented, scope.as_ref(), &ctx).await?;
             (client, granted)
         }
         _ => {
             let client = authenticate(&req, &state, credentials).await?;
-            let granted = grants::client_credentials(&state, &client, scope.as_ref())?;
+            let granted = grants::client_credentials(&state.tessera, &client, scope.as_ref())?;
             (client, granted)
         }
     };
@@ -193,9 +200,9 @@ async fn authenticate(
     state: &AppState,
     credentials: clients::ClientCredentials,
 ) -> Result<clients::Client, OAuthError> {
-    let client = clients::authenticate(&state.clients, credentials).await?;
+    let client = clients::authenticate(&state.tessera, credentials).await?;
     if client.browser_mode {
-        browser::check_csrf(req, &state.settings)?;
+        browser::check_csrf(req, state.settings())?;
     }
     Ok(client)
 }
@@ -235,7 +242,7 @@ pub async fn revoke(
     body: Result<Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let params: RevokeParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
+    let params: RevokeParams = form::parse_body(&req, body, state.settings().max_body_bytes)?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
     let client = authenticate(&req, &state, credentials).await?;
@@ -246,7 +253,7 @@ pub async fn revoke(
     };
     let presented = required(raw, "token")?;
     revocation::revoke_presented(
-        &state,
+        &state.tessera,
         &client,
         &presented,
         params.token_type_hint.as_deref(),
@@ -292,13 +299,13 @@ pub async fn introspect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     // Same parameters as revocation (RFC 7662 §2.1 mirrors RFC 7009 §2.1).
-    let params: RevokeParams = form::parse_body(&req, body, state.settings.max_body_bytes)?;
+    let params: RevokeParams = form::parse_body(&req, body, state.settings().max_body_bytes)?;
     let presented = required(params.token, "token")?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
-    let client = clients::authenticate(&state.clients, credentials).await?;
+    let client = clients::authenticate(&state.tessera, credentials).await?;
     let hint = params.token_type_hint.as_deref();
-    let found = introspection::introspect(&state, &client, &presented, hint).await?;
+    let found = introspection::introspect(&state.tessera, &client, &presented, hint).await?;
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
     Ok(res.json(IntrospectionResponse {
@@ -316,7 +323,7 @@ fn token_response(state: &AppState, client: &clients::Client, granted: &Granted)
         .map(|t| t.expose().to_owned());
     if client.browser_mode {
         if let Some(refresh) = refresh_token.take() {
-            browser::set_refresh_cookie(&mut res, &refresh, state.settings.refresh_idle_ttl);
+            browser::set_refresh_cookie(&mut res, &refresh, state.settings().refresh_idle_ttl);
         }
     }
     res.json(TokenResponse {

@@ -3,7 +3,7 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// RFC 7517 JWK Set: the public keys that verify Tessera's access tokens (`kid`, `use`,
 /// `alg`, `kty`, `crv`/`x`/`y` or `n`/`e`). Serialised once per key change; cacheable,
@@ -18,8 +18,11 @@ use crate::state::AppState;
 )]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let keys = state.keys.snapshot();
-    let cache = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
+    let keys = state.tessera.key_set();
+    let cache = format!(
+        "public, max-age={}",
+        state.settings().jwks_max_age.as_secs()
+    );
     let tag = keys.etag();
     let matches = req
         .headers()

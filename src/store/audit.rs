@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::schema::audit_log;
 use super::StoreError;
 
-#[derive(Clone, Debug, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = audit_log)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct AuditRow {
@@ -18,7 +18,6 @@ pub struct AuditRow {
     pub session_id: Option<Uuid>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 

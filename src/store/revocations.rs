@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::schema::revocations;
 use super::StoreError;
 
-#[derive(Clone, Debug, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = revocations)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct RevocationRow {

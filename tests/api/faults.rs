@@ -308,7 +308,7 @@ async fn wait_until_ready(app: &TestApp, redis: &PrivateRedis) {
 async fn recent_pass(app: &TestApp) {
     for _ in 0..50 {
         let pass = tessera::auth::revocation::rebuild(
-            &app.state,
+            &app.tessera,
             tessera::auth::revocation::Rebuild::Recent(Duration::from_secs(300)),
         )
         .await;

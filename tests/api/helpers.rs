@@ -10,11 +10,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use tessera::auth::master_key::MasterKey;
-use tessera::auth::users;
+use tessera::auth::{users, Tessera};
 use tessera::config::{Settings, Source};
 use tessera::domain::{NewPassword, Role, Username};
 use tessera::startup::Application;
-use tessera::state::AppState;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const ISSUER: &str = "http://tessera.test";
@@ -50,7 +49,8 @@ pub struct TestApp {
     pub database_name: String,
     pub redis_prefix: String,
     pub master_key: String,
-    pub state: actix_web::web::Data<AppState>,
+    /// The service handle the server runs on, for steps no HTTP call can take.
+    pub tessera: Tessera,
     server: actix_web::dev::ServerHandle,
     owns_database: bool,
 }
@@ -126,7 +126,7 @@ impl Spawn {
         let metrics_address = app
             .metrics_port()
             .map(|port| format!("http://127.0.0.1:{port}"));
-        let state = app.state();
+        let tessera = app.tessera();
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());
         let database_url = settings.database_url.clone();
@@ -146,7 +146,7 @@ impl Spawn {
             database_name,
             redis_prefix: settings.redis_prefix.clone(),
             master_key: self.values["TESSERA_MASTER_KEY"].clone(),
-            state,
+            tessera,
             server,
             owns_database,
         }
@@ -178,8 +178,7 @@ impl TestApp {
     pub async fn create_user(&self, username: &str, roles: &[&str]) -> Uuid {
         let roles = roles.iter().map(|r| Role::parse(r).unwrap()).collect();
         users::create(
-            &self.state.db,
-            &self.state.passwords,
+            &self.tessera,
             Username::parse(username).unwrap(),
             NewPassword::parse(PASSWORD.to_owned(), 8).unwrap(),
             roles,
@@ -195,7 +194,7 @@ impl TestApp {
     pub async fn create_client(&self, spec: Value) -> (String, Option<String>) {
         let spec = serde_json::from_value(spec).expect("a valid client spec");
         let (row, secret) = tessera::auth::clients::create(
-            &self.state.db,
+            &self.tessera,
             spec,
             &tessera::auth::Actor::command_line(),
         )

@@ -39,7 +39,7 @@ fn sign(header: &Header, claims: &Value, key: &EncodingKey) -> String {
 
 /// Every forged token, by name.
 fn forgeries(app: &TestApp, real: &str, user_id: &str) -> Vec<(&'static str, String)> {
-    let keys = app.state.keys.snapshot();
+    let keys = app.tessera.key_set();
     let key = keys.signing().unwrap();
     let kid = key.kid.clone();
     let header = |typ: &str| {

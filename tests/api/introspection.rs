@@ -85,7 +85,7 @@ async fn revoked_expired_malformed_and_foreign_tokens_are_inactive() {
         .await;
 
     // Expired: signed with the real key, but an hour old.
-    let keys = app.state.keys.snapshot();
+    let keys = app.tessera.key_set();
     let key = keys.signing().unwrap();
     let mut header = jsonwebtoken::Header::new(key.algorithm.jwt_algorithm());
     header.kid = Some(key.kid.clone());

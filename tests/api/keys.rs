@@ -145,7 +145,9 @@ async fn a_rotation_publishes_first_and_old_tokens_keep_working() {
     let before = app.login("alice").await;
     let old_kid = kid_of(&before.access_token);
 
-    app.state.keys.rotate(false).await.unwrap();
+    tessera::auth::keys::rotate(&app.tessera, false, &tessera::auth::Actor::command_line())
+        .await
+        .unwrap();
 
     // Published at once, not yet signing.
     let set = jwks(&app).await;
@@ -209,7 +211,9 @@ async fn an_emergency_rotation_drops_the_old_key_at_once() {
     let before = app.login("alice").await;
     let old_kid = kid_of(&before.access_token);
 
-    app.state.keys.rotate(true).await.unwrap();
+    tessera::auth::keys::rotate(&app.tessera, true, &tessera::auth::Actor::command_line())
+        .await
+        .unwrap();
 
     assert!(!kids(&jwks(&app).await).contains(&old_kid));
     assert_eq!(
@@ -234,14 +238,18 @@ async fn two_instances_converge_after_a_rotation_through_either() {
     let two = fast_keys().sharing_database_of(&one).start().await;
     assert_eq!(kids(&jwks(&one).await), kids(&jwks(&two).await));
 
-    one.state.keys.rotate(true).await.unwrap();
+    tessera::auth::keys::rotate(&one.tessera, true, &tessera::auth::Actor::command_line())
+        .await
+        .unwrap();
     let converged = eventually(5, || async {
         kids(&jwks(&one).await) == kids(&jwks(&two).await)
     })
     .await;
     assert!(converged, "instance two did not pick up the rotation");
 
-    two.state.keys.rotate(false).await.unwrap();
+    tessera::auth::keys::rotate(&two.tessera, false, &tessera::auth::Actor::command_line())
+        .await
+        .unwrap();
     let converged = eventually(5, || async {
         let (a, b) = (kids(&jwks(&one).await), kids(&jwks(&two).await));
         a == b && a.len() == 2
@@ -260,7 +268,11 @@ async fn instances_starting_together_create_one_key() {
     let one = fast_keys().start().await;
     let spawns = (0..3).map(|_| fast_keys().sharing_database_of(&one).start());
     let others = futures_util::future::join_all(spawns).await;
-    for rotate in others.iter().map(|o| o.state.keys.rotate(false)) {
+    let cli = tessera::auth::Actor::command_line();
+    for rotate in others
+        .iter()
+        .map(|o| tessera::auth::keys::rotate(&o.tessera, false, &cli))
+    {
         rotate.await.unwrap();
     }
     assert_eq!(
@@ -359,7 +371,9 @@ async fn the_jwks_is_cacheable_and_its_etag_follows_the_keys() {
         .unwrap();
     assert_eq!(res.headers()["cache-control"], "public, max-age=120");
     let etag = res.headers()["etag"].to_str().unwrap().to_owned();
-    app.state.keys.rotate(false).await.unwrap();
+    tessera::auth::keys::rotate(&app.tessera, false, &tessera::auth::Actor::command_line())
+        .await
+        .unwrap();
     let res = app
         .api
         .get(app.url("/.well-known/jwks.json"))

@@ -5,7 +5,7 @@ use crate::helpers::{claims_of, spawn_app, TestApp, ISSUER};
 
 /// Signs `claims` with the app's real signing key under `typ`.
 fn sign_with_server_key(app: &TestApp, claims: &Value, typ: &str) -> String {
-    let keys = app.state.keys.snapshot();
+    let keys = app.tessera.key_set();
     let key = keys.signing().unwrap();
     let mut header = Header::new(key.algorithm.jwt_algorithm());
     header.kid = Some(key.kid.clone());
@@ -126,7 +126,7 @@ async fn me_with_an_expired_token_is_401() {
 async fn me_with_a_token_signed_by_another_key_is_401() {
     let app = spawn_app().await;
     let id = app.create_user("alice", &[]).await;
-    let kid = app.state.keys.snapshot().signing().unwrap().kid.clone();
+    let kid = app.tessera.key_set().signing().unwrap().kid.clone();
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
         &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,

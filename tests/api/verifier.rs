@@ -122,7 +122,9 @@ async fn a_rotated_key_is_found_by_the_verifier() {
     let before = app.login("alice").await.access_token;
     verifier.verify(&before).await.unwrap();
 
-    app.state.keys.rotate(true).await.unwrap();
+    tessera::auth::keys::rotate(&app.tessera, true, &tessera::auth::Actor::command_line())
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let after = app.login("alice").await.access_token;
 

@@ -6,11 +6,11 @@ use utoipa::ToSchema;
 
 use super::{created, ok, Admin, Page, PageQuery};
 use crate::auth;
+use crate::auth::clients::ClientRow;
 use crate::auth::clients::ClientSpec;
 use crate::error::{Problem, ProblemBody};
 use crate::http::body::{JsonBody, QueryString};
-use crate::state::AppState;
-use crate::store::clients::{self, ClientRow};
+use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct ClientView {
@@ -154,21 +154,10 @@ pub async fn list(
         .map(|c| {
             crate::domain::ClientId::parse(c).map_err(|_| Problem::bad_request("invalid cursor"))
         })
-        .transpose()?
-        .map(|c| c.as_str().to_owned());
-    let rows = state
-        .db
-        .run(move |conn| clients::list(conn, after.as_deref(), limit + 1))
-        .await?;
+        .transpose()?;
+    let rows = auth::clients::list(&state.tessera, after, limit + 1).await?;
     let page = Page::from_rows(rows, limit, |c| c.client_id.clone());
-    Ok(ok(&Page {
-        items: page
-            .items
-            .into_iter()
-            .map(|c| ClientView::new(c, None))
-            .collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(ok(&page.map(|c| ClientView::new(c, None))))
 }
 
 /// Creates an OAuth client; a confidential client's secret is in this answer only.
@@ -186,8 +175,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let spec: ClientSpec = body.parse()?;
-    let (row, secret) = auth::clients::create(&state.db, spec, &admin.actor).await?;
-    state.clients.forget(&row.client_id);
+    let (row, secret) = auth::clients::create(&state.tessera, spec, &admin.actor).await?;
     let secret = secret.map(|s| s.expose_secret().to_owned());
     Ok(created(&ClientView::new(row, secret)))
 }
@@ -206,12 +194,7 @@ pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    let id = path.into_inner();
-    let row = state
-        .db
-        .run(move |conn| clients::find(conn, &id))
-        .await?
-        .ok_or_else(|| Problem::not_found("no such client"))?;
+    let row = auth::clients::find(&state.tessera, &path).await?;
     Ok(ok(&ClientView::new(row, None)))
 }
 
@@ -232,8 +215,7 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let spec: ClientSpec = body.parse()?;
-    let row = auth::clients::update(&state.db, &path, spec, &admin.actor).await?;
-    state.clients.forget(&row.client_id);
+    let row = auth::clients::update(&state.tessera, &path, spec, &admin.actor).await?;
     Ok(ok(&ClientView::new(row, None)))
 }
 
@@ -275,13 +257,12 @@ pub async fn rotate_secret(
         ));
     }
     let (row, secret) = auth::clients::rotate_secret(
-        &state.db,
+        &state.tessera,
         &path,
         std::time::Duration::from_secs(overlap),
         &admin.actor,
     )
     .await?;
-    state.clients.forget(&row.client_id);
     Ok(ok(&ClientView::new(
         row,
         Some(secret.expose_secret().to_owned()),
@@ -302,6 +283,6 @@ pub async fn delete(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    auth::clients::delete(&state, &path, &admin.actor).await?;
+    auth::clients::delete(&state.tessera, &path, &admin.actor).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,11 +4,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ok, Admin};
-use crate::auth::audit::{self, action};
 use crate::auth::keys;
 use crate::error::{Problem, ProblemBody};
 use crate::http::body::JsonBody;
-use crate::state::AppState;
+use crate::http::AppState;
 
 /// State and dates of a signing key; never private material.
 #[derive(Serialize, ToSchema)]
@@ -27,7 +26,7 @@ pub struct KeyView {
 
 async fn views(state: &AppState) -> Result<Vec<KeyView>, Problem> {
     let now = Utc::now();
-    Ok(keys::list(&state.db)
+    Ok(keys::list(&state.tessera)
         .await?
         .into_iter()
         .map(|k| KeyView {
@@ -94,29 +93,8 @@ pub async fn rotate(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let body: Rotate = body.parse_optional()?.unwrap_or_default();
-    let rotation = state.keys.rotate(body.emergency).await?;
-    // Every other instance reloads now instead of at its next key refresh.
-    let mut redis = state.denylist.connection();
-    if let Err(e) =
-        crate::store::key_events::announce(&mut redis, &state.settings.redis_prefix, &rotation.kid)
-            .await
-    {
-        tracing::warn!(error = %e, "could not announce the key change; other instances pick it up at their next key refresh");
-    }
-    let mut event = admin
-        .actor
-        .event(action::KEYS_ROTATED)
-        .detail("emergency", body.emergency)
-        .detail("kid", rotation.kid.clone())
-        .detail("already_pending", rotation.already_pending);
-    if let Some(dropped) = &rotation.dropped {
-        event = event.detail("dropped_kid", dropped.clone());
-    }
-    let ctx = admin.actor.ctx.clone();
-    state
-        .db
-        .run(move |conn| audit::record(conn, &[event], &ctx))
-        .await?;
+    let report = keys::rotate(&state.tessera, body.emergency, &admin.actor).await?;
+    let rotation = report.rotation;
     Ok(ok(&RotationView {
         kid: rotation.kid,
         already_pending: rotation.already_pending,

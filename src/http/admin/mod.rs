@@ -35,8 +35,8 @@ impl FromRequest for Admin {
         let caller = Caller::from_request(req, payload);
         let ctx = request_context(req);
         let own_audience = req
-            .app_data::<actix_web::web::Data<crate::state::AppState>>()
-            .map(|state| state.settings.own_audience().to_owned())
+            .app_data::<actix_web::web::Data<crate::http::AppState>>()
+            .map(|state| state.settings().own_audience().to_owned())
             .unwrap_or_default();
         Box::pin(async move {
             let caller = caller.await?;
@@ -112,6 +112,14 @@ impl<T> Page<T> {
         Page {
             items: rows,
             next_cursor,
+        }
+    }
+
+    /// The same page with every item turned into its response type.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
         }
     }
 }

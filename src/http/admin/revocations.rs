@@ -3,15 +3,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
-use crate::auth::audit::action;
-use crate::auth::revocation::{self, Target};
-use crate::auth::tokens;
-use crate::domain::RefreshToken;
+use chrono::{DateTime, Utc};
+
+use crate::auth::revocation::{self, RevocationRow, Revoke};
 use crate::error::{Problem, ProblemBody};
 use crate::http::body::{JsonBody, QueryString};
-use crate::state::AppState;
-use crate::store::refresh_tokens;
-use crate::store::revocations::{self as store, RevocationRow};
+use crate::http::AppState;
 
 /// A reason is free text for people, but short and printable.
 pub fn check_reason(reason: &str) -> Result<String, Problem> {
@@ -35,6 +32,42 @@ pub enum RevocationKind {
     Client,
 }
 
+/// One recorded revocation.
+#[derive(Serialize, ToSchema)]
+pub struct Revocation {
+    id: uuid::Uuid,
+    /// `jti`, `sid`, `user` or `client`.
+    kind: String,
+    /// The token id, session id, user id or client id it denies.
+    value: String,
+    /// `user` and `client`: tokens issued before this time are denied.
+    not_before: Option<DateTime<Utc>>,
+    reason: String,
+    /// Who made it: an admin's user id, `cli`, or the service itself.
+    revoked_by: String,
+    created_at: DateTime<Utc>,
+    /// When the last token it can deny has expired.
+    expires_at: DateTime<Utc>,
+    /// When Redis confirmed it; `null` while it waits to be pushed.
+    synced_at: Option<DateTime<Utc>>,
+}
+
+impl From<RevocationRow> for Revocation {
+    fn from(r: RevocationRow) -> Self {
+        Self {
+            id: r.id,
+            kind: r.kind,
+            value: r.value,
+            not_before: r.not_before,
+            reason: r.reason,
+            revoked_by: r.revoked_by,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            synced_at: r.synced_at,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     kind: Option<String>,
@@ -48,7 +81,7 @@ pub struct ListQuery {
     operation_id = "admin_revocations_list",
     security(("bearer" = [])),
     params(("kind" = inline(Option<RevocationKind>), Query, description = "Only revocations of this kind"), ("limit" = Option<i64>, Query, description = "1 to 200, default 50", minimum = 1, maximum = 200), ("cursor" = Option<uuid::Uuid>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, body = Page<RevocationRow>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+    responses((status = 200, body = Page<Revocation>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/revocations")]
 pub async fn list(
@@ -68,13 +101,10 @@ pub async fn list(
         ));
     }
     let before = query.page.id_cursor()?;
-    let rows = state
-        .db
-        .run(move |conn| store::list(conn, kind.as_deref(), before, limit + 1))
-        .await?;
-    Ok(ok(&Page::<RevocationRow>::from_rows(rows, limit, |r| {
-        r.id.to_string()
-    })))
+    let rows = revocation::list(&state.tessera, kind, before, limit + 1).await?;
+    Ok(ok(
+        &Page::from_rows(rows, limit, |r| r.id.to_string()).map(Revocation::from)
+    ))
 }
 
 /// Exactly one of `token`, `jti` or `sid`, and a reason.
@@ -119,8 +149,8 @@ pub async fn create(
 ) -> Result<HttpResponse, Problem> {
     let body: CreateRevocation = body.parse()?;
     let reason = check_reason(&body.reason)?;
-    let (target, kind, value) = match (body.token, body.jti, body.sid) {
-        (Some(token), None, None) => target_of_token(&state, &token).await?,
+    let what = match (body.token, body.jti, body.sid) {
+        (Some(token), None, None) => Revoke::Token(token),
         (None, Some(jti), None) => {
             let ok =
                 !jti.is_empty() && jti.len() <= 128 && jti.bytes().all(|b| b.is_ascii_graphic());
@@ -129,74 +159,16 @@ pub async fn create(
                     "jti must be 1 to 128 visible ASCII characters",
                 ));
             }
-            (Target::TokenId(jti.clone()), "jti", jti)
+            Revoke::TokenId(jti)
         }
-        (None, None, Some(sid)) => {
-            let sid = parse_uuid(&sid, "session")?;
-            let exists = state
-                .db
-                .run(move |conn| crate::store::sessions::find(conn, sid))
-                .await?
-                .is_some();
-            if !exists {
-                return Err(Problem::not_found("no such session"));
-            }
-            (Target::Session(sid), "sid", sid.to_string())
-        }
+        (None, None, Some(sid)) => Revoke::Session(parse_uuid(&sid, "session")?),
         _ => {
             return Err(Problem::bad_request(
                 "give exactly one of token, jti or sid",
             ))
         }
     };
-    let event = admin
-        .actor
-        .event(action::REVOCATION_CREATED)
-        .detail("kind", kind)
-        .detail("value", value.clone())
-        .detail("reason", reason.clone());
-    revocation::revoke(
-        &state,
-        vec![target],
-        &reason,
-        &admin.actor.label(),
-        vec![event],
-        &admin.actor.ctx,
-    )
-    .await?;
+    let (kind, value) =
+        revocation::revoke_by_admin(&state.tessera, what, &reason, &admin.actor).await?;
     Ok(created(&CreatedRevocation { kind, value }))
-}
-
-/// A presented token: a refresh token ends its session, an access token is denied by
-/// its jti until it expires.
-async fn target_of_token(
-    state: &AppState,
-    token: &str,
-) -> Result<(Target, &'static str, String), Problem> {
-    if let Ok(refresh) = RefreshToken::parse(token) {
-        let hash = refresh.hash();
-        let found = state
-            .db
-            .run(move |conn| refresh_tokens::state(conn, &hash.0, 0.0))
-            .await?
-            .ok_or_else(|| Problem::not_found("no such refresh token"))?;
-        return Ok((
-            Target::Session(found.session_id),
-            "sid",
-            found.session_id.to_string(),
-        ));
-    }
-    let keys = state.keys.snapshot();
-    let claims = tokens::verify(&keys, token, &state.settings.issuer, None).map_err(|e| {
-        // Well formed or not, no token of this issuer is there to revoke.
-        Problem::not_found(format!("no live access token of this issuer: {e}"))
-    })?;
-    Ok((
-        Target::AccessToken {
-            jti: claims.jti.clone(),
-            expires_at: claims.exp,
-        },
-        "jti",
-        claims.jti,
-    ))
 }

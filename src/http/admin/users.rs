@@ -6,11 +6,11 @@ use uuid::Uuid;
 
 use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
 use crate::auth;
+use crate::auth::users::UserRow;
 use crate::domain::{NewPassword, Role, Username};
 use crate::error::{Problem, ProblemBody};
 use crate::http::body::{JsonBody, QueryString};
-use crate::state::AppState;
-use crate::store::users::{self, UserRow};
+use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct UserView {
@@ -73,12 +73,9 @@ pub async fn list(
     let limit = query.page.limit()?;
     let search = query.q.clone().filter(|q| !q.is_empty());
     let after = query.page.cursor.clone();
-    let rows = auth::users::list(&state.db, search, after, limit + 1).await?;
+    let rows = auth::users::list(&state.tessera, search, after, limit + 1).await?;
     let page = Page::from_rows(rows, limit, |u| u.username.clone());
-    Ok(ok(&Page {
-        items: page.items.into_iter().map(UserView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(ok(&page.map(UserView::from)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -117,28 +114,16 @@ pub async fn create(
 ) -> Result<HttpResponse, Problem> {
     let body: CreateUser = body.parse()?;
     let username = Username::parse(&body.username).map_err(Problem::bad_request)?;
-    let password = NewPassword::parse(body.password, state.settings.password_min_length)
+    let password = NewPassword::parse(body.password, state.settings().password_min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
     let roles = parse_roles(&body.roles)?;
-    let user = auth::users::create(
-        &state.db,
-        &state.passwords,
-        username,
-        password,
-        roles,
-        &admin.actor,
-    )
-    .await?;
+    let user = auth::users::create(&state.tessera, username, password, roles, &admin.actor).await?;
     Ok(created(&UserView::from(user)))
 }
 
 async fn find(state: &AppState, raw_id: &str) -> Result<UserRow, Problem> {
     let id = parse_uuid(raw_id, "user")?;
-    state
-        .db
-        .run(move |conn| users::find_by_id(conn, id))
-        .await?
-        .ok_or_else(|| Problem::not_found("no such user"))
+    Ok(auth::users::find(&state.tessera, id).await?)
 }
 
 /// One user.
@@ -196,7 +181,7 @@ pub async fn update(
             "an admin cannot disable themself or drop their own admin role",
         ));
     }
-    let user = auth::users::update(&state, id, roles, body.disabled, &admin.actor).await?;
+    let user = auth::users::update(&state.tessera, id, roles, body.disabled, &admin.actor).await?;
     Ok(ok(&UserView::from(user)))
 }
 
@@ -226,9 +211,9 @@ pub async fn reset_password(
 ) -> Result<HttpResponse, Problem> {
     let id = parse_uuid(&path, "user")?;
     let body: ResetPassword = body.parse()?;
-    let password = NewPassword::parse(body.password, state.settings.password_min_length)
+    let password = NewPassword::parse(body.password, state.settings().password_min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
-    auth::users::reset_password(&state, id, password, &admin.actor).await?;
+    auth::users::reset_password(&state.tessera, id, password, &admin.actor).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -248,7 +233,7 @@ pub async fn unlock(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = parse_uuid(&path, "user")?;
-    auth::users::unlock(&state, id, &admin.actor).await?;
+    auth::users::unlock(&state.tessera, id, &admin.actor).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -279,7 +264,7 @@ pub async fn sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let user = find(&state, &path).await?;
-    let views: Vec<AdminSessionView> = auth::sessions::list(&state, user.id)
+    let views: Vec<AdminSessionView> = auth::sessions::list(&state.tessera, user.id)
         .await?
         .into_iter()
         .map(|s| AdminSessionView {
@@ -328,6 +313,6 @@ pub async fn revoke_everything(
     let body: RevokeBody = body.parse_optional()?.unwrap_or_default();
     let reason =
         super::revocations::check_reason(body.reason.as_deref().unwrap_or("revoked_by_admin"))?;
-    auth::users::revoke_everything(&state, id, &reason, &admin.actor).await?;
+    auth::users::revoke_everything(&state.tessera, id, &reason, &admin.actor).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,36 @@
+//! An access token presented to Tessera's own API (`/v1/me`, logout, admin): checked
+//! with the published keys for Tessera's own audience, then against the denylist.
+
+use super::revocation::{self, CheckError};
+use super::tokens::{self, AccessClaims, InvalidToken};
+use super::Tessera;
+
+/// Why a presented token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error(transparent)]
+    Invalid(InvalidToken),
+    /// The denylist cannot be read, so whether it was revoked is unknown: fail closed.
+    #[error(transparent)]
+    Unavailable(CheckError),
+}
+
+#[tracing::instrument(name = "access.check", skip_all, err(level = "debug"))]
+pub async fn check(tessera: &Tessera, token: &str) -> Result<AccessClaims, Refused> {
+    let keys = tessera.keys.snapshot();
+    let settings = &tessera.settings;
+    let claims = tokens::verify(
+        &keys,
+        token,
+        &settings.issuer,
+        Some(settings.own_audience()),
+    )
+    .map_err(Refused::Invalid)?;
+    revocation::ensure_not_revoked(tessera, &claims)
+        .await
+        .map_err(|e| match e {
+            CheckError::Revoked => Refused::Invalid(InvalidToken::Revoked),
+            e @ CheckError::Unavailable(_) => Refused::Unavailable(e),
+        })?;
+    Ok(claims)
+}

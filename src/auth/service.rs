@@ -1,0 +1,208 @@
+//! [`Tessera`]: the one handle through which HTTP handlers and the command line reach
+//! the rules. It owns what they need (the database pool, the Redis denylist and
+//! throttle, the password hasher, the key ring, the short-lived caches, the metrics)
+//! and hands none of it out: the fields are private to `auth`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use super::clients::Directory;
+use super::keys::{KeyError, KeyPolicy, KeyRing, KeySet};
+use super::master_key::{MasterKey, MasterKeyError};
+use super::passwords::{HashError, PasswordHasher};
+use super::revocation::DenylistSync;
+use super::users::Profiles;
+use crate::config::{MasterKeySource, Settings};
+use crate::metrics::Metrics;
+use crate::store::denylist::{Denylist, RedisUnavailable};
+use crate::store::throttle::Throttle;
+use crate::store::{self, Db, StoreError};
+
+/// Cheap to clone: every clone shares one set of connections, caches and keys.
+#[derive(Clone)]
+pub struct Tessera(Arc<Parts>);
+
+pub struct Parts {
+    pub(in crate::auth) settings: Settings,
+    pub(in crate::auth) db: Db,
+    pub(in crate::auth) denylist: Denylist,
+    pub(in crate::auth) denylist_sync: DenylistSync,
+    pub(in crate::auth) throttle: Throttle,
+    pub(in crate::auth) clients: Directory,
+    pub(in crate::auth) profiles: Profiles,
+    pub(in crate::auth) keys: KeyRing,
+    pub(in crate::auth) passwords: PasswordHasher,
+    pub(in crate::auth) metrics: Metrics,
+}
+
+impl Deref for Tessera {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("database: {0}")]
+    Database(#[from] StoreError),
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error(
+        "no master key is configured (TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE) and the \
+         development key file {path} does not exist, but the database holds signing keys \
+         encrypted under a master key; set it (or run from the directory that holds \
+         .tessera/master.key). Nothing was changed."
+    )]
+    MissingMasterKey { path: String },
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("redis: {0}")]
+    Redis(#[from] RedisUnavailable),
+    #[error("password hashing: {0}")]
+    Hash(#[from] HashError),
+}
+
+impl Tessera {
+    /// Opens everything a request needs: creates and migrates the database as needed,
+    /// checks the master key against the stored keys, ensures a signing key exists and
+    /// loads the key set, starts the bcrypt pool and connects to Redis (which may be
+    /// down: calls that need it answer 503 until it is back).
+    #[tracing::instrument(name = "tessera.open", skip_all)]
+    pub async fn open(settings: Settings) -> Result<Self, OpenError> {
+        let db = open_database(&settings).await?;
+        let master = load_master_key(&settings, &db).await?;
+        let keys = KeyRing::start(db.clone(), master, key_policy(&settings)).await?;
+        let tessera = Self::assemble(settings, db, keys).await?;
+        super::background::report_redis_at_start(&tessera.settings, &tessera.denylist).await;
+        Ok(tessera)
+    }
+
+    /// Like [`Tessera::open`] without the master key: for the command line's user,
+    /// client, audit and `keys list` commands, which an operator may run from anywhere.
+    /// Tokens verify with the published keys; nothing can be signed and no key can
+    /// change through this handle (that answers [`KeyError::PublicOnly`]).
+    #[tracing::instrument(name = "tessera.open_admin", skip_all)]
+    pub async fn open_admin(settings: Settings) -> Result<Self, OpenError> {
+        let db = open_database(&settings).await?;
+        let keys = KeyRing::public_only(db.clone(), key_policy(&settings)).await?;
+        Self::assemble(settings, db, keys).await
+    }
+
+    async fn assemble(settings: Settings, db: Db, keys: KeyRing) -> Result<Self, OpenError> {
+        let passwords = PasswordHasher::new(
+            settings.bcrypt_cost,
+            settings.bcrypt_max_concurrency,
+            settings.bcrypt_nice,
+        )
+        .await?;
+        let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
+        let throttle = Throttle::new(denylist.connection(), &settings.redis_prefix);
+        Ok(Self(Arc::new(Parts {
+            clients: Directory::new(db.clone()),
+            profiles: Profiles::new(db.clone()),
+            settings,
+            db,
+            denylist,
+            denylist_sync: Default::default(),
+            throttle,
+            keys,
+            passwords,
+            metrics: Metrics::new(),
+        })))
+    }
+
+    /// Creates and migrates the database, and nothing else (`tessera migrate`).
+    pub async fn migrate(settings: &Settings) -> Result<(), StoreError> {
+        open_database(settings).await.map(drop)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The published keys as they are now: the JWKS document and its ETag.
+    pub fn key_set(&self) -> Arc<KeySet> {
+        self.0.keys.snapshot()
+    }
+}
+
+async fn open_database(settings: &Settings) -> Result<Db, StoreError> {
+    let url = settings.database_url.clone();
+    tokio::task::spawn_blocking(move || store::prepare_database(&url))
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+    Ok(Db::new(
+        &settings.database_url,
+        settings.database_pool_size,
+        settings.database_pool_timeout,
+    ))
+}
+
+/// Loads the master key. The development key file is only ever created for a database
+/// that holds no signing keys yet: a new key could never open the stored ones.
+async fn load_master_key(settings: &Settings, db: &Db) -> Result<MasterKey, OpenError> {
+    if let MasterKeySource::DevelopmentFile(path) = &settings.master_key {
+        let sealed = db.run(store::signing_keys::count_sealed).await?;
+        if !path.exists() && sealed > 0 {
+            return Err(OpenError::MissingMasterKey {
+                path: path.display().to_string(),
+            });
+        }
+    }
+    Ok(MasterKey::load(&settings.master_key)?)
+}
+
+fn key_policy(settings: &Settings) -> KeyPolicy {
+    KeyPolicy {
+        algorithm: settings.signing_algorithm,
+        rotation_interval: settings.key_rotation_interval,
+        publish_ahead: settings.key_publish_ahead,
+    }
+}
+
+/// What `/readyz` reports: each dependency answered within the limit.
+pub struct Readiness {
+    pub postgres: bool,
+    pub redis: bool,
+}
+
+impl Tessera {
+    /// Asks PostgreSQL and Redis, each within `limit`, at the same time.
+    pub async fn readiness(&self, limit: std::time::Duration) -> Readiness {
+        let postgres = tokio::time::timeout(
+            limit,
+            self.db.run(|conn| {
+                use diesel::connection::SimpleConnection;
+                conn.batch_execute("SELECT 1").map_err(StoreError::from)
+            }),
+        );
+        let redis = tokio::time::timeout(limit, self.denylist.ping());
+        let (postgres, redis) = tokio::join!(postgres, redis);
+        Readiness {
+            postgres: matches!(postgres, Ok(Ok(()))),
+            redis: matches!(redis, Ok(Ok(()))),
+        }
+    }
+
+    /// The Prometheus text exposition, with the gauges sampled now.
+    pub fn render_metrics(&self) -> Vec<u8> {
+        let (waiting, running) = self.passwords.load();
+        let pool = self.db.state();
+        let sample = crate::metrics::Sample {
+            bcrypt_waiting: waiting,
+            bcrypt_running: running,
+            bcrypt_total: self.passwords.jobs_total(),
+            db_in_use: pool.connections - pool.idle_connections,
+            db_idle: pool.idle_connections,
+            db_max: self.db.max_size(),
+            db_waiting: self.db.waiting(),
+        };
+        self.metrics.render(&sample)
+    }
+}
