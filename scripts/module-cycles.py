@@ -224,7 +224,7 @@ def scan_file(path, module, no_tests):
     refs = []
     inline_modules = []
     reexports = []  # (module, alias, segments)
-    # Stack of (module path, brace depth at which it opened, is test).
+    # Stack of (module path, brace depth outside it, is test).
     stack = [(module, 0, False)]
     depth = 0
     pending_test = False
@@ -280,7 +280,7 @@ def scan_file(path, module, no_tests):
                 skip_until_depth = depth
                 i += 2
                 continue
-            stack.append((current + (name,), depth + 1, is_test))
+            stack.append((current + (name,), depth, is_test))
             inline_modules.append(current + (name,))
             i += 2
             continue
@@ -306,7 +306,7 @@ def scan_file(path, module, no_tests):
                 end += 1
             i = end + 1
             continue
-        if pending_test:
+        if pending_test and tok not in ("pub", "(", "crate", "super", "in", ")"):
             # Another item under #[cfg(test)]: test code until its end (a `;` before
             # any block, or the close of its first block).
             pending_test = False
