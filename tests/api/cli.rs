@@ -186,7 +186,8 @@ async fn user_create_refuses_duplicates_and_has_no_password_flag() {
     );
     assert!(!ok);
     assert!(stderr.contains("already exists"), "{stderr}");
-    let (ok, _, _) = run_cli(
+    // A good password on stdin too: the flag alone is what must fail.
+    let (ok, _, stderr) = run_cli(
         &app.database_url,
         &[
             "user",
@@ -196,9 +197,15 @@ async fn user_create_refuses_duplicates_and_has_no_password_flag() {
             "--password",
             "on-the-command-line",
         ],
-        "",
+        "a long enough password\n",
     );
     assert!(!ok, "passwords are never taken from argv");
+    assert!(stderr.contains("'--password'"), "{stderr}");
+    assert!(!stderr.contains("on-the-command-line"), "{stderr}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username = 'erin'"),
+        0
+    );
 }
 
 #[tokio::test]

@@ -260,11 +260,20 @@ async fn client_secrets_are_stored_only_as_hashes() {
         )),
         1
     );
+    // Nowhere in the clear: not in any column of the client's row, nor in the audit
+    // record of its creation.
+    for table in ["clients", "audit_log"] {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) FROM {table} t WHERE t::text LIKE '%{secret}%'"
+            )),
+            0,
+            "{table}"
+        );
+    }
     assert_eq!(
-        app.count(&format!(
-            "SELECT count(*) FROM clients WHERE name LIKE '%{secret}%'"
-        )),
-        0
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'admin.client.created'"),
+        1
     );
 }
 

@@ -108,6 +108,18 @@ impl Spawn {
         self
     }
 
+    /// Another instance on the database (and master key) of a spawn not started yet,
+    /// which owns it: for instances that start at the same time.
+    pub fn sharing_database_with(mut self, owner: &Spawn) -> Self {
+        for name in ["DATABASE_URL", "TESSERA_MASTER_KEY"] {
+            self.values
+                .insert(name.to_owned(), owner.values[name].clone());
+        }
+        let url = url::Url::parse(&owner.values["DATABASE_URL"]).unwrap();
+        self.database_name = Some(url.path().trim_start_matches('/').to_owned());
+        self
+    }
+
     pub fn settings(&self) -> Settings {
         Settings::from_source(&Source::from_pairs(
             self.values.iter().map(|(k, v)| (k.as_str(), v.as_str())),

@@ -263,24 +263,57 @@ async fn two_instances_converge_after_a_rotation_through_either() {
     assert_eq!(two.get_with_token("/v1/me", &token).await.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_starting_together_create_one_key() {
-    let one = fast_keys().start().await;
-    let spawns = (0..3).map(|_| fast_keys().sharing_database_of(&one).start());
-    let others = futures_util::future::join_all(spawns).await;
-    let cli = tessera::auth::Actor::command_line();
-    for rotate in others
-        .iter()
-        .map(|o| tessera::auth::keys::rotate(&o.tessera, false, &cli))
+    // Four instances start at once on one empty database: none of them finds a key.
+    let owner = fast_keys();
+    let others: Vec<Spawn> = (0..3)
+        .map(|_| fast_keys().sharing_database_with(&owner))
+        .collect();
     {
-        rotate.await.unwrap();
+        use diesel::{Connection, RunQueryDsl};
+        let url = url::Url::parse(&owner.settings().database_url).unwrap();
+        let name = url.path().trim_start_matches('/').to_owned();
+        let mut conn =
+            diesel::PgConnection::establish(&crate::helpers::database_url("postgres")).unwrap();
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let starts: Vec<_> = std::iter::once(owner)
+        .chain(others)
+        .map(|spawn| tokio::spawn(spawn.start()))
+        .collect();
+    let mut apps = Vec::new();
+    for start in starts {
+        apps.push(start.await.unwrap());
     }
     assert_eq!(
-        one.count("SELECT count(*) FROM signing_keys WHERE state = 'current'"),
+        apps[0].count("SELECT count(*) FROM signing_keys"),
+        1,
+        "one first key"
+    );
+    let kids: Vec<Vec<String>> = futures_util::future::join_all(apps.iter().map(jwks))
+        .await
+        .iter()
+        .map(kids)
+        .collect();
+    assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+
+    // And all of them asked to rotate at once: one next key.
+    let cli = tessera::auth::Actor::command_line();
+    let rotations = apps
+        .iter()
+        .map(|app| tessera::auth::keys::rotate(&app.tessera, false, &cli));
+    for rotation in futures_util::future::join_all(rotations).await {
+        rotation.unwrap();
+    }
+    assert_eq!(
+        apps[0].count("SELECT count(*) FROM signing_keys WHERE state = 'current'"),
         1
     );
     assert_eq!(
-        one.count("SELECT count(*) FROM signing_keys WHERE state = 'next'"),
+        apps[0].count("SELECT count(*) FROM signing_keys WHERE state = 'next'"),
         1
     );
 }

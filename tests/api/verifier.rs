@@ -127,6 +127,12 @@ async fn a_rotated_key_is_found_by_the_verifier() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let after = app.login("alice").await.access_token;
+    let kid = |token: &str| crate::helpers::header_of(token)["kid"].clone();
+    assert_ne!(
+        kid(&after),
+        kid(&before),
+        "signed with a key the verifier has not seen"
+    );
 
     verifier
         .verify(&after)
