@@ -21,14 +21,12 @@ pub struct Caller {
 impl Caller {
     /// The user behind the token; tokens of clients (no session) are refused.
     pub fn user_id(&self) -> Result<Uuid, Problem> {
-        self.claims
-            .user_id()
+        tokens::user_id(&self.claims)
             .ok_or_else(|| Problem::insufficient_scope("this endpoint needs a user's access token"))
     }
 
     pub fn session_id(&self) -> Result<Uuid, Problem> {
-        self.claims
-            .session_id()
+        tokens::session_id(&self.claims)
             .ok_or_else(|| Problem::insufficient_scope("this endpoint needs a user's access token"))
     }
 }
