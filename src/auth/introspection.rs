@@ -33,6 +33,7 @@ pub struct ActiveToken {
     pub nbf: Option<i64>,
     pub iss: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AudienceSchema>)]
     pub aud: Option<Audience>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
@@ -40,6 +41,18 @@ pub struct ActiveToken {
     pub sid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
+}
+
+// The OpenAPI schema of `Audience`, which lives in `tessera_token` and knows nothing of
+// OpenAPI; the doc comment below is its description.
+/// `aud`: one string, or several (RFC 7519 §4.1.3).
+#[derive(utoipa::ToSchema)]
+#[schema(as = Audience)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum AudienceSchema {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// `Ok(None)` is `{"active": false}`: expired, revoked, spent, malformed or foreign.
@@ -110,7 +123,7 @@ async fn access_token(
         token_type: "Bearer",
         exp: claims.exp,
         iat: claims.iat,
-        nbf: Some(claims.nbf),
+        nbf: claims.nbf,
         iss: claims.iss,
         aud: Some(claims.aud),
         jti: Some(claims.jti),

@@ -196,14 +196,17 @@ impl SigningKey {
     }
 }
 
-pub struct VerifyingKey {
-    pub algorithm: SigningAlgorithm,
+/// A published public key, bound to the one algorithm it was generated for.
+struct VerifyingKey {
+    algorithm: tessera_token::Algorithm,
     key: DecodingKey,
 }
 
-impl VerifyingKey {
-    pub fn decoding_key(&self) -> &DecodingKey {
-        &self.key
+fn verification_algorithm(algorithm: SigningAlgorithm) -> tessera_token::Algorithm {
+    match algorithm {
+        SigningAlgorithm::Es256 => tessera_token::Algorithm::Es256,
+        SigningAlgorithm::EdDsa => tessera_token::Algorithm::EdDsa,
+        SigningAlgorithm::Rs256 => tessera_token::Algorithm::Rs256,
     }
 }
 
@@ -217,6 +220,14 @@ pub struct KeySet {
     /// Tokens whose signatures these keys verified, so that a token used for many
     /// calls is verified once. Lives and dies with this key set.
     verified: std::sync::RwLock<HashMap<Box<str>, super::tokens::AccessClaims>>,
+}
+
+/// What `tessera_token` verifies a token against: only a `kid` we publish selects a
+/// key, and the token's `alg` must be that key's.
+impl tessera_token::VerificationKeys for KeySet {
+    fn key(&self, kid: &str) -> Option<(tessera_token::Algorithm, &DecodingKey)> {
+        self.verifying.get(kid).map(|k| (k.algorithm, &k.key))
+    }
 }
 
 /// Bounds the remembered tokens; when full, the memory is simply cleared.
@@ -250,10 +261,6 @@ impl KeySet {
 
     pub fn signing(&self) -> Result<&SigningKey, KeyError> {
         self.signing.as_ref().ok_or(KeyError::NoSigningKey)
-    }
-
-    pub fn verifying(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.verifying.get(kid)
     }
 
     /// The RFC 7517 JWK Set document, serialised once per key change.
@@ -305,7 +312,13 @@ impl KeySet {
             let jwk: Jwk = serde_json::from_value(row.public_jwk.clone())
                 .map_err(|e| unusable(format!("stored JWK: {e}")))?;
             let key = DecodingKey::from_jwk(&jwk).map_err(|e| unusable(e.to_string()))?;
-            verifying.insert(row.kid.clone(), VerifyingKey { algorithm, key });
+            verifying.insert(
+                row.kid.clone(),
+                VerifyingKey {
+                    algorithm: verification_algorithm(algorithm),
+                    key,
+                },
+            );
             if let (STATE_CURRENT, Some(master)) = (row.state.as_str(), master) {
                 let pkcs8 = open_private_key(row, master)?;
                 let key = encoding_key(algorithm, pkcs8.expose_secret()).map_err(unusable)?;

@@ -497,7 +497,7 @@ pub async fn ensure_not_revoked(
     if tessera.denylist_sync.suspect.load(Ordering::Acquire) {
         catch_up(tessera).await?;
     }
-    let user = claims.user_id().map(|u| u.to_string());
+    let user = super::tokens::user_id(claims).map(|u| u.to_string());
     let check = || {
         tessera.denylist.check(
             &claims.jti,
@@ -751,7 +751,7 @@ async fn revoke_access_token(
     let mut event = AuditEvent::new(audit::action::TOKEN_REVOKED)
         .client(client.id.as_str())
         .detail("jti", claims.jti.clone());
-    if let Some(user) = claims.user_id() {
+    if let Some(user) = super::tokens::user_id(&claims) {
         event = event.user(user);
     }
     let target = Target::AccessToken {

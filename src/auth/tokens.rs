@@ -3,102 +3,26 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Header, Validation};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::Header;
+use tessera_token::{Algorithm, ClaimRules, ACCESS_TOKEN_TYP};
 use uuid::Uuid;
 
 use super::keys::{KeyError, KeySet};
 
-/// RFC 9068 §2.1: the `typ` header of a JWT access token.
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// The claims and the rules are `tessera_token`'s, the same ones `tessera-verifier`
+/// checks in every microservice; the refusals are called `InvalidToken` here, after
+/// RFC 6750's `invalid_token`.
+pub use tessera_token::{AccessClaims, Audience, VerifyError as InvalidToken, LEEWAY};
 
-/// Clock skew tolerated on `exp`, `nbf` and `iat`.
-pub const LEEWAY: Duration = Duration::from_secs(5);
-
-/// Longest JWT Tessera will even try to parse.
-const MAX_TOKEN_LEN: usize = 8 * 1024;
-
-/// `aud`: one string, or several (RFC 7519 §4.1.3).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum Audience {
-    One(String),
-    Many(Vec<String>),
+/// The user behind a user's token (its `sub`, when it has a session), as the id it
+/// was minted from.
+pub fn user_id(claims: &AccessClaims) -> Option<Uuid> {
+    claims.user_id().and_then(|id| Uuid::parse_str(id).ok())
 }
 
-impl Audience {
-    pub fn from_list(mut list: Vec<String>) -> Self {
-        if list.len() == 1 {
-            Audience::One(list.remove(0))
-        } else {
-            Audience::Many(list)
-        }
-    }
-
-    pub fn contains(&self, aud: &str) -> bool {
-        match self {
-            Audience::One(a) => a == aud,
-            Audience::Many(list) => list.iter().any(|a| a == aud),
-        }
-    }
-
-    /// Whether this names `aud` and nothing else (a string, or an array of just it).
-    pub fn is_exactly(&self, aud: &str) -> bool {
-        match self {
-            Audience::One(a) => a == aud,
-            Audience::Many(list) => matches!(list.as_slice(), [a] if a == aud),
-        }
-    }
-
-    pub fn to_list(&self) -> Vec<String> {
-        match self {
-            Audience::One(a) => vec![a.clone()],
-            Audience::Many(list) => list.clone(),
-        }
-    }
-}
-
-/// The claims of a Tessera access token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    /// The user id, or the client id for `client_credentials`.
-    pub sub: String,
-    pub aud: Audience,
-    pub exp: i64,
-    pub iat: i64,
-    pub nbf: i64,
-    pub jti: String,
-    pub client_id: String,
-    pub scope: String,
-    /// The session (refresh-token chain) this token was minted in; none for clients.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub roles: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preferred_username: Option<String>,
-}
-
-impl AccessClaims {
-    pub fn user_id(&self) -> Option<Uuid> {
-        self.sid.as_ref()?;
-        Uuid::parse_str(&self.sub).ok()
-    }
-
-    pub fn session_id(&self) -> Option<Uuid> {
-        self.sid.as_deref().and_then(|s| Uuid::parse_str(s).ok())
-    }
-
-    pub fn has_role(&self, role: &str) -> bool {
-        self.roles
-            .as_ref()
-            .is_some_and(|roles| roles.iter().any(|r| r == role))
-    }
-
-    pub fn remaining_lifetime(&self, now: i64) -> Duration {
-        Duration::from_secs(u64::try_from(self.exp - now).unwrap_or(0))
-    }
+/// The session a user's token was minted in.
+pub fn session_id(claims: &AccessClaims) -> Option<Uuid> {
+    claims.session_id().and_then(|id| Uuid::parse_str(id).ok())
 }
 
 /// Who a token is for.
@@ -158,7 +82,7 @@ pub fn mint(keys: &KeySet, req: TokenRequest<'_>) -> Result<MintedToken, KeyErro
         aud: Audience::from_list(req.audiences),
         exp: now + ttl as i64,
         iat: now,
-        nbf: now,
+        nbf: Some(now),
         jti: Uuid::now_v7().to_string(),
         client_id: req.client_id.to_owned(),
         scope: req.scope.to_owned(),
@@ -182,35 +106,10 @@ pub fn mint(keys: &KeySet, req: TokenRequest<'_>) -> Result<MintedToken, KeyErro
     })
 }
 
-/// Why a bearer token was refused. The text goes to logs and the
-/// `error_description`; it never contains the token.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum InvalidToken {
-    #[error("the token is malformed")]
-    Malformed,
-    #[error("the token is not an access token (typ must be at+jwt)")]
-    WrongType,
-    #[error("the token was signed by an unknown key")]
-    UnknownKey,
-    #[error("the token's algorithm does not match its key")]
-    WrongAlgorithm,
-    #[error("the token's signature is invalid")]
-    BadSignature,
-    #[error("the token has expired")]
-    Expired,
-    #[error("the token is not valid yet")]
-    NotYetValid,
-    #[error("the token was issued by someone else")]
-    WrongIssuer,
-    #[error("the token is not meant for this audience")]
-    WrongAudience,
-    #[error("the token has been revoked")]
-    Revoked,
-}
-
-/// Checks signature, `typ`, `iss`, `aud` (unless `None`: introspection and revocation
-/// accept any audience), `exp`, `nbf` against the published keys. Revocation is checked
-/// separately (it needs Redis).
+/// Checks `typ`, the key by `kid`, the signature, `iss`, `aud` (unless `None`:
+/// introspection and revocation accept any audience), `exp` and `nbf` against the
+/// published keys, by `tessera_token`'s rules. Revocation is checked separately (it
+/// needs Redis).
 ///
 /// A token whose signature was verified once is remembered by the key set it was
 /// verified with (a key change starts a new set, so an emergency rotation forgets
@@ -221,86 +120,21 @@ pub fn verify(
     issuer: &str,
     audience: Option<&str>,
 ) -> Result<AccessClaims, InvalidToken> {
-    if token.len() > MAX_TOKEN_LEN || token.bytes().filter(|b| *b == b'.').count() != 2 {
-        return Err(InvalidToken::Malformed);
-    }
-    let claims = match keys.verified(token) {
-        Some(claims) => claims,
-        None => {
-            let claims = verify_signature(keys, token, issuer)?;
-            keys.remember_verified(token, claims.clone());
-            claims
-        }
+    // Bounds what the remembered-token lookup hashes.
+    tessera_token::check_shape(token)?;
+    let rules = ClaimRules {
+        issuer,
+        audiences: audience.as_ref().map(std::slice::from_ref),
+        leeway: LEEWAY,
     };
-    check_claims(claims, issuer, audience, now_unix())
-}
-
-/// What may change between two uses of one token: time, and who is asking.
-fn check_claims(
-    claims: AccessClaims,
-    issuer: &str,
-    audience: Option<&str>,
-    now: i64,
-) -> Result<AccessClaims, InvalidToken> {
-    let leeway = LEEWAY.as_secs() as i64;
-    if claims.iss != issuer {
-        return Err(InvalidToken::WrongIssuer);
+    if let Some(claims) = keys.verified(token) {
+        rules.check(&claims, now_unix())?;
+        return Ok(claims);
     }
-    if claims.exp + leeway <= now {
-        return Err(InvalidToken::Expired);
-    }
-    if claims.nbf - leeway > now {
-        return Err(InvalidToken::NotYetValid);
-    }
-    if audience.is_some_and(|aud| !claims.aud.contains(aud)) {
-        return Err(InvalidToken::WrongAudience);
-    }
+    let claims = tessera_token::verify_signed(token, keys, &Algorithm::ALL)?;
+    rules.check(&claims, now_unix())?;
+    keys.remember_verified(token, claims.clone());
     Ok(claims)
-}
-
-/// The expensive part: header rules, the key by `kid`, the signature, required claims.
-fn verify_signature(
-    keys: &KeySet,
-    token: &str,
-    issuer: &str,
-) -> Result<AccessClaims, InvalidToken> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken::Malformed)?;
-    let typ_ok = header.typ.as_deref().is_some_and(|t| {
-        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-    });
-    if !typ_ok {
-        return Err(InvalidToken::WrongType);
-    }
-    // RFC 7515 §4.1.11: extensions we do not understand make the token unacceptable.
-    if header.crit.is_some() {
-        return Err(InvalidToken::Malformed);
-    }
-    // Only a kid we published selects a key; jku, x5u, jwk and x5c are never followed.
-    let kid = header.kid.as_deref().ok_or(InvalidToken::UnknownKey)?;
-    let key = keys.verifying(kid).ok_or(InvalidToken::UnknownKey)?;
-    if header.alg != key.algorithm.jwt_algorithm() {
-        return Err(InvalidToken::WrongAlgorithm);
-    }
-    let mut validation = Validation::new(key.algorithm.jwt_algorithm());
-    validation.leeway = LEEWAY.as_secs();
-    validation.validate_nbf = true;
-    validation.set_issuer(&[issuer]);
-    // The audience depends on who asks; it is checked in `check_claims`.
-    validation.validate_aud = false;
-    validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
-        .map(|data| data.claims)
-        .map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::InvalidSignature => InvalidToken::BadSignature,
-                ErrorKind::ExpiredSignature => InvalidToken::Expired,
-                ErrorKind::ImmatureSignature => InvalidToken::NotYetValid,
-                ErrorKind::InvalidIssuer => InvalidToken::WrongIssuer,
-                ErrorKind::InvalidAlgorithm => InvalidToken::WrongAlgorithm,
-                _ => InvalidToken::Malformed,
-            }
-        })
 }
 
 #[cfg(test)]
@@ -348,10 +182,82 @@ mod properties {
             InvalidToken::WrongIssuer
         );
         let claims = keys.verified(&token).unwrap();
-        let later = claims.exp + 60;
+        let rules = ClaimRules::<&str> {
+            issuer: ISS,
+            audiences: None,
+            leeway: LEEWAY,
+        };
         assert_eq!(
-            check_claims(claims, ISS, None, later).unwrap_err(),
+            rules.check(&claims, claims.exp + 60).unwrap_err(),
             InvalidToken::Expired
+        );
+    }
+
+    /// The payload as signed, as text.
+    fn payload(token: &str) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let encoded = token.split('.').nth(1).unwrap();
+        String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).unwrap()).unwrap()
+    }
+
+    /// `names` all appear in `json`, in this order.
+    fn assert_members_in_order(json: &str, names: &[&str]) {
+        let positions: Vec<usize> = names
+            .iter()
+            .map(|name| {
+                json.find(&format!("\"{name}\":"))
+                    .unwrap_or_else(|| panic!("no {name} in {json}"))
+            })
+            .collect();
+        assert!(positions.is_sorted(), "{names:?} out of order in {json}");
+    }
+
+    #[test]
+    fn minted_payloads_keep_their_wire_format() {
+        let keys = test_key_set(SigningAlgorithm::Es256);
+        let spec = [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "jti",
+            "client_id",
+            "scope",
+        ];
+        let client = payload(&minted(&keys));
+        assert_members_in_order(&client, &spec);
+        assert!(client.contains(&format!(r#""aud":"{ISS}""#)), "{client}");
+        for absent in ["sid", "roles", "preferred_username"] {
+            assert!(!client.contains(absent), "{absent} in {client}");
+        }
+        let user = mint(
+            &keys,
+            TokenRequest {
+                issuer: ISS,
+                subject: Subject::User {
+                    id: Uuid::now_v7(),
+                    username: "alice",
+                    roles: &[],
+                    session_id: Uuid::now_v7(),
+                },
+                client_id: "web",
+                scope: "profile",
+                audiences: vec![ISS.to_owned(), "https://orders.test".to_owned()],
+                ttl: Duration::from_secs(60),
+                issued_at: None,
+            },
+        )
+        .unwrap();
+        let user = payload(&user.token);
+        assert_members_in_order(&user, &spec);
+        assert_members_in_order(&user, &["scope", "sid", "roles", "preferred_username"]);
+        assert!(user.contains(r#""roles":[],"#), "{user}");
+        assert!(
+            user.contains(&format!(r#""aud":["{ISS}","https://orders.test"]"#)),
+            "{user}"
         );
     }
 

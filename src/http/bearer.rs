@@ -9,7 +9,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use uuid::Uuid;
 
 use crate::auth::access::{self, Refused};
-use crate::auth::tokens::{AccessClaims, InvalidToken};
+use crate::auth::tokens::{self, AccessClaims, InvalidToken};
 use crate::error::Problem;
 use crate::http::AppState;
 
@@ -21,14 +21,12 @@ pub struct Caller {
 impl Caller {
     /// The user behind the token; tokens of clients (no session) are refused.
     pub fn user_id(&self) -> Result<Uuid, Problem> {
-        self.claims
-            .user_id()
+        tokens::user_id(&self.claims)
             .ok_or_else(|| Problem::insufficient_scope("this endpoint needs a user's access token"))
     }
 
     pub fn session_id(&self) -> Result<Uuid, Problem> {
-        self.claims
-            .session_id()
+        tokens::session_id(&self.claims)
             .ok_or_else(|| Problem::insufficient_scope("this endpoint needs a user's access token"))
     }
 }

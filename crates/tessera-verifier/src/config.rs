@@ -1,71 +1,11 @@
 //! Typed settings of a [`Verifier`](crate::Verifier), checked once in
 //! [`Verifier::new`](crate::Verifier::new).
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use reqwest::Url;
 use secrecy::SecretString;
-
-/// A signature algorithm Tessera signs access tokens with.
-///
-/// Only asymmetric algorithms exist here on purpose: `none` and the `HS*` family cannot
-/// be expressed, so no configuration can ever accept them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// ECDSA on P-256 with SHA-256 (Tessera's default).
-    Es256,
-    /// Ed25519.
-    EdDsa,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, keys of at least 2048 bits.
-    Rs256,
-}
-
-impl Algorithm {
-    /// Every algorithm Tessera can sign with, which is also the default allow-list.
-    pub const ALL: [Algorithm; 3] = [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Rs256];
-
-    /// The JOSE name (`"ES256"`, `"EdDSA"`, `"RS256"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::Es256 => "ES256",
-            Algorithm::EdDsa => "EdDSA",
-            Algorithm::Rs256 => "RS256",
-        }
-    }
-
-    pub(crate) fn jwt(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
-            Algorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-            Algorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Algorithm {
-    type Err = UnknownAlgorithm;
-
-    /// Exact, case-sensitive JOSE names (RFC 7518 §3.1): `"es256"` is not `ES256`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Algorithm::ALL
-            .into_iter()
-            .find(|alg| alg.as_str() == s)
-            .ok_or(UnknownAlgorithm)
-    }
-}
-
-/// The name is not one of `ES256`, `EdDSA`, `RS256`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported algorithm (expected ES256, EdDSA or RS256)")]
-pub struct UnknownAlgorithm;
+use tessera_token::Algorithm;
 
 /// Settings of a [`Verifier`](crate::Verifier). Start with [`VerifierConfig::new`]; every
 /// other setting has a production-safe default.
@@ -105,7 +45,7 @@ impl VerifierConfig {
             audiences: vec![audience.into()],
             jwks_url: None,
             algorithms: Algorithm::ALL.to_vec(),
-            leeway: Duration::from_secs(5),
+            leeway: tessera_token::LEEWAY,
             default_cache_lifetime: Duration::from_secs(5 * 60),
             min_refresh_interval: Duration::from_secs(10),
             max_stale: Duration::from_secs(60 * 60),
@@ -473,14 +413,6 @@ mod tests {
             ),
             Err(ConfigError::InvalidUrl { .. })
         ));
-    }
-
-    #[test]
-    fn only_exact_jose_names_parse() {
-        assert_eq!("EdDSA".parse::<Algorithm>(), Ok(Algorithm::EdDsa));
-        for name in ["none", "HS256", "es256", "ES384", "PS256"] {
-            assert!(name.parse::<Algorithm>().is_err(), "{name}");
-        }
     }
 }
 

@@ -66,14 +66,18 @@ mod actix;
 mod claims;
 mod config;
 mod error;
-mod header;
 mod introspection;
 mod jwks;
 mod verifier;
 
 #[cfg(feature = "actix")]
 pub use actix::{BearerClaims, BearerError, OnlineBearerClaims};
-pub use claims::{Claims, InsufficientScope};
-pub use config::{Algorithm, ConfigError, IntrospectionConfig, UnknownAlgorithm, VerifierConfig};
-pub use error::{IntrospectionError, JwksError, VerifyError};
+pub use claims::InsufficientScope;
+pub use config::{ConfigError, IntrospectionConfig, VerifierConfig};
+/// The claims type, the errors and the algorithms are `tessera_token`'s: the server
+/// verifies its own tokens with the same rules.
+pub use tessera_token::{
+    AccessClaims as Claims, Algorithm, Audience, IntrospectionError, JwksError, MissingScope,
+    UnknownAlgorithm, VerifyError,
+};
 pub use verifier::Verifier;

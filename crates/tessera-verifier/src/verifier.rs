@@ -4,14 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::Validation;
+use tessera_token::{ClaimRules, TokenHeader};
 
-use crate::claims::RawClaims;
-use crate::config::{Algorithm, ConfigError, VerifierConfig};
+use crate::config::{ConfigError, VerifierConfig};
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
-use crate::{header, Claims, IntrospectionError, JwksError, VerifyError};
+use crate::{Algorithm, Claims, IntrospectionError, JwksError, VerifyError};
 
 /// Verifies Tessera access tokens against Tessera's JWKS. Cheap to clone (an `Arc`
 /// inside): build one at start-up and share it; all clones share one key cache.
@@ -85,52 +83,23 @@ impl Verifier {
     /// The checks, in order, so that nothing is fetched or computed for a token that
     /// can be refused from its header alone: length and shape; `typ` is `at+jwt`; no
     /// `crit`; `alg` is allowed; `kid` names a key of our JWKS (fetched again, within
-    /// the rate limit, if not); `alg` equals that key's `alg`; signature; claims.
+    /// the rate limit, if not); `alg` equals that key's `alg`; signature; claims. The
+    /// rules are `tessera_token`'s, the ones Tessera itself verifies with.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &self.inner;
-        let header = header::parse(token)?;
-        if !header.is_access_token() {
-            return Err(VerifyError::WrongType);
-        }
-        if header.crit {
-            return Err(VerifyError::CriticalHeader);
-        }
-        if header.enc || header.zip {
-            return Err(VerifyError::Malformed);
-        }
-        let algorithm = header
-            .alg
-            .parse::<Algorithm>()
-            .ok()
-            .filter(|alg| inner.algorithms.contains(alg))
-            .ok_or(VerifyError::UnsupportedAlgorithm)?;
-        let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+        let header = TokenHeader::parse(token, &inner.algorithms)?;
         let keys = inner
             .jwks
-            .key_set_for(kid)
+            .key_set_for(header.kid())
             .await
             .map_err(VerifyError::JwksUnavailable)?;
-        let key = keys.get(kid).ok_or(VerifyError::UnknownKey)?;
-        if key.algorithm != algorithm {
-            return Err(VerifyError::AlgorithmMismatch);
-        }
-
-        let mut validation = Validation::new(algorithm.jwt());
-        validation.leeway = inner.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.set_issuer(&[&inner.issuer]);
-        validation.set_audience(&inner.audiences);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<RawClaims>(token, &key.key, &validation)
-            .map_err(|e| refusal(e.kind()))?;
-        let claims = data.claims.into_claims()?;
-        // jsonwebtoken also accepts an `iss` array holding the issuer; RawClaims only a
-        // string. Compare once more so the rule reads in one place: exactly ours.
-        if claims.iss != inner.issuer {
-            return Err(VerifyError::WrongIssuer);
-        }
+        let claims = tessera_token::verify_signature(token, &header, &*keys)?;
+        let rules = ClaimRules {
+            issuer: &inner.issuer,
+            audiences: Some(inner.audiences.as_slice()),
+            leeway: inner.leeway,
+        };
+        rules.check(&claims, tessera_token::unix_now())?;
         Ok(claims)
     }
 
@@ -162,24 +131,5 @@ impl Verifier {
     /// is allowed by then.
     pub fn retry_after(&self) -> Duration {
         self.inner.min_refresh_interval.max(Duration::from_secs(1))
-    }
-}
-
-fn refusal(kind: &ErrorKind) -> VerifyError {
-    match kind {
-        ErrorKind::InvalidSignature => VerifyError::BadSignature,
-        ErrorKind::ExpiredSignature => VerifyError::Expired,
-        ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
-        ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
-        ErrorKind::InvalidAudience => VerifyError::WrongAudience,
-        ErrorKind::InvalidAlgorithm => VerifyError::AlgorithmMismatch,
-        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
-            "exp" => VerifyError::MissingClaim("exp"),
-            "iss" => VerifyError::MissingClaim("iss"),
-            "aud" => VerifyError::MissingClaim("aud"),
-            "sub" => VerifyError::MissingClaim("sub"),
-            _ => VerifyError::Malformed,
-        },
-        _ => VerifyError::Malformed,
     }
 }

@@ -9,6 +9,7 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
+use tessera_token::VerificationKeys;
 
 use crate::Algorithm;
 
@@ -71,16 +72,18 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    pub(crate) fn get(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.keys.get(kid)
-    }
-
     pub(crate) fn contains(&self, kid: &str) -> bool {
         self.keys.contains_key(kid)
     }
 
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
+    }
+}
+
+impl VerificationKeys for KeySet {
+    fn key(&self, kid: &str) -> Option<(Algorithm, &DecodingKey)> {
+        self.keys.get(kid).map(|k| (k.algorithm, &k.key))
     }
 }
 
@@ -200,7 +203,7 @@ mod tests {
     #[test]
     fn a_p256_key_with_alg_es256_is_usable() {
         let set = parse(json!([ec_key("a")]));
-        assert_eq!(set.get("a").unwrap().algorithm, Algorithm::Es256);
+        assert_eq!(set.key("a").unwrap().0, Algorithm::Es256);
     }
 
     #[test]

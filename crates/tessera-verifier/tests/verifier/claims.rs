@@ -65,7 +65,10 @@ async fn audience_array_containing_ours_is_accepted() {
 
     let claims = tessera.verifier().verify(&key.token(&c)).await.unwrap();
 
-    assert_eq!(claims.aud, ["https://auth.tessera.test", AUDIENCE]);
+    assert_eq!(
+        claims.aud.as_slice(),
+        ["https://auth.tessera.test", AUDIENCE]
+    );
 }
 
 #[tokio::test]
