@@ -157,7 +157,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    telemetry::init(settings.log_format, &settings.log_filter);
+    telemetry::init(settings.log.format, &settings.log.filter);
     for variable in &unknown {
         tracing::warn!(variable = %variable.name, "{variable}");
     }
@@ -193,7 +193,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(settings.clone()).await?;
             tracing::info!(
-                address = %settings.bind,
+                address = %settings.http.bind,
                 issuer = %settings.issuer,
                 "Tessera is listening"
             );
@@ -203,7 +203,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
-        Command::Healthcheck => healthcheck(settings.bind),
+        Command::Healthcheck => healthcheck(settings.http.bind),
         Command::Openapi => {
             print!("{}", tessera::http::docs::document_yaml());
             Ok(())
@@ -214,10 +214,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
-            match &settings.master_key {
+            match &settings.keys.master_key {
                 // Only read here: check-config never creates a key file.
                 MasterKeySource::File(_) | MasterKeySource::Inline(_) => {
-                    MasterKey::load(&settings.master_key)?;
+                    MasterKey::load(&settings.keys.master_key)?;
                 }
                 MasterKeySource::DevelopmentFile(path) => println!(
                     "master key: none configured; the development key file {} {} (dev only)",
@@ -240,7 +240,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .map(|r| Role::parse(r))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
-            let password = read_new_password(settings.password_min_length)?;
+            let password = read_new_password(settings.passwords.min_length)?;
             let tessera = Tessera::open_admin(settings).await?;
             let user = auth::users::create(
                 &tessera,
@@ -480,7 +480,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate { emergency }) => {
-            let refresh_interval = settings.key_refresh_interval;
+            let refresh_interval = settings.keys.refresh_interval;
             let tessera = Tessera::open(settings).await?;
             let report = keys::rotate(&tessera, emergency, &auth::Actor::command_line()).await?;
             let rotation = report.rotation;

@@ -40,10 +40,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let listener = TcpListener::bind(settings.bind).map_err(|cause| StartupError::Bind {
-            address: settings.bind.to_string(),
-            cause,
-        })?;
+        let listener =
+            TcpListener::bind(settings.http.bind).map_err(|cause| StartupError::Bind {
+                address: settings.http.bind.to_string(),
+                cause,
+            })?;
         Self::build_with_listener(settings, listener).await
     }
 
@@ -74,7 +75,7 @@ impl Application {
                 cause,
             })?
             .port();
-        let metrics = match state.settings().metrics_bind {
+        let metrics = match state.settings().http.metrics_bind {
             None => None,
             Some(address) => {
                 let bind_error = |cause| StartupError::Bind {
@@ -189,8 +190,8 @@ pub fn stop_on_signals(handle: actix_web::dev::ServerHandle) -> tokio::task::Joi
 }
 
 fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Server, StartupError> {
-    let workers = state.settings().workers;
-    let max_body = state.settings().max_body_bytes;
+    let workers = state.settings().http.workers;
+    let max_body = state.settings().http.max_body_bytes;
     let address = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -200,7 +201,7 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
             .into_utoipa_app()
             .configure(http::routes)
             .split_for_parts();
-        let origins = state.settings().cors_origins.clone();
+        let origins = state.settings().http.cors_origins.clone();
         app.service(http::docs::swagger_ui())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))

@@ -104,7 +104,7 @@ pub async fn request_middleware(
     let started = Instant::now();
     let limit = req
         .app_data::<actix_web::web::Data<crate::http::AppState>>()
-        .map(|s| s.settings().request_timeout)
+        .map(|s| s.settings().http.request_timeout)
         .unwrap_or(std::time::Duration::from_secs(30));
     let path = req.path().to_owned();
     let handled = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone()));

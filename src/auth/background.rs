@@ -14,7 +14,7 @@ use crate::store::StoreError;
 pub(super) async fn report_redis_at_start(settings: &Settings, denylist: &Denylist) {
     if let Err(e) = denylist.ping().await {
         tracing::warn!(
-            redis = %settings.redacted().redis_url,
+            redis = %settings.redacted().redis.url,
             error = %e,
             "{REDIS_DOWN}"
         );
@@ -44,8 +44,8 @@ async fn follow_key_announcements(tessera: Tessera) {
     let mut missed = false;
     loop {
         let subscribed = crate::store::key_events::subscribe(
-            &tessera.settings.redis_url,
-            &tessera.settings.redis_prefix,
+            &tessera.settings.redis.url,
+            &tessera.settings.redis.prefix,
         )
         .await;
         if let Ok(mut announcements) = subscribed {
@@ -85,7 +85,7 @@ async fn watch_redis(tessera: Tessera) {
             }
             (Err(e), true) => {
                 tracing::warn!(
-                    redis = %tessera.settings.redacted().redis_url,
+                    redis = %tessera.settings.redacted().redis.url,
                     error = %e,
                     "{REDIS_DOWN}"
                 );
@@ -105,7 +105,7 @@ pub fn spawn(tessera: Tessera) -> Vec<tokio::task::JoinHandle<()>> {
     let keys = {
         let tessera = tessera.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(tessera.settings.key_refresh_interval);
+            let mut tick = tokio::time::interval(tessera.settings.keys.refresh_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -153,7 +153,7 @@ pub fn spawn(tessera: Tessera) -> Vec<tokio::task::JoinHandle<()>> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let grace = tessera.settings.refresh_reuse_grace.as_secs_f64();
+            let grace = tessera.settings.tokens.refresh_reuse_grace.as_secs_f64();
             let result = tessera
                 .db
                 .run(move |conn| {

@@ -44,7 +44,7 @@ fn audiences(tessera: &Tessera, client: &Client) -> Vec<String> {
 fn access_ttl(tessera: &Tessera, client: &Client) -> Duration {
     client
         .access_token_ttl
-        .unwrap_or(tessera.settings.access_token_ttl)
+        .unwrap_or(tessera.settings.tokens.access_ttl)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -143,9 +143,9 @@ pub async fn password(
     let refresh = RefreshToken::generate();
     let session_id = Uuid::now_v7();
     let now = Utc::now();
-    let session_expires = now + chrono_duration(tessera.settings.session_max_ttl);
+    let session_expires = now + chrono_duration(tessera.settings.tokens.session_max_ttl);
     let token_expires =
-        (now + chrono_duration(tessera.settings.refresh_idle_ttl)).min(session_expires);
+        (now + chrono_duration(tessera.settings.tokens.refresh_idle_ttl)).min(session_expires);
     let (hash, scope_text, client_id, ctx2) = (
         refresh.hash(),
         scope.to_string(),
@@ -275,7 +275,7 @@ pub async fn refresh(
     let successor_hash = successor.hash();
     let sealed = SealingKey::derive(presented.expose().as_bytes(), SUCCESSOR_PURPOSE)
         .seal(successor.expose().as_bytes(), &hash.0);
-    let idle_seconds = tessera.settings.refresh_idle_ttl.as_secs_f64();
+    let idle_seconds = tessera.settings.tokens.refresh_idle_ttl.as_secs_f64();
     let (client_id, ctx2) = (client.id.as_str().to_owned(), ctx.clone());
     let rotated = tessera
         .db
@@ -384,7 +384,7 @@ async fn explain_failed_rotation(
     ctx: &RequestContext,
 ) -> Result<GraceRetry, AuthError> {
     let hash = presented.hash();
-    let grace = tessera.settings.refresh_reuse_grace.as_secs_f64();
+    let grace = tessera.settings.tokens.refresh_reuse_grace.as_secs_f64();
     let found = tessera
         .db
         .run(move |conn| refresh_tokens::state(conn, &hash.0, grace))

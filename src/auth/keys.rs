@@ -720,7 +720,7 @@ pub async fn rotate(
     let rotation = tessera.keys.rotate(emergency, Box::new(record)).await?;
     let announced = crate::store::key_events::announce(
         &mut tessera.denylist.connection(),
-        &tessera.settings.redis_prefix,
+        &tessera.settings.redis.prefix,
         &rotation.kid,
     )
     .await;

@@ -92,13 +92,13 @@ impl Tessera {
 
     async fn assemble(settings: Settings, db: Db, keys: KeyRing) -> Result<Self, OpenError> {
         let passwords = PasswordHasher::new(
-            settings.bcrypt_cost,
-            settings.bcrypt_max_concurrency,
-            settings.bcrypt_nice,
+            settings.passwords.bcrypt_cost,
+            settings.passwords.bcrypt_max_concurrency,
+            settings.passwords.bcrypt_nice,
         )
         .await?;
-        let denylist = Denylist::new(&settings.redis_url, &settings.redis_prefix)?;
-        let throttle = Throttle::new(denylist.connection(), &settings.redis_prefix);
+        let denylist = Denylist::new(&settings.redis.url, &settings.redis.prefix)?;
+        let throttle = Throttle::new(denylist.connection(), &settings.redis.prefix);
         Ok(Self(Arc::new(Parts {
             clients: Directory::new(db.clone()),
             profiles: Profiles::new(db.clone()),
@@ -133,21 +133,21 @@ impl Tessera {
 }
 
 async fn open_database(settings: &Settings) -> Result<Db, StoreError> {
-    let url = settings.database_url.clone();
+    let url = settings.database.url.clone();
     tokio::task::spawn_blocking(move || store::prepare_database(&url))
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
     Ok(Db::new(
-        &settings.database_url,
-        settings.database_pool_size,
-        settings.database_pool_timeout,
+        &settings.database.url,
+        settings.database.pool_size,
+        settings.database.pool_timeout,
     ))
 }
 
 /// Loads the master key. The development key file is only ever created for a database
 /// that holds no signing keys yet: a new key could never open the stored ones.
 async fn load_master_key(settings: &Settings, db: &Db) -> Result<MasterKey, OpenError> {
-    if let MasterKeySource::DevelopmentFile(path) = &settings.master_key {
+    if let MasterKeySource::DevelopmentFile(path) = &settings.keys.master_key {
         let sealed = db.run(store::signing_keys::count_sealed).await?;
         if !path.exists() && sealed > 0 {
             return Err(OpenError::MissingMasterKey {
@@ -155,14 +155,14 @@ async fn load_master_key(settings: &Settings, db: &Db) -> Result<MasterKey, Open
             });
         }
     }
-    Ok(MasterKey::load(&settings.master_key)?)
+    Ok(MasterKey::load(&settings.keys.master_key)?)
 }
 
 fn key_policy(settings: &Settings) -> KeyPolicy {
     KeyPolicy {
-        algorithm: settings.signing_algorithm,
-        rotation_interval: settings.key_rotation_interval,
-        publish_ahead: settings.key_publish_ahead,
+        algorithm: settings.keys.algorithm,
+        rotation_interval: settings.keys.rotation_interval,
+        publish_ahead: settings.keys.publish_ahead,
     }
 }
 

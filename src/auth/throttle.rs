@@ -105,7 +105,7 @@ async fn reserve(
 ) -> Result<Ticket, AuthError> {
     let ip = ip_of(ctx);
     let deadline =
-        tokio::time::Instant::now() + TURN_WAIT.min(tessera.settings.request_timeout / 2);
+        tokio::time::Instant::now() + TURN_WAIT.min(tessera.settings.http.request_timeout / 2);
     let mut pause = Duration::from_millis(10);
     loop {
         let reservation = tessera

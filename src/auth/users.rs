@@ -410,7 +410,7 @@ pub async fn bootstrap_admin(tessera: &Tessera) -> Result<Bootstrap, BootstrapEr
         Username::parse(&admin.username).map_err(|e| invalid("TESSERA_BOOTSTRAP_ADMIN", e))?;
     let password = NewPassword::parse(
         admin.password.expose_secret().to_owned(),
-        tessera.settings.password_min_length,
+        tessera.settings.passwords.min_length,
     )
     .map_err(|e| invalid("TESSERA_BOOTSTRAP_ADMIN_PASSWORD_FILE", e.to_string()))?;
     let role = Role::parse(Role::ADMIN).expect("admin is a valid role");

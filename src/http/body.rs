@@ -68,7 +68,7 @@ impl FromRequest for JsonBody {
         let content_type = content_type(req);
         let limit = req
             .app_data::<actix_web::web::Data<crate::http::AppState>>()
-            .map_or(16 * 1024, |s| s.settings().max_body_bytes);
+            .map_or(16 * 1024, |s| s.settings().http.max_body_bytes);
         let read = Bytes::from_request(req, payload);
         Box::pin(async move {
             Ok(JsonBody {

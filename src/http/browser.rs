@@ -39,8 +39,8 @@ pub fn check_csrf(req: &HttpRequest, settings: &Settings) -> Result<(), OAuthErr
         .ok_or_else(|| {
             OAuthError::invalid_request("browser-mode requests need an Origin header")
         })?;
-    let allowed =
-        settings.cors_origins.iter().any(|o| o == origin) || origin == origin_of(&settings.issuer);
+    let allowed = settings.http.cors_origins.iter().any(|o| o == origin)
+        || origin == origin_of(&settings.issuer);
     if !allowed {
         return Err(OAuthError::invalid_request("this Origin is not allowed"));
     }

@@ -26,7 +26,7 @@ pub async fn live() -> HttpResponse {
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if state.tessera.settings().metrics_bind.is_some() {
+    if state.tessera.settings().http.metrics_bind.is_some() {
         return Problem::not_found("no route for GET /metrics").error_response();
     }
     metrics_text(state).await

@@ -214,7 +214,7 @@ pub async fn change_password(
     let body: PasswordChange = body.parse()?;
     let current = Password::parse(body.current_password)
         .map_err(|e| Problem::bad_request(format!("current_password: {e}")))?;
-    let new = NewPassword::parse(body.new_password, state.settings().password_min_length)
+    let new = NewPassword::parse(body.new_password, state.settings().passwords.min_length)
         .map_err(|e| Problem::bad_request(format!("new_password: {e}")))?;
     auth::users::change_password(
         &state.tessera,
@@ -263,7 +263,7 @@ pub async fn register(
     }
     let body: Registration = body.parse()?;
     let username = crate::domain::Username::parse(&body.username).map_err(Problem::bad_request)?;
-    let password = NewPassword::parse(body.password, state.settings().password_min_length)
+    let password = NewPassword::parse(body.password, state.settings().passwords.min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
     let actor = auth::Actor {
         user_id: None,

@@ -94,7 +94,7 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
         .map(|ua| ua.chars().filter(|c| !c.is_control()).take(256).collect());
     let trust_forwarded = req
         .app_data::<web::Data<AppState>>()
-        .is_some_and(|s| s.settings().trust_forwarded_for);
+        .is_some_and(|s| s.settings().http.trust_forwarded_for);
     let forwarded = trust_forwarded
         .then(|| {
             // A proxy appends to the last header line; earlier lines came from the client.
@@ -137,7 +137,7 @@ pub async fn token(
     body: Result<Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let params: TokenParams = form::parse_body(&req, body, state.settings().max_body_bytes)?;
+    let params: TokenParams = form::parse_body(&req, body, state.settings().http.max_body_bytes)?;
     let grant_type = required(params.grant_type, "grant_type")?;
     if !["password", "refresh_token", "client_credentials"].contains(&grant_type.as_str()) {
         return Err(OAuthError::new(
@@ -242,7 +242,7 @@ pub async fn revoke(
     body: Result<Bytes, actix_web::Error>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let params: RevokeParams = form::parse_body(&req, body, state.settings().max_body_bytes)?;
+    let params: RevokeParams = form::parse_body(&req, body, state.settings().http.max_body_bytes)?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
     let client = authenticate(&req, &state, credentials).await?;
@@ -299,7 +299,7 @@ pub async fn introspect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     // Same parameters as revocation (RFC 7662 §2.1 mirrors RFC 7009 §2.1).
-    let params: RevokeParams = form::parse_body(&req, body, state.settings().max_body_bytes)?;
+    let params: RevokeParams = form::parse_body(&req, body, state.settings().http.max_body_bytes)?;
     let presented = required(params.token, "token")?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
@@ -323,7 +323,11 @@ fn token_response(state: &AppState, client: &clients::Client, granted: &Granted)
         .map(|t| t.expose().to_owned());
     if client.browser_mode {
         if let Some(refresh) = refresh_token.take() {
-            browser::set_refresh_cookie(&mut res, &refresh, state.settings().refresh_idle_ttl);
+            browser::set_refresh_cookie(
+                &mut res,
+                &refresh,
+                state.settings().tokens.refresh_idle_ttl,
+            );
         }
     }
     res.json(TokenResponse {

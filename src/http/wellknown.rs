@@ -21,7 +21,7 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let keys = state.tessera.key_set();
     let cache = format!(
         "public, max-age={}",
-        state.settings().jwks_max_age.as_secs()
+        state.settings().keys.jwks_max_age.as_secs()
     );
     let tag = keys.etag();
     let matches = req

@@ -129,7 +129,7 @@ impl Spawn {
 
     pub async fn start(self) -> TestApp {
         let settings = self.settings();
-        tessera::telemetry::init(settings.log_format, &settings.log_filter);
+        tessera::telemetry::init(settings.log.format, &settings.log.filter);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let app = Application::build_with_listener(settings.clone(), listener)
             .await
@@ -141,7 +141,7 @@ impl Spawn {
         let tessera = app.tessera();
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());
-        let database_url = settings.database_url.clone();
+        let database_url = settings.database.url.clone();
         let owns_database = self.database_name.is_none();
         let database_name = self.database_name.unwrap_or_else(|| {
             let path = url::Url::parse(&database_url).unwrap().path().to_owned();
@@ -156,7 +156,7 @@ impl Spawn {
                 .unwrap(),
             database_url,
             database_name,
-            redis_prefix: settings.redis_prefix.clone(),
+            redis_prefix: settings.redis.prefix.clone(),
             master_key: self.values["TESSERA_MASTER_KEY"].clone(),
             tessera,
             server,

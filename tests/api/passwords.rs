@@ -180,7 +180,7 @@ async fn a_bootstrap_admin_password_of_73_bytes_stops_start_up_with_a_clear_mess
             &format!("{}a", "é".repeat(36)),
         )
         .settings();
-    let database = url::Url::parse(&settings.database_url).unwrap().path()[1..].to_owned();
+    let database = url::Url::parse(&settings.database.url).unwrap().path()[1..].to_owned();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let outcome = tessera::startup::Application::build_with_listener(settings, listener).await;
     {

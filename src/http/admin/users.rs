@@ -114,7 +114,7 @@ pub async fn create(
 ) -> Result<HttpResponse, Problem> {
     let body: CreateUser = body.parse()?;
     let username = Username::parse(&body.username).map_err(Problem::bad_request)?;
-    let password = NewPassword::parse(body.password, state.settings().password_min_length)
+    let password = NewPassword::parse(body.password, state.settings().passwords.min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
     let roles = parse_roles(&body.roles)?;
     let user = auth::users::create(&state.tessera, username, password, roles, &admin.actor).await?;
@@ -211,7 +211,7 @@ pub async fn reset_password(
 ) -> Result<HttpResponse, Problem> {
     let id = parse_uuid(&path, "user")?;
     let body: ResetPassword = body.parse()?;
-    let password = NewPassword::parse(body.password, state.settings().password_min_length)
+    let password = NewPassword::parse(body.password, state.settings().passwords.min_length)
         .map_err(|e| Problem::bad_request(format!("password: {e}")))?;
     auth::users::reset_password(&state.tessera, id, password, &admin.actor).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -1,0 +1,241 @@
+//! Parsers of raw values. Each takes the trimmed text of one variable and says what is
+//! wrong in words an operator can act on; the caller adds the variable's name.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::LogFormat;
+
+const DURATION_FORMS: &str = "a duration like 300, 90s, 5m, 12h or 14d";
+
+/// A duration: a whole number of seconds, or a number with a unit (`250ms`, `90s`,
+/// `5m`, `12h`, `14d`, and what else `humantime` reads, such as `1h 30m`).
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    // A bare number is seconds, which humantime (rightly, in general) refuses.
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("`{v}` is not {DURATION_FORMS}"));
+    }
+    humantime::parse_duration(v).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!("`{v}` is too long"),
+        _ => format!("`{v}` is not {DURATION_FORMS}"),
+    })
+}
+
+pub(super) fn duration_within(v: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse_duration(v)?;
+    if d < min || d > max {
+        return Err(format!(
+            "`{v}` must be between {}s and {}s",
+            min.as_secs_f64(),
+            max.as_secs_f64()
+        ));
+    }
+    Ok(d)
+}
+
+pub(super) fn number_within<T>(v: &str, min: T, max: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match v.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(format!("`{v}` is not a whole number from {min} to {max}")),
+    }
+}
+
+pub(super) fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("`{v}` is not a boolean (true/false)")),
+    }
+}
+
+/// A listening address; `example` is shown in the message (`127.0.0.1:8080`).
+pub(super) fn socket_address(v: &str, example: &str) -> Result<SocketAddr, String> {
+    v.parse()
+        .map_err(|_| format!("`{v}` is not an address like {example}"))
+}
+
+pub(super) fn issuer(v: &str) -> Result<String, String> {
+    // RFC 8414 §2: an https URL with no query or fragment (http is allowed for local use).
+    let ok_scheme = v.starts_with("https://") || v.starts_with("http://");
+    if !ok_scheme || v.contains(['?', '#']) || v.chars().any(|c| c.is_whitespace()) {
+        return Err(format!(
+            "`{v}` is not an http(s) URL without query or fragment"
+        ));
+    }
+    Ok(v.trim_end_matches('/').to_owned())
+}
+
+/// Exact origins (`https://app.example.com`), comma-separated; never `*`.
+pub(super) fn origins(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let scheme_ok = o.starts_with("https://") || o.starts_with("http://");
+            let host = o.split_once("://").map(|(_, h)| h).unwrap_or_default();
+            if scheme_ok && !host.is_empty() && !host.contains(['/', '*', ' ', '?', '#']) {
+                Ok(o.to_owned())
+            } else {
+                Err(format!(
+                    "`{o}` is not an origin like https://app.example.com (no path, no wildcard)"
+                ))
+            }
+        })
+        .collect()
+}
+
+/// A `tracing` filter such as `info` or `tessera=debug,actix_web=info`.
+pub(super) fn log_filter(v: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(v)
+        .map(|_| v.to_owned())
+        .map_err(|e| {
+            format!("`{v}` is not a log filter like `info` or `tessera=debug,actix_web=info`: {e}")
+        })
+}
+
+pub(super) fn log_format(v: &str) -> Result<LogFormat, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("`{v}` is not one of: text, json")),
+    }
+}
+
+pub(super) fn postgres_url(v: &str) -> Result<String, String> {
+    if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+        Ok(v.to_owned())
+    } else {
+        Err("must be a postgres:// URL".to_owned())
+    }
+}
+
+pub(super) fn redis_url(v: &str) -> Result<String, String> {
+    redis::parse_redis_url(v)
+        .map(|_| v.to_owned())
+        .ok_or_else(|| "must be a redis:// or rediss:// URL".to_owned())
+}
+
+pub(super) fn redis_prefix(v: &str) -> Result<String, String> {
+    if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(v.to_owned())
+    } else {
+        Err("must be at most 64 visible ASCII characters".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5 m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-5").is_err());
+    }
+
+    #[test]
+    fn a_bad_duration_shows_the_accepted_forms() {
+        assert_eq!(
+            parse_duration("forever"),
+            Err("`forever` is not a duration like 300, 90s, 5m, 12h or 14d".to_owned())
+        );
+        assert_eq!(
+            parse_duration("99999999999999999999d"),
+            Err("`99999999999999999999d` is too long".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_duration_out_of_range_names_the_range() {
+        assert_eq!(
+            duration_within("5s", Duration::from_secs(10), Duration::from_secs(60)),
+            Err("`5s` must be between 10s and 60s".to_owned())
+        );
+        assert_eq!(
+            duration_within("250ms", Duration::from_millis(100), Duration::from_secs(1)),
+            Ok(Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn numbers_are_whole_and_in_range() {
+        assert_eq!(number_within("12", 4u32, 31), Ok(12));
+        assert_eq!(
+            number_within("99", 4u32, 31),
+            Err("`99` is not a whole number from 4 to 31".to_owned())
+        );
+        assert!(number_within("1.5", 1u32, 2).is_err());
+    }
+
+    #[test]
+    fn booleans_take_the_usual_words() {
+        for yes in ["1", "true", "YES", "on"] {
+            assert_eq!(boolean(yes), Ok(true), "{yes}");
+        }
+        for no in ["0", "False", "no", "off"] {
+            assert_eq!(boolean(no), Ok(false), "{no}");
+        }
+        assert!(boolean("maybe").is_err());
+    }
+
+    #[test]
+    fn origins_are_exact() {
+        assert_eq!(
+            origins("https://a.example, http://localhost:5173"),
+            Ok(vec![
+                "https://a.example".to_owned(),
+                "http://localhost:5173".to_owned()
+            ])
+        );
+        assert!(origins("https://*.example").is_err());
+        assert!(origins("https://a.example/path").is_err());
+        assert!(origins("*").is_err());
+    }
+
+    #[test]
+    fn an_issuer_loses_its_trailing_slash_and_may_not_carry_a_query() {
+        assert_eq!(
+            issuer("https://auth.example.com/"),
+            Ok("https://auth.example.com".to_owned())
+        );
+        assert!(issuer("https://auth.example.com/?x=1").is_err());
+        assert!(issuer("ftp://auth.example.com").is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn durations_never_panic(raw in "\\PC{0,30}") {
+            let _ = super::parse_duration(&raw);
+        }
+
+        #[test]
+        fn seconds_parse_as_seconds(n in 0u64..1_000_000) {
+            prop_assert_eq!(super::parse_duration(&n.to_string()), Ok(std::time::Duration::from_secs(n)));
+        }
+
+        #[test]
+        fn a_unit_multiplies(n in 0u64..100_000) {
+            prop_assert_eq!(super::parse_duration(&format!("{n}ms")), Ok(std::time::Duration::from_millis(n)));
+            prop_assert_eq!(super::parse_duration(&format!("{n}m")), Ok(std::time::Duration::from_secs(n * 60)));
+            prop_assert_eq!(super::parse_duration(&format!("{n}d")), Ok(std::time::Duration::from_secs(n * 86_400)));
+        }
+    }
+}
