@@ -13,6 +13,7 @@ use crate::auth::users::Bootstrap;
 use crate::auth::{self, OpenError, Tessera};
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
+use crate::http::middleware::{self, request_id::REQUEST_ID_HEADER};
 use crate::http::{self, AppState};
 
 #[derive(Debug, thiserror::Error)]
@@ -212,8 +213,12 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
             )
             .app_data(web::PathConfig::default().error_handler(path_error_handler))
             .app_data(web::QueryConfig::default().error_handler(query_error_handler))
-            .wrap(from_fn(http::security_headers))
-            .wrap(from_fn(crate::telemetry::request_middleware))
+            // Outermost last: request id (and its span), access log, time limit,
+            // security headers, then the handler.
+            .wrap(from_fn(middleware::security_headers::security_headers))
+            .wrap(from_fn(middleware::timeout::timeout))
+            .wrap(from_fn(middleware::access_log::access_log))
+            .wrap(from_fn(middleware::request_id::request_id))
             .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
             .default_service(web::to(http::not_found))
     })
@@ -240,10 +245,10 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             actix_web::http::header::CONTENT_TYPE,
             actix_web::http::header::ACCEPT,
             actix_web::http::header::HeaderName::from_static(http::browser::CSRF_HEADER),
-            crate::telemetry::REQUEST_ID_HEADER.clone(),
+            REQUEST_ID_HEADER.clone(),
         ])
         .expose_headers([
-            crate::telemetry::REQUEST_ID_HEADER.clone(),
+            REQUEST_ID_HEADER.clone(),
             actix_web::http::header::RETRY_AFTER,
             actix_web::http::header::WWW_AUTHENTICATE,
         ])

@@ -94,10 +94,7 @@ impl ConfidentialClient {
             id: "bench-service".to_owned(),
             secret: Secret::random("cs_")?,
         };
-        let hash: String = Sha256::digest(client.secret.expose().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = hex::encode(Sha256::digest(client.secret.expose().as_bytes()));
         pg.run_file(
             "prepare_client.sql",
             &[("client_id", client.id.clone()), ("secret_hash", hash)],

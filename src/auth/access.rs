@@ -15,7 +15,7 @@ pub enum Refused {
     Unavailable(CheckError),
 }
 
-#[tracing::instrument(name = "access.check", skip_all, err(level = "debug"))]
+#[tracing::instrument(name = "access.check", level = "debug", skip_all, err(level = "debug"))]
 pub async fn check(tessera: &Tessera, token: &str) -> Result<AccessClaims, Refused> {
     let keys = tessera.keys.snapshot();
     let settings = &tessera.settings;

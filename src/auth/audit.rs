@@ -141,6 +141,7 @@ impl AuditQuery {
 
 /// The audit log, newest first; `before` is the id of the last row of the previous
 /// page. The admin API and `tessera audit` both read it through here.
+#[tracing::instrument(name = "audit.list", level = "debug", skip_all, err(level = "debug"))]
 pub async fn list(
     tessera: &super::Tessera,
     filter: audit::AuditFilter,
@@ -154,6 +155,7 @@ pub async fn list(
 }
 
 /// Writes events on `conn` (inside the caller's transaction, if any).
+#[tracing::instrument(name = "audit.record", level = "debug", skip_all, fields(events = events.len()), err(level = "debug"))]
 pub fn record(
     conn: &mut PgConnection,
     events: &[AuditEvent],

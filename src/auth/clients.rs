@@ -22,6 +22,16 @@ pub enum ClientCredentials {
     Secret(ClientId, SecretString),
 }
 
+impl ClientCredentials {
+    /// The client id presented, if any.
+    pub fn client_id(&self) -> Option<&ClientId> {
+        match self {
+            Self::None => None,
+            Self::Public(id) | Self::Secret(id, _) => Some(id),
+        }
+    }
+}
+
 /// A client whose identity has been established for this request.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -144,6 +154,7 @@ impl Directory {
         }
     }
 
+    #[tracing::instrument(name = "clients.directory.find", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
     pub async fn find(&self, client_id: &str) -> Result<Option<ClientRow>, store::StoreError> {
         let key = client_id.to_owned();
         if let Some(row) = self.recent.get(&key) {
@@ -166,6 +177,7 @@ impl Directory {
 
 /// Establishes which client is calling. Every failure is `invalid_client`, and says
 /// no more than needed.
+#[tracing::instrument(name = "clients.authenticate", level = "debug", skip_all, fields(client_id = credentials.client_id().map(ClientId::as_str)), err(level = "debug"))]
 pub async fn authenticate(
     tessera: &Tessera,
     credentials: ClientCredentials,
@@ -309,6 +321,7 @@ fn generate_client_id() -> ClientId {
 
 /// Creates a client. A confidential client's secret is generated here and returned
 /// once; only its hash is stored.
+#[tracing::instrument(name = "clients.create", level = "debug", skip_all, fields(client_id = spec.client_id.as_deref()), err(level = "debug"))]
 pub async fn create(
     tessera: &Tessera,
     spec: ClientSpec,
@@ -385,6 +398,7 @@ pub async fn create(
 }
 
 /// One client, as stored (fresh from the database, not the few-second cache).
+#[tracing::instrument(name = "clients.find", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
 pub async fn find(tessera: &Tessera, client_id: &str) -> Result<ClientRow, AuthError> {
     let id = client_id.to_owned();
     tessera
@@ -396,6 +410,7 @@ pub async fn find(tessera: &Tessera, client_id: &str) -> Result<ClientRow, AuthE
 
 /// Clients by id; `after` is the last id of the previous page. The admin API and
 /// `tessera client list` read them through here.
+#[tracing::instrument(name = "clients.list", level = "debug", skip_all, err(level = "debug"))]
 pub async fn list(
     tessera: &Tessera,
     after: Option<ClientId>,
@@ -408,6 +423,7 @@ pub async fn list(
 }
 
 /// Updates what a client may do. Its type (public/confidential) never changes.
+#[tracing::instrument(name = "clients.update", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
 pub async fn update(
     tessera: &Tessera,
     client_id: &str,
@@ -481,6 +497,7 @@ pub async fn update(
 }
 
 /// Issues a new secret; the old one keeps working for `overlap`.
+#[tracing::instrument(name = "clients.rotate_secret", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
 pub async fn rotate_secret(
     tessera: &Tessera,
     client_id: &str,
@@ -514,6 +531,7 @@ pub async fn rotate_secret(
 
 /// Deletes a client: its sessions go with it, and every access token minted through it
 /// is denied at once.
+#[tracing::instrument(name = "clients.delete", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
 pub async fn delete(
     tessera: &Tessera,
     client_id: &str,

@@ -79,6 +79,7 @@ fn mint_for_user(
 }
 
 /// `grant_type=password` (RFC 6749 §4.3): checks the password and starts a session.
+#[tracing::instrument(name = "grant.password", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
 pub async fn password(
     tessera: &Tessera,
     client: &Client,
@@ -262,6 +263,7 @@ fn upgrade_hash_in_background(
 
 /// `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
 /// (OAuth 2.0 Security BCP §4.14.2).
+#[tracing::instrument(name = "grant.refresh_token", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
 pub async fn refresh(
     tessera: &Tessera,
     client: &Client,
@@ -483,6 +485,7 @@ async fn explain_failed_rotation(
 }
 
 /// `grant_type=client_credentials` (RFC 6749 §4.4): a token for the client itself.
+#[tracing::instrument(name = "grant.client_credentials", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
 pub fn client_credentials(
     tessera: &Tessera,
     client: &Client,

@@ -56,6 +56,7 @@ enum AudienceSchema {
 }
 
 /// `Ok(None)` is `{"active": false}`: expired, revoked, spent, malformed or foreign.
+#[tracing::instrument(name = "introspection.introspect", level = "debug", skip_all, fields(client_id = %client.id, ?hint), err(level = "debug"))]
 pub async fn introspect(
     tessera: &Tessera,
     client: &Client,

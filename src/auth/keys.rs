@@ -569,6 +569,7 @@ pub struct KeyRing {
 impl KeyRing {
     /// Verifies the master key against the stored keys, ensures a signing key exists,
     /// and loads the key set. A wrong master key stops here, before anything changes.
+    #[tracing::instrument(name = "keys.start", level = "debug", skip_all, err(level = "debug"))]
     pub async fn start(db: Db, master: MasterKey, policy: KeyPolicy) -> Result<Self, KeyError> {
         let master = Arc::new(master);
         let rows = {
@@ -586,6 +587,7 @@ impl KeyRing {
 
     /// The published public keys only, changing nothing and needing no master key:
     /// enough to verify tokens, never to sign or rotate.
+    #[tracing::instrument(name = "keys.public_only", level = "debug", skip_all)]
     pub async fn public_only(db: Db, policy: KeyPolicy) -> Result<Self, KeyError> {
         let rows = run(&db, |conn| Ok(store::published(conn)?)).await?;
         let set = KeySet::build(&rows, None)?;
@@ -616,6 +618,7 @@ impl KeyRing {
     }
 
     /// Runs the life-cycle step and reloads the key set if the published keys changed.
+    #[tracing::instrument(name = "keys.tick", level = "debug", skip_all, err(level = "debug"))]
     pub async fn tick(&self) -> Result<(), KeyError> {
         let _one_at_a_time = self.loading.lock().await;
         let (master, policy) = (self.master()?, self.policy.clone());
@@ -629,6 +632,7 @@ impl KeyRing {
 
     /// Operator rotation: publishes a new key now and lets it sign once it has been
     /// published for the publish-ahead time; `emergency` swaps at once instead.
+    #[tracing::instrument(name = "keys.ring.rotate", level = "debug", skip_all, fields(%emergency), err(level = "debug"))]
     pub async fn rotate(
         &self,
         emergency: bool,
@@ -647,6 +651,7 @@ impl KeyRing {
 
     /// Reloads the key set from the database, without a life-cycle step: what an
     /// instance does when another one announces a key change.
+    #[tracing::instrument(name = "keys.reload", level = "debug", skip_all, err(level = "debug"))]
     pub async fn reload(&self) -> Result<(), KeyError> {
         let _one_at_a_time = self.loading.lock().await;
         let rows = run(&self.db, |conn| Ok(store::published(conn)?)).await?;
@@ -697,6 +702,7 @@ pub struct RotationReport {
 /// An operator's rotation (admin API, `tessera keys rotate`): rotates, records it in
 /// the audit log in the same transaction, and announces it so every instance reloads
 /// its keys now instead of at its next key refresh.
+#[tracing::instrument(name = "keys.rotate", level = "debug", skip_all, fields(%emergency), err(level = "debug"))]
 pub async fn rotate(
     tessera: &super::Tessera,
     emergency: bool,
@@ -734,6 +740,7 @@ pub async fn rotate(
 }
 
 /// Key rows for `keys list` and the admin API: state and dates, no private material.
+#[tracing::instrument(name = "keys.list", level = "debug", skip_all, err(level = "debug"))]
 pub async fn list(tessera: &super::Tessera) -> Result<Vec<SigningKeyRow>, StoreError> {
     tessera.db.run(store::all).await
 }

@@ -75,16 +75,14 @@ impl MasterKey {
 /// The 32 key bytes of a base64 or hex text, if it is one.
 pub fn decode_key(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
-    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..32)
-            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
-            .collect::<Option<Vec<u8>>>()?
-    } else {
-        STANDARD
-            .decode(text)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-            .ok()?
-    };
+    let mut key = [0u8; 32];
+    if hex::decode_to_slice(text, &mut key).is_ok() {
+        return Some(key);
+    }
+    let bytes = STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+        .ok()?;
     bytes.try_into().ok()
 }
 
@@ -132,7 +130,9 @@ mod tests {
     fn accepts_base64_and_hex() {
         let b64 = MasterKey::generate_encoded();
         assert!(decode_key(&b64).is_some());
-        assert!(decode_key(&"ab".repeat(32)).is_some());
+        assert_eq!(decode_key(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(decode_key(&"AB".repeat(32)), Some([0xab; 32]));
+        assert!(decode_key(&"ab".repeat(31)).is_none(), "31 bytes of hex");
         assert!(decode_key("too short").is_none());
         assert!(decode_key(&STANDARD.encode([1u8; 31])).is_none());
     }

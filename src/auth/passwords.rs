@@ -54,6 +54,7 @@ fn lower_priority(nice: i32) {
 
 impl PasswordHasher {
     /// Starts `threads` bcrypt threads at the given nice value (0 = normal priority).
+    #[tracing::instrument(name = "passwords.start", level = "debug", skip_all, fields(%cost, %threads), err(level = "debug"))]
     pub async fn new(cost: u32, threads: usize, nice: i32) -> Result<Self, HashError> {
         // Bounded, so a flood waits in line (each waiter is a parked request) instead
         // of growing memory without end.
@@ -104,6 +105,12 @@ impl PasswordHasher {
         self.0.counters.total.load(Ordering::Relaxed)
     }
 
+    #[tracing::instrument(
+        name = "passwords.hash",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn hash(&self, password: NewPassword) -> Result<String, HashError> {
         let cost = self.0.cost;
         // bcrypt keys on at most 72 bytes, so a `NewPassword` (72 bytes at most) is
@@ -116,6 +123,12 @@ impl PasswordHasher {
     /// Checks `password` against `hash`, or against a dummy hash when there is no
     /// account, taking the same time either way. A password longer than bcrypt's 72
     /// bytes can never have been set, so it simply does not match.
+    #[tracing::instrument(
+        name = "passwords.verify",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn verify(
         &self,
         password: Password,

@@ -3,45 +3,39 @@
 //! instance is forgotten at once; a change made through another instance is seen within
 //! the time-to-live. The database stays the only truth.
 
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub struct RecentReads<K, V> {
-    ttl: Duration,
-    max: usize,
-    entries: RwLock<HashMap<K, (Instant, V)>>,
-}
+use moka::sync::Cache;
 
-impl<K: Hash + Eq, V: Clone> RecentReads<K, V> {
-    /// `max` bounds the memory: when full it is simply cleared.
+pub struct RecentReads<K, V>(Cache<K, V>);
+
+impl<K, V> RecentReads<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// `max` bounds the memory: past it, entries read least often make room (a flood of
+    /// made-up keys does not push out the records in use).
     pub fn new(ttl: Duration, max: usize) -> Self {
-        Self {
-            ttl,
-            max,
-            entries: RwLock::new(HashMap::new()),
-        }
+        Self(
+            Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(u64::try_from(max).unwrap_or(u64::MAX))
+                .build(),
+        )
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
-        let entries = self.entries.read().expect("recent-reads lock");
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, value)| value.clone())
+        self.0.get(key)
     }
 
     pub fn put(&self, key: K, value: V) {
-        let mut entries = self.entries.write().expect("recent-reads lock");
-        if entries.len() >= self.max {
-            entries.clear();
-        }
-        entries.insert(key, (Instant::now(), value));
+        self.0.insert(key, value);
     }
 
     pub fn forget(&self, key: &K) {
-        self.entries.write().expect("recent-reads lock").remove(key);
+        self.0.invalidate(key);
     }
 }
 
@@ -59,9 +53,15 @@ mod tests {
         recent.put("b", 2);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(recent.get(&"b"), None, "expired");
-        recent.put("c", 3);
-        recent.put("d", 4);
-        recent.put("e", 5);
-        assert_eq!(recent.get(&"e"), Some(5), "bounded, still working");
+    }
+
+    #[test]
+    fn the_memory_stays_bounded() {
+        let recent = RecentReads::new(Duration::from_secs(60), 2);
+        for i in 0..100 {
+            recent.put(i, i);
+        }
+        recent.0.run_pending_tasks();
+        assert!(recent.0.entry_count() <= 2, "{}", recent.0.entry_count());
     }
 }

@@ -107,6 +107,7 @@ fn entry_of(row: &RevocationRow, now: DateTime<Utc>) -> Option<DenyEntry> {
 
 /// Records the revocations (and what they end) in one transaction, then pushes them
 /// to Redis. Succeeds once PostgreSQL has them, even if Redis is down.
+#[tracing::instrument(name = "revocation.revoke", level = "debug", skip_all, fields(%reason, targets = targets.len()), err(level = "debug"))]
 pub async fn revoke(
     tessera: &Tessera,
     targets: Vec<Target>,
@@ -128,6 +129,7 @@ pub async fn revoke(
 
 /// Like [`revoke`], with a change that decides the targets run first in the same
 /// transaction (a password change and the sessions it ends commit together).
+#[tracing::instrument(name = "revocation.revoke_with", level = "debug", skip_all, fields(%reason), err(level = "debug"))]
 pub async fn revoke_with<T, F>(
     tessera: &Tessera,
     prepare: F,
@@ -284,6 +286,7 @@ async fn push(tessera: &Tessera, rows: Vec<RevocationRow>) {
 }
 
 /// Pushes every live revocation Redis has not confirmed (from any instance).
+#[tracing::instrument(name = "revocation.sync_pending", level = "debug", skip_all)]
 pub async fn sync_pending(tessera: &Tessera) -> Result<usize, CheckError> {
     const BATCH: i64 = 10_000;
     let mut total = 0;
@@ -358,6 +361,7 @@ pub enum Rebuild {
 /// the generation written. Any instance may run it, any number at once: entries only
 /// ever move forward, and the marker is set only by a pass that found Redis with the
 /// data it started on (see `Denylist::complete`).
+#[tracing::instrument(name = "revocation.rebuild", level = "debug", skip_all, fields(?scope), err(level = "debug"))]
 pub async fn rebuild(tessera: &Tessera, scope: Rebuild) -> Result<usize, CheckError> {
     if matches!(scope, Rebuild::Behind) && up_to_date(tessera).await? {
         // The every-second case, settled without the lock token checks may wait on.
@@ -490,6 +494,7 @@ async fn rewrite(
 }
 
 /// Fails unless the denylist positively says the token is alive.
+#[tracing::instrument(name = "revocation.ensure_not_revoked", level = "debug", skip_all, fields(jti = %claims.jti), err(level = "debug"))]
 pub async fn ensure_not_revoked(
     tessera: &Tessera,
     claims: &AccessClaims,
@@ -559,6 +564,7 @@ pub enum Revoke {
 
 /// An administrator's revocation (admin API), audited with the reason. Answers the
 /// kind and value of what is now denied.
+#[tracing::instrument(name = "revocation.revoke_by_admin", level = "debug", skip_all, fields(%reason), err(level = "debug"))]
 pub async fn revoke_by_admin(
     tessera: &Tessera,
     what: Revoke,
@@ -630,6 +636,7 @@ async fn target_of_token(
 
 /// Recorded revocations, newest first, optionally of one kind; `before` is the id of
 /// the last row of the previous page.
+#[tracing::instrument(name = "revocation.list", level = "debug", skip_all)]
 pub async fn list(
     tessera: &Tessera,
     kind: Option<String>,
@@ -645,6 +652,7 @@ pub async fn list(
 /// RFC 7009: revokes a token presented by `client`. A refresh token ends its whole
 /// session; an access token is denied by `jti`. The hint only decides which kind is
 /// tried first. Unknown, expired and already revoked tokens are not errors.
+#[tracing::instrument(name = "revocation.revoke_presented", level = "debug", skip_all, fields(client_id = %client.id, ?hint), err(level = "debug"))]
 pub async fn revoke_presented(
     tessera: &Tessera,
     client: &super::clients::Client,

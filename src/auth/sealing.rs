@@ -7,6 +7,7 @@
 use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::hkdf;
 use secrecy::SecretSlice;
+use zeroize::Zeroizing;
 
 const VERSION: u8 = 1;
 
@@ -25,26 +26,27 @@ impl SealingKey {
     /// separates keys derived from the same input for different uses.
     pub fn derive(ikm: &[u8], purpose: &[u8]) -> Self {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tessera").extract(ikm);
-        let mut key = [0u8; 32];
+        let mut key = Zeroizing::new([0u8; 32]);
         prk.expand(&[purpose], &AES_256_GCM)
-            .and_then(|okm| okm.fill(&mut key))
+            .and_then(|okm| okm.fill(key.as_mut_slice()))
             .expect("HKDF output of 32 bytes is always possible");
-        let sealing = Self::from_bytes(&key);
-        key.fill(0);
-        sealing
+        Self::from_bytes(&key)
     }
 
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
-        let mut in_out = plaintext.to_vec();
+        // A copy of the plaintext until sealed in place, wiped on every way out; room for
+        // the tag up front, so appending it never moves the plaintext to a new buffer.
+        let mut in_out =
+            Zeroizing::new(Vec::with_capacity(plaintext.len() + AES_256_GCM.tag_len()));
+        in_out.extend_from_slice(plaintext);
         let nonce = self
             .0
-            .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
+            .seal_in_place_append_tag(Aad::from(aad), &mut *in_out)
             .expect("AES-GCM sealing does not fail for in-memory data");
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
         sealed.push(VERSION);
         sealed.extend_from_slice(nonce.as_ref());
         sealed.extend_from_slice(&in_out);
-        in_out.fill(0);
         sealed
     }
 

@@ -38,6 +38,7 @@ impl LogoutScope {
     }
 }
 
+#[tracing::instrument(name = "sessions.list", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
 pub async fn list(tessera: &Tessera, user_id: Uuid) -> Result<Vec<SessionRow>, AuthError> {
     Ok(tessera
         .db
@@ -45,6 +46,7 @@ pub async fn list(tessera: &Tessera, user_id: Uuid) -> Result<Vec<SessionRow>, A
         .await?)
 }
 
+#[tracing::instrument(name = "sessions.logout", level = "debug", skip_all, fields(%user_id, sid = %current, ?scope), err(level = "debug"))]
 pub async fn logout(
     tessera: &Tessera,
     user_id: Uuid,
@@ -84,6 +86,7 @@ pub async fn logout(
 }
 
 /// Ends one of the caller's sessions; someone else's is "not found".
+#[tracing::instrument(name = "sessions.end", level = "debug", skip_all, fields(%user_id, sid = %session_id), err(level = "debug"))]
 pub async fn end(
     tessera: &Tessera,
     user_id: Uuid,

@@ -82,6 +82,12 @@ fn unavailable(tessera: &Tessera, e: impl std::fmt::Display) -> AuthError {
 
 /// Reserves one password check for `account` (before any bcrypt work), or refuses it
 /// while this source (or the IP, or the account-wide spacing) must wait.
+#[tracing::instrument(
+    name = "throttle.check",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
 pub async fn check(
     tessera: &Tessera,
     account: &str,
@@ -91,6 +97,12 @@ pub async fn check(
 }
 
 /// Reserves one self-registration from this source.
+#[tracing::instrument(
+    name = "throttle.check_registration",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
 pub async fn check_registration(
     tessera: &Tessera,
     ctx: &RequestContext,
@@ -147,6 +159,7 @@ async fn reserve(
 /// out of the account, and the one that starts the account-wide spacing (with the user,
 /// when the name belongs to one; never the name typed, which may be a password in the
 /// wrong field).
+#[tracing::instrument(name = "throttle.failed", level = "debug", skip_all, fields(user_id = ?user), err(level = "debug"))]
 pub async fn failed(
     tessera: &Tessera,
     ticket: &Ticket,
@@ -204,6 +217,7 @@ pub async fn failed(
 /// A success: for a login this source starts afresh on the account (and the IP gets
 /// its attempt back); for a registration only the reservation is given back, so that
 /// registering a name does not wipe out the failures of probing taken ones.
+#[tracing::instrument(name = "throttle.succeeded", level = "debug", skip_all)]
 pub async fn succeeded(tessera: &Tessera, ticket: &Ticket) {
     if let Err(e) = tessera.throttle.succeeded(ticket).await {
         tessera.metrics.redis_errors.inc();
@@ -213,6 +227,12 @@ pub async fn succeeded(tessera: &Tessera, ticket: &Ticket) {
 
 /// Clears every source's counters for the account with this username (an admin
 /// unlock). Returns how many sources had counters.
+#[tracing::instrument(
+    name = "throttle.unlock",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
 pub async fn unlock(tessera: &Tessera, username: &str) -> Result<usize, AuthError> {
     tessera
         .throttle

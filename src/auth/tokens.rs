@@ -58,6 +58,7 @@ pub fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+#[tracing::instrument(name = "token.mint", level = "debug", skip_all, fields(client_id = req.client_id, kid = keys.signing().ok().map(|k| k.kid.as_str())), err(level = "debug"))]
 pub fn mint(keys: &KeySet, req: TokenRequest<'_>) -> Result<MintedToken, KeyError> {
     let key = keys.signing()?;
     let now = req.issued_at.unwrap_or_else(now_unix);
@@ -114,6 +115,7 @@ pub fn mint(keys: &KeySet, req: TokenRequest<'_>) -> Result<MintedToken, KeyErro
 /// A token whose signature was verified once is remembered by the key set it was
 /// verified with (a key change starts a new set, so an emergency rotation forgets
 /// everything at once); later calls only re-check the claims, which change with time.
+#[tracing::instrument(name = "token.verify", level = "debug", skip_all, err(level = "debug"))]
 pub fn verify(
     keys: &KeySet,
     token: &str,

@@ -14,6 +14,7 @@ pub use crate::store::users::UserRow;
 use crate::store::users::{self, NewUser};
 use crate::store::{sessions, Db};
 
+#[tracing::instrument(name = "users.create", level = "debug", skip_all, err(level = "debug"))]
 pub async fn create(
     tessera: &Tessera,
     username: Username,
@@ -72,6 +73,7 @@ impl Profiles {
         }
     }
 
+    #[tracing::instrument(name = "users.profiles.find", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
     pub async fn find(&self, user_id: Uuid) -> Result<Option<UserRow>, crate::store::StoreError> {
         if let Some(row) = self.recent.get(&user_id) {
             return Ok(row);
@@ -92,6 +94,7 @@ impl Profiles {
 /// Users by username, optionally those whose name contains `search`; `after` is the
 /// last username of the previous page. The admin API and `tessera user list` read
 /// them through here.
+#[tracing::instrument(name = "users.list", level = "debug", skip_all, err(level = "debug"))]
 pub async fn list(
     tessera: &Tessera,
     search: Option<String>,
@@ -128,11 +131,13 @@ pub async fn list(
 }
 
 /// A user's own record for `/v1/me`, from the few-second cache (see [`Profiles`]).
+#[tracing::instrument(name = "users.profile", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
 pub async fn profile(tessera: &Tessera, user_id: Uuid) -> Result<Option<UserRow>, AuthError> {
     Ok(tessera.profiles.find(user_id).await?)
 }
 
 /// A user by id.
+#[tracing::instrument(name = "users.find", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
 pub async fn find(tessera: &Tessera, user_id: Uuid) -> Result<UserRow, AuthError> {
     tessera
         .db
@@ -142,6 +147,12 @@ pub async fn find(tessera: &Tessera, user_id: Uuid) -> Result<UserRow, AuthError
 }
 
 /// A user by username (the CLI names users by name).
+#[tracing::instrument(
+    name = "users.find_by_username",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
 pub async fn find_by_username(tessera: &Tessera, username: &str) -> Result<UserRow, AuthError> {
     let name = crate::domain::Username::parse(username).map_err(AuthError::InvalidRequest)?;
     tessera
@@ -158,6 +169,7 @@ fn no_such_user() -> AuthError {
 /// Changes roles and/or the disabled flag. Disabling ends every session and live
 /// token of the user at once; a role change cuts the live access tokens so the next
 /// refresh carries the new roles.
+#[tracing::instrument(name = "users.update", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
 pub async fn update(
     tessera: &Tessera,
     user_id: Uuid,
@@ -207,6 +219,7 @@ pub async fn update(
 }
 
 /// Sets a new password chosen by an administrator; every session of the user ends.
+#[tracing::instrument(name = "users.reset_password", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
 pub async fn reset_password(
     tessera: &Tessera,
     user_id: Uuid,
@@ -232,6 +245,7 @@ pub async fn reset_password(
 }
 
 /// Ends every session and live access token of a user.
+#[tracing::instrument(name = "users.revoke_everything", level = "debug", skip_all, fields(%user_id, %reason), err(level = "debug"))]
 pub async fn revoke_everything(
     tessera: &Tessera,
     user_id: Uuid,
@@ -257,6 +271,7 @@ pub async fn revoke_everything(
 
 /// Changes a user's password after checking the current one, and ends every other
 /// session of the user in the same transaction (the one in use stays).
+#[tracing::instrument(name = "users.change_password", level = "debug", skip_all, fields(%user_id, sid = %current_session), err(level = "debug"))]
 pub async fn change_password(
     tessera: &Tessera,
     user_id: Uuid,
@@ -323,6 +338,12 @@ pub async fn change_password(
 /// logins. A taken name counts as a failed attempt, so finding out that a name exists
 /// costs a source exactly what a login attempt costs (and the answer takes the same
 /// bcrypt time either way, the hash being made before the insert).
+#[tracing::instrument(
+    name = "users.register",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
 pub async fn register(
     tessera: &Tessera,
     username: Username,
@@ -349,6 +370,7 @@ pub async fn register(
 
 /// Lifts every brute-force delay and lockout on a user's account, from every source
 /// (an admin action, audited).
+#[tracing::instrument(name = "users.unlock", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
 pub async fn unlock(tessera: &Tessera, user_id: Uuid, actor: &Actor) -> Result<(), AuthError> {
     let user = tessera
         .db
@@ -389,6 +411,12 @@ pub enum BootstrapError {
 
 /// Creates the administrator configured by `TESSERA_BOOTSTRAP_ADMIN`, on a first start
 /// only (no users yet). Another instance winning the same race is not an error.
+#[tracing::instrument(
+    name = "users.bootstrap_admin",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
 pub async fn bootstrap_admin(tessera: &Tessera) -> Result<Bootstrap, BootstrapError> {
     use secrecy::ExposeSecret;
     let failed = |e: AuthError| BootstrapError::Failed(e);

@@ -10,10 +10,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::http::StatusCode;
+use actix_web::mime;
 use actix_web::web::Bytes;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use serde::de::DeserializeOwned;
 
 use crate::error::{describe_json_error, Problem};
@@ -38,24 +38,36 @@ pub fn unread(err: &actix_web::Error) -> Unread {
     }
 }
 
-/// The media type of the request, lowercased, without parameters.
-pub fn content_type(req: &HttpRequest) -> String {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
+/// What a request's `Content-Type` names, judged by type and subtype alone (RFC 9110
+/// §8.3.1: case-insensitive; parameters such as `charset` are not looked at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaType {
+    /// No `Content-Type` header.
+    Absent,
+    Json,
+    Form,
+    /// Any other media type, or a header that does not parse as one.
+    Other,
+}
+
+pub fn media_type(req: &HttpRequest) -> MediaType {
+    match req.mime_type() {
+        Ok(None) => MediaType::Absent,
+        Ok(Some(mime)) if mime.essence_str() == mime::APPLICATION_JSON.essence_str() => {
+            MediaType::Json
+        }
+        Ok(Some(mime))
+            if mime.essence_str() == mime::APPLICATION_WWW_FORM_URLENCODED.essence_str() =>
+        {
+            MediaType::Form
+        }
+        Ok(Some(_)) | Err(_) => MediaType::Other,
+    }
 }
 
 /// A request body as read (up to `TESSERA_MAX_BODY_BYTES`), not yet checked.
 pub struct JsonBody {
-    content_type: String,
+    media_type: MediaType,
     bytes: Result<Bytes, actix_web::Error>,
     limit: usize,
 }
@@ -65,14 +77,14 @@ impl FromRequest for JsonBody {
     type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type = content_type(req);
+        let media_type = media_type(req);
         let limit = req
             .app_data::<actix_web::web::Data<crate::http::AppState>>()
             .map_or(16 * 1024, |s| s.settings().http.max_body_bytes);
         let read = Bytes::from_request(req, payload);
         Box::pin(async move {
             Ok(JsonBody {
-                content_type,
+                media_type,
                 bytes: read.await,
                 limit,
             })
@@ -90,7 +102,7 @@ impl JsonBody {
                 "a JSON request body (Content-Type: application/json) is required",
             ));
         }
-        check_json_type(&self.content_type)?;
+        check_json_type(self.media_type)?;
         from_json(&bytes)
     }
 
@@ -100,7 +112,7 @@ impl JsonBody {
         if is_blank(&bytes) {
             return Ok(None);
         }
-        check_json_type(&self.content_type)?;
+        check_json_type(self.media_type)?;
         from_json(&bytes)
     }
 
@@ -127,8 +139,8 @@ fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
 
-fn check_json_type(content_type: &str) -> Result<(), Problem> {
-    if content_type == "application/json" {
+fn check_json_type(media_type: MediaType) -> Result<(), Problem> {
+    if media_type == MediaType::Json {
         Ok(())
     } else {
         Err(Problem::new(
@@ -171,5 +183,37 @@ impl QueryString {
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         serde_urlencoded::from_str(&self.0)
             .map_err(|e| Problem::bad_request(format!("invalid query string: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::{media_type, MediaType};
+
+    fn of(content_type: &str) -> MediaType {
+        media_type(
+            &TestRequest::default()
+                .insert_header(("content-type", content_type))
+                .to_http_request(),
+        )
+    }
+
+    #[test]
+    fn media_types_are_judged_by_type_and_subtype() {
+        assert_eq!(of("application/json"), MediaType::Json);
+        assert_eq!(of("Application/JSON; charset=UTF-8"), MediaType::Json);
+        assert_eq!(
+            of("application/x-www-form-urlencoded;charset=utf-8"),
+            MediaType::Form
+        );
+        assert_eq!(of("application/ld+json"), MediaType::Other);
+        assert_eq!(of("text/plain"), MediaType::Other);
+        assert_eq!(of("json"), MediaType::Other);
+        assert_eq!(
+            media_type(&TestRequest::default().to_http_request()),
+            MediaType::Absent
+        );
     }
 }

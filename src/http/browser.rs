@@ -19,16 +19,12 @@ pub const CSRF_HEADER: &str = "x-tessera-csrf";
 /// `__Host-` cookies must have `Path=/` (and `Secure`, and no `Domain`).
 const COOKIE_PATH: &str = "/";
 
-/// The scheme://host[:port] of a URL.
-fn origin_of(url: &str) -> &str {
-    match url.find("://") {
-        Some(i) => {
-            let rest = &url[i + 3..];
-            let end = rest.find('/').map(|j| i + 3 + j).unwrap_or(url.len());
-            &url[..end]
-        }
-        None => url,
-    }
+/// The origin (RFC 6454: scheme, host and port, the port left out when it is the
+/// scheme's default) of a URL, as a browser writes it in `Origin`. URLs without one
+/// (opaque origins, which browsers send as `null`) have none.
+fn origin_of(url: &str) -> Option<String> {
+    let origin = url::Url::parse(url).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 pub fn check_csrf(req: &HttpRequest, settings: &Settings) -> Result<(), OAuthError> {
@@ -40,7 +36,7 @@ pub fn check_csrf(req: &HttpRequest, settings: &Settings) -> Result<(), OAuthErr
             OAuthError::invalid_request("browser-mode requests need an Origin header")
         })?;
     let allowed = settings.http.cors_origins.iter().any(|o| o == origin)
-        || origin == origin_of(&settings.issuer);
+        || origin_of(&settings.issuer).is_some_and(|own| own == origin);
     if !allowed {
         return Err(OAuthError::invalid_request("this Origin is not allowed"));
     }
@@ -92,9 +88,23 @@ mod tests {
     #[test]
     fn origins_are_scheme_host_and_port() {
         assert_eq!(
-            origin_of("https://auth.example.com/base"),
-            "https://auth.example.com"
+            origin_of("https://auth.example.com/base").as_deref(),
+            Some("https://auth.example.com")
         );
-        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            origin_of("https://Auth.Example.com:443/").as_deref(),
+            Some("https://auth.example.com"),
+            "as a browser sends it: lowercase host, no default port"
+        );
+    }
+
+    #[test]
+    fn an_opaque_origin_matches_nothing() {
+        assert_eq!(origin_of("data:text/plain,x"), None);
+        assert_eq!(origin_of("not a url"), None);
     }
 }

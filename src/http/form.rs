@@ -11,7 +11,7 @@ use percent_encoding::percent_decode;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
-use super::body::{content_type, unread, Unread};
+use super::body::{media_type, unread, MediaType, Unread};
 use crate::auth::clients::ClientCredentials;
 use crate::domain::ClientId;
 use crate::error::{describe_json_error, OAuthError};
@@ -30,8 +30,8 @@ pub fn parse_body<T: DeserializeOwned>(
         ),
         Unread::Broken => OAuthError::invalid_request("the request body could not be read"),
     })?;
-    match content_type(req).as_str() {
-        "application/x-www-form-urlencoded" => {
+    match media_type(req) {
+        MediaType::Form => {
             if looks_like_json(&body) {
                 return Err(OAuthError::invalid_request(
                     "the body is JSON but Content-Type says application/x-www-form-urlencoded; \
@@ -43,12 +43,12 @@ pub fn parse_body<T: DeserializeOwned>(
                 OAuthError::invalid_request(format!("malformed form body: {}", without_values(&e)))
             })
         }
-        "application/json" if !body.trim_ascii_start().starts_with(b"{") => Err(
+        MediaType::Json if !body.trim_ascii_start().starts_with(b"{") => Err(
             OAuthError::invalid_request("the request body must be a JSON object"),
         ),
-        "application/json" => serde_json::from_slice(&body)
+        MediaType::Json => serde_json::from_slice(&body)
             .map_err(|e| OAuthError::invalid_request(describe_json_error(&e))),
-        "" if body.is_empty() => Err(OAuthError::invalid_request(
+        MediaType::Absent if body.is_empty() => Err(OAuthError::invalid_request(
             "the request has no body; send the parameters form-encoded \
              (Content-Type: application/x-www-form-urlencoded) or as application/json",
         )),

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod form;
 pub mod health;
 pub mod me;
+pub mod middleware;
 pub mod oauth;
 mod state;
 pub mod wellknown;
@@ -97,66 +98,6 @@ pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
         res.headers_mut().insert(header::ALLOW, value);
     }
     res
-}
-
-/// The API answers JSON only, so its pages may load nothing and be framed by no one.
-const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
-/// The API reference runs the embedded Swagger UI: its own scripts, styles (some set
-/// inline), data: icons, and calls back to this origin.
-const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
-     form-action 'self'";
-
-/// The most request-header bytes (names and values together) Tessera reads. A bearer
-/// token and a browser-mode cookie fit many times over; the HTTP parser alone only
-/// limits heads that arrive in pieces.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-
-/// Refuses oversized request heads, then adds the headers every response carries: no
-/// sniffing, no framing, no referrer, and a content security policy that lets a page do
-/// only what it must.
-pub async fn security_headers(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<
-    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
-    actix_web::Error,
-> {
-    use actix_web::http::header::{self, HeaderValue};
-    let csp = if req.path() == "/docs" || req.path().starts_with("/docs/") {
-        DOCS_CSP
-    } else {
-        API_CSP
-    };
-    let header_bytes: usize = req
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    let mut res = if header_bytes > MAX_HEADER_BYTES {
-        let res = crate::error::error_response_for(
-            req.path(),
-            actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            &format!("the request headers are larger than {MAX_HEADER_BYTES} bytes"),
-        );
-        req.into_response(res).map_into_right_body()
-    } else {
-        next.call(req).await?.map_into_left_body()
-    };
-    let headers = res.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    Ok(res)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-use actix_web::http::header;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::http::header::{self, EntityTag, IfNoneMatch};
+use actix_web::{get, web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::config::Settings;
@@ -24,11 +24,7 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         state.settings().keys.jwks_max_age.as_secs()
     );
     let tag = keys.etag();
-    let matches = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| if_none_match_hits(v, tag));
+    let matches = if_none_match_hits(&req, tag);
     let mut res = if matches {
         HttpResponse::NotModified()
     } else {
@@ -44,12 +40,17 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     }
 }
 
-/// RFC 9110 §13.1.2: `*`, or a list of entity tags compared weakly.
-fn if_none_match_hits(header_value: &str, etag: &str) -> bool {
-    header_value
-        .split(',')
-        .map(str::trim)
-        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+/// RFC 9110 §13.1.2: `*`, or a list of entity tags compared weakly (`W/"x"` matches
+/// `"x"`). A header that does not parse matches nothing: a full answer is always right.
+fn if_none_match_hits(req: &HttpRequest, etag: &str) -> bool {
+    let Ok(current) = etag.parse::<EntityTag>() else {
+        return false;
+    };
+    match req.get_header::<IfNoneMatch>() {
+        Some(IfNoneMatch::Any) => true,
+        Some(IfNoneMatch::Items(tags)) => tags.iter().any(|tag| tag.weak_eq(&current)),
+        None => false,
+    }
 }
 
 /// RFC 8414 authorization-server metadata.

@@ -141,7 +141,11 @@ impl Db {
         use std::sync::atomic::Ordering;
         let pool = self.pool.clone();
         let waiting = std::sync::Arc::clone(&self.waiting);
+        // The work runs on a blocking thread; it stays in the caller's span there, so
+        // the spans and logs of a query sit under the operation that made it.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             waiting.fetch_add(1, Ordering::Relaxed);
             let pooled = pool.get();
             waiting.fetch_sub(1, Ordering::Relaxed);

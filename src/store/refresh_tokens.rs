@@ -53,6 +53,12 @@ pub struct Rotation<'a> {
 /// Either way no token with the old roles has an `iat` at or after the not-before. The
 /// `iat` comes from the database, like the not-before, so the instance's clock plays no
 /// part.
+#[tracing::instrument(
+    name = "refresh_token.rotate",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
 pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> Result<Option<Rotated>, StoreError> {
     Ok(RotateQuery(r).get_result::<Rotated>(conn).optional()?)
 }

@@ -269,10 +269,7 @@ impl Throttle {
         match subject {
             Subject::Account(account) => {
                 let hash = digest::digest(&digest::SHA256, account.as_bytes());
-                let hex: String = hash.as_ref()[..16]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let hex = hex::encode(&hash.as_ref()[..16]);
                 format!("{}bf:acct:{hex}", self.prefix)
             }
             Subject::Registration => format!("{}bf:reg", self.prefix),

@@ -616,32 +616,74 @@ async fn browser_mode_requests_need_the_csrf_header_and_an_allowed_origin() {
     assert_oauth_error(res, 400, "invalid_request").await;
 }
 
+/// An exclusive lock on a table, held by another connection until released: whatever
+/// reads the table waits.
+struct TableLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl TableLock {
+    fn hold(database_url: &str, table: &'static str) -> Self {
+        let url = database_url.to_owned();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            use diesel::{Connection, RunQueryDsl};
+            let mut conn = diesel::PgConnection::establish(&url).unwrap();
+            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                diesel::sql_query(format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+                    .execute(conn)?;
+                locked_tx.send(()).unwrap();
+                release_rx.recv().ok();
+                Ok(())
+            })
+            .unwrap();
+        });
+        locked_rx.recv().unwrap();
+        Self { release, holder }
+    }
+
+    fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.join().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_hung_request_is_cut_off_with_a_503() {
     let app = spawn().with("TESSERA_REQUEST_TIMEOUT", "1s").start().await;
     app.create_user("alice", &[]).await;
     // Hold a lock that the login's user lookup must wait for.
-    let url = app.database_url.clone();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        use diesel::{Connection, RunQueryDsl};
-        let mut conn = diesel::PgConnection::establish(&url).unwrap();
-        conn.transaction::<_, diesel::result::Error, _>(|conn| {
-            diesel::sql_query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE").execute(conn)?;
-            locked_tx.send(()).unwrap();
-            release_rx.recv().ok();
-            Ok(())
-        })
-        .unwrap();
-    });
-    locked_rx.recv().unwrap();
+    let lock = TableLock::hold(&app.database_url, "users");
     let started = std::time::Instant::now();
     let res = app.password_grant("alice", PASSWORD).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(res.headers().contains_key("retry-after"));
+    assert_oauth_error(res, 503, "temporarily_unavailable").await;
+    lock.release();
+    assert_eq!(app.password_grant("alice", PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_hung_api_request_answers_a_problem_that_quotes_its_request_id() {
+    let app = spawn().with("TESSERA_REQUEST_TIMEOUT", "1s").start().await;
+    app.create_user("alice", &[]).await;
+    let token = app.login("alice").await.access_token;
+    // The profile is read from the users table, which is locked.
+    let lock = TableLock::hold(&app.database_url, "users");
+    let res = app
+        .api
+        .get(app.url("/v1/me"))
+        .bearer_auth(&token)
+        .header("x-request-id", "hung-request-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 503);
     assert!(res.headers().contains_key("retry-after"));
-    assert!(started.elapsed() < Duration::from_secs(5));
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
-    assert_eq!(app.password_grant("alice", PASSWORD).await.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["request_id"], "hung-request-1", "{body}");
+    lock.release();
 }

@@ -110,6 +110,31 @@ async fn jwks_has_a_strong_etag_and_answers_304() {
     assert_eq!(res.status(), 200);
 }
 
+/// RFC 9110 §13.1.2: `If-None-Match` compares weakly, takes a list, and `*` matches any.
+#[tokio::test]
+async fn if_none_match_compares_weakly_and_takes_lists() {
+    let app = spawn_app().await;
+    let url = app.url("/.well-known/jwks.json");
+    let res = app.api.get(&url).send().await.unwrap();
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    for (header, status) in [
+        (format!("W/{etag}"), 304),
+        (format!("\"other\", {etag}"), 304),
+        ("*".to_owned(), 304),
+        ("\"other\", W/\"another\"".to_owned(), 200),
+        (etag.trim_matches('"').to_owned(), 200),
+    ] {
+        let res = app
+            .api
+            .get(&url)
+            .header("if-none-match", &header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "If-None-Match: {header}");
+    }
+}
+
 #[tokio::test]
 async fn authorization_server_metadata_is_published() {
     let app = spawn_app().await;

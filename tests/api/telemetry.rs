@@ -1,7 +1,7 @@
 //! Metrics and logs: what operators watch, and what must never appear in it.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -118,102 +118,174 @@ async fn metrics_routes_are_patterns_not_raw_paths() {
     );
 }
 
+/// The real binary serving with debug logs in JSON, its output (and that of the CLI
+/// that created `alice` before it) going to one file.
+struct LoggedServer {
+    name: String,
+    dir: std::path::PathBuf,
+    log_path: std::path::PathBuf,
+    server: Child,
+    base: String,
+    api: reqwest::Client,
+    master: String,
+}
+
+impl LoggedServer {
+    async fn start() -> Self {
+        let name = format!("tessera_logs_{}", Uuid::new_v4().simple());
+        let database_url = format!("{}/{name}", postgres_server_url());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("tessera-logs-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let master = tessera::auth::master_key::MasterKey::generate_encoded();
+        let env = |cmd: &mut Command| {
+            cmd.env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", &database_url)
+                .env("REDIS_URL", redis_url())
+                .env("TESSERA_REDIS_PREFIX", format!("test:{name}:"))
+                .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
+                .env("TESSERA_MASTER_KEY", &master)
+                .env("TESSERA_BCRYPT_COST", "4")
+                .env("TESSERA_LOG", "debug")
+                .env("TESSERA_LOG_FORMAT", "json")
+                .current_dir(&dir);
+        };
+        let bin = env!("CARGO_BIN_EXE_tessera");
+        let log_path = dir.join("log.jsonl");
+        let log = std::fs::File::create(&log_path).unwrap();
+
+        let mut create = Command::new(bin);
+        env(&mut create);
+        let mut child = create
+            .args(["user", "create", "--username", "alice"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log.try_clone().unwrap()))
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+
+        let mut serve = Command::new(bin);
+        env(&mut serve);
+        let server = serve
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let api = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..300 {
+            if api.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            name,
+            dir,
+            log_path,
+            server,
+            base,
+            api,
+            master,
+        }
+    }
+
+    async fn token(&self, pairs: &[(&str, &str)]) -> reqwest::Response {
+        self.api
+            .post(format!("{}/oauth/token", self.base))
+            .form(pairs)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn login(&self) -> crate::helpers::Tokens {
+        tokens_of(
+            self.token(&[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ])
+            .await,
+        )
+        .await
+    }
+
+    /// Stops the server (SIGTERM, as in production) and reads what was logged.
+    fn stop(&mut self) -> String {
+        Command::new("kill")
+            .args(["-TERM", &self.server.id().to_string()])
+            .status()
+            .unwrap();
+        self.server.wait().unwrap();
+        std::fs::read_to_string(&self.log_path).unwrap()
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Ok(mut conn) = PgConnection::establish(&crate::helpers::database_url("postgres")) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+/// The JSON lines of a log (the CLI may print other lines too).
+fn json_lines(logs: &str) -> Vec<serde_json::Value> {
+    logs.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON log lines"))
+        .collect()
+}
+
 /// Runs the real binary with debug logs in JSON through login -> call -> refresh ->
 /// revoke, and greps everything it printed for the secrets that went through it.
 #[tokio::test]
 async fn no_secret_ever_reaches_the_logs() {
-    let name = format!("tessera_logs_{}", Uuid::new_v4().simple());
-    let database_url = format!("{}/{name}", postgres_server_url());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("tessera-logs-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let master = tessera::auth::master_key::MasterKey::generate_encoded();
-    let env = |cmd: &mut Command| {
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &database_url)
-            .env("REDIS_URL", redis_url())
-            .env("TESSERA_REDIS_PREFIX", format!("test:{name}:"))
-            .env("TESSERA_BIND", format!("127.0.0.1:{port}"))
-            .env("TESSERA_MASTER_KEY", &master)
-            .env("TESSERA_BCRYPT_COST", "4")
-            .env("TESSERA_LOG", "debug")
-            .env("TESSERA_LOG_FORMAT", "json")
-            .current_dir(&dir);
-    };
-    let bin = env!("CARGO_BIN_EXE_tessera");
-    let log_path = dir.join("log.jsonl");
-    let log = std::fs::File::create(&log_path).unwrap();
-
-    let mut create = Command::new(bin);
-    env(&mut create);
-    let mut child = create
-        .args(["user", "create", "--username", "alice"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log.try_clone().unwrap()))
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-
-    let mut serve = Command::new(bin);
-    env(&mut serve);
-    let mut server = serve
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let api = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..300 {
-        if api.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let form = |pairs: &[(&str, &str)]| api.post(format!("{base}/oauth/token")).form(pairs).send();
-    let first = tokens_of(
-        form(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .await
-        .unwrap(),
-    )
-    .await;
+    let mut server = LoggedServer::start().await;
+    let (api, base) = (&server.api, &server.base);
+    let first = server.login().await;
     api.get(format!("{base}/v1/me"))
         .bearer_auth(&first.access_token)
         .send()
         .await
         .unwrap();
     let second = tokens_of(
-        form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &first.refresh_token),
-        ])
-        .await
-        .unwrap(),
+        server
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &first.refresh_token),
+            ])
+            .await,
     )
     .await;
     // A failed login and a replayed refresh token log too.
-    form(&[
-        ("grant_type", "password"),
-        ("username", "alice"),
-        ("password", "not-the-password-xyz"),
-    ])
-    .await
-    .unwrap();
+    server
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "not-the-password-xyz"),
+        ])
+        .await;
     api.post(format!("{base}/oauth/revoke"))
         .form(&[("token", &second.refresh_token)])
         .send()
@@ -223,13 +295,8 @@ async fn no_secret_ever_reaches_the_logs() {
         .send()
         .await
         .unwrap();
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    server.wait().unwrap();
+    let logs = server.stop();
 
-    let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         logs.lines().count() > 10,
         "debug logs were written:\n{logs}"
@@ -244,15 +311,13 @@ async fn no_secret_ever_reaches_the_logs() {
             "access token signature",
             first.access_token.rsplit('.').next().unwrap(),
         ),
-        ("master key", master.as_str()),
+        ("master key", server.master.as_str()),
     ] {
         assert!(!logs.contains(secret), "the {what} reached the logs");
     }
-    let request_lines: Vec<serde_json::Value> = logs
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("JSON log lines"))
-        .filter(|v: &serde_json::Value| v.get("status").is_some())
+    let request_lines: Vec<serde_json::Value> = json_lines(&logs)
+        .into_iter()
+        .filter(|v| v.get("status").is_some())
         .collect();
     assert!(request_lines.len() >= 5);
     assert!(
@@ -261,11 +326,74 @@ async fn no_secret_ever_reaches_the_logs() {
             .all(|l| l["span"]["request_id"].is_string()),
         "{request_lines:?}"
     );
+}
 
-    let _ = std::fs::remove_dir_all(dir);
-    if let Ok(mut conn) = PgConnection::establish(&crate::helpers::database_url("postgres")) {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut conn);
+/// At debug level a refresh reads as a timed tree: the request, the grant, the
+/// rotation and the signing each log a line when they close, with the time they took,
+/// inside the spans that made them.
+#[tokio::test]
+async fn a_debug_log_times_each_step_of_a_refresh() {
+    let mut server = LoggedServer::start().await;
+    let first = server.login().await;
+    let second = tokens_of(
+        server
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &first.refresh_token),
+            ])
+            .await,
+    )
+    .await;
+    let logs = server.stop();
+
+    let lines = json_lines(&logs);
+    // The spans a close line sits in, outermost first (the closing span itself is the
+    // line's `span`).
+    let ancestors = |line: &serde_json::Value| -> Vec<String> {
+        line["spans"]
+            .as_array()
+            .map(|spans| {
+                spans
+                    .iter()
+                    .map(|s| s["name"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let closed_in = |name: &str, parents: &[&str]| {
+        let line = lines
+            .iter()
+            .find(|l| {
+                l["message"] == "close" && l["span"]["name"] == name && ancestors(l) == parents
+            })
+            .unwrap_or_else(|| panic!("no close of {name} within {parents:?}:\n{logs}"));
+        assert!(line["time.busy"].is_string(), "{line}");
+        assert!(line["time.idle"].is_string(), "{line}");
+        line
+    };
+    let grant = closed_in("grant.refresh_token", &["request"]);
+    assert!(grant["span"]["client_id"].is_string(), "{grant}");
+    closed_in("refresh_token.rotate", &["request", "grant.refresh_token"]);
+    let mint = closed_in("token.mint", &["request", "grant.refresh_token"]);
+    assert!(mint["span"]["kid"].is_string(), "{mint}");
+    let request_closed = lines.iter().any(|l| {
+        l["message"] == "close"
+            && l["span"]["name"] == "request"
+            && l["span"]["route"] == "/oauth/token"
+    });
+    assert!(
+        request_closed,
+        "the request span closes with its route:\n{logs}"
+    );
+
+    for (what, secret) in [
+        ("password", PASSWORD),
+        ("refresh token", first.refresh_token.as_str()),
+        ("rotated refresh token", second.refresh_token.as_str()),
+        ("access token", first.access_token.as_str()),
+        ("refreshed access token", second.access_token.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "the {what} reached the logs");
     }
 }
 
