@@ -38,11 +38,6 @@ impl ConfigError {
     }
 }
 
-/// No access token lives longer than this, whatever the configuration or a client's
-/// override: revocations and retired keys are kept for this long, so that lowering a
-/// lifetime or deleting a client never lets an older, longer-lived token slip through.
-pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(86_400);
-
 /// Where the development master key lives, relative to the working directory, when no
 /// master key is configured.
 pub const DEVELOPMENT_MASTER_KEY_FILE: &str = ".tessera/master.key";
@@ -131,7 +126,7 @@ fn redact_url_password(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::keys::SigningAlgorithm;
+    use crate::domain::SigningAlgorithm;
 
     #[test]
     fn defaults_need_no_configuration() {
