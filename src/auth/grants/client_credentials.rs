@@ -1,3 +1,5 @@
+//! `grant_type=client_credentials`: a confidential client's token for itself.
+
 use super::{access_ttl, audiences, Granted};
 use crate::auth::clients::Client;
 use crate::auth::tokens::{self, Subject, TokenRequest};

@@ -1,3 +1,6 @@
+//! `grant_type=password`: a user's password checked (throttled, bcrypt off the async
+//! workers) and a session started.
+
 use chrono::Utc;
 use diesel::Connection;
 use uuid::Uuid;

@@ -1,3 +1,6 @@
+//! `grant_type=refresh_token`: rotation, the grace window for retries, and reuse
+//! detection, which ends the session.
+
 use chrono::Utc;
 use secrecy::ExposeSecret;
 use uuid::Uuid;

@@ -1,5 +1,5 @@
-//! Signing keys: [`generate`] makes key material, [`life_cycle`] moves keys through
-//! `next -> current -> retired -> gone`, [`ring`] holds the in-memory key set every
+//! Signing keys: `generate` makes key material, `life_cycle` moves keys through
+//! `next -> current -> retired -> gone`, `ring` holds the in-memory key set every
 //! request reads. The algorithm is [`crate::domain::SigningAlgorithm`]; private halves
 //! are sealed at rest under the master key (`master_key`).
 //!

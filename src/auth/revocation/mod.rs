@@ -13,9 +13,9 @@
 //! generation may set the marker to it. While Redis cannot be read, token checks fail
 //! closed.
 //!
-//! Here: what can be revoked and the errors of a check; [`record`] writes revocations,
-//! [`sync`] keeps Redis complete, [`check`] answers for a token, [`rfc7009`] and
-//! [`admin`] are the two ways to ask for one.
+//! Here: what can be revoked and the errors of a check; `record` writes revocations,
+//! `sync` keeps Redis complete, `check` answers for a token, `rfc7009` and
+//! `admin` are the two ways to ask for one.
 
 mod admin;
 mod check;
