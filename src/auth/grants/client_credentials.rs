@@ -1,6 +1,6 @@
 //! `grant_type=client_credentials`: a confidential client's token for itself.
 
-use super::{access_ttl, audiences, Granted};
+use super::{access_ttl, audiences, count_issued, Granted};
 use crate::auth::clients::Client;
 use crate::auth::tokens::{self, Subject, TokenRequest};
 use crate::auth::{AuthError, Tessera};
@@ -34,11 +34,7 @@ pub fn client_credentials(
             issued_at: None,
         },
     )?;
-    tessera
-        .metrics
-        .tokens_issued
-        .with_label_values(&[GrantType::ClientCredentials.as_str()])
-        .inc();
+    count_issued(tessera, grant);
     Ok(Granted {
         access,
         refresh_token: None,

@@ -17,7 +17,7 @@ pub use refresh_token::refresh;
 use super::clients::Client;
 use super::tokens::{self, MintedToken, Subject, TokenRequest};
 use super::{AuthError, Tessera};
-use crate::domain::{RefreshToken, Scope};
+use crate::domain::{GrantType, RefreshToken, Scope};
 
 /// What a successful grant hands back; the handler turns it into RFC 6749 §5.1 JSON.
 pub struct Granted {
@@ -73,4 +73,13 @@ pub(super) fn mint_for_user(
             issued_at,
         },
     )?)
+}
+
+/// The `tokens_issued` metric, by grant.
+pub(super) fn count_issued(tessera: &Tessera, grant: GrantType) {
+    tessera
+        .metrics
+        .tokens_issued
+        .with_label_values(&[grant.as_str()])
+        .inc();
 }

@@ -5,7 +5,7 @@ use chrono::Utc;
 use diesel::Connection;
 use uuid::Uuid;
 
-use super::{mint_for_user, Granted};
+use super::{count_issued, mint_for_user, Granted};
 use crate::auth::audit::{self, action, AuditEvent};
 use crate::auth::clients::Client;
 use crate::auth::{chrono_duration, throttle, tokens, AuthError, RequestContext, Tessera};
@@ -146,11 +146,7 @@ pub async fn password(
         &scope,
         Some(issued_at),
     )?;
-    tessera
-        .metrics
-        .tokens_issued
-        .with_label_values(&[GrantType::Password.as_str()])
-        .inc();
+    count_issued(tessera, GrantType::Password);
     tracing::info!(user_id = %user.id, client_id = %client.id, sid = %session_id, "login");
     Ok(Granted {
         access,

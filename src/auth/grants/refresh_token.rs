@@ -5,7 +5,7 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::{mint_for_user, Granted};
+use super::{count_issued, mint_for_user, Granted};
 use crate::auth::audit::{self, action, AuditEvent};
 use crate::auth::clients::Client;
 use crate::auth::revocation::{self, Target};
@@ -109,11 +109,7 @@ pub async fn refresh(
         &scope,
         Some(issued_at),
     )?;
-    tessera
-        .metrics
-        .tokens_issued
-        .with_label_values(&[GrantType::RefreshToken.as_str()])
-        .inc();
+    count_issued(tessera, GrantType::RefreshToken);
     Ok(Granted {
         access,
         refresh_token: Some(refresh_token),
