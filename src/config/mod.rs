@@ -13,7 +13,6 @@ mod sections;
 mod sources;
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 pub use parse::parse_duration;
 pub use secrets::{BootstrapAdmin, MasterKeySource};
@@ -125,6 +124,8 @@ fn redact_url_password(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::domain::SigningAlgorithm;
 
