@@ -272,7 +272,7 @@ async fn instances_starting_together_create_one_key() {
         .collect();
     {
         use diesel::{Connection, RunQueryDsl};
-        let url = url::Url::parse(&owner.settings().database_url).unwrap();
+        let url = url::Url::parse(&owner.settings().database.url).unwrap();
         let name = url.path().trim_start_matches('/').to_owned();
         let mut conn =
             diesel::PgConnection::establish(&crate::helpers::database_url("postgres")).unwrap();
