@@ -17,16 +17,16 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tessera::auth::clients::hash_secret;
-use tessera::auth::keys::{KeyPolicy, KeyRing, KeySet, SigningAlgorithm};
+use tessera::auth::keys::{KeyPolicy, KeyRing, KeySet, RecordRotation};
 use tessera::auth::master_key::MasterKey;
 use tessera::auth::sealing::SealingKey;
 use tessera::auth::tokens::{self, Subject, TokenRequest};
-use tessera::domain::RefreshToken;
+use tessera::domain::{RefreshToken, SigningAlgorithm};
 use tessera::store::{self, Db};
 
 const ISSUER: &str = "http://127.0.0.1:8080";
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tessera_bench_micro";
-/// The HKDF purpose of src/auth/grants.rs (private there), so sealing costs the same.
+/// The HKDF purpose of src/auth/grants/refresh_token.rs (private there), so sealing costs the same.
 const SUCCESSOR_PURPOSE: &[u8] = b"refresh-token-successor/v1";
 
 fn database_url() -> String {
@@ -81,7 +81,8 @@ async fn key_set(db: &Db, algorithm: SigningAlgorithm) -> Result<Arc<KeySet>, St
     };
     if !signs_with(&ring) {
         // A scratch database: the rotation needs no audit record.
-        ring.rotate(true, Box::new(|_, _| Ok(())))
+        let unrecorded: Box<RecordRotation> = Box::new(|_, _| Ok(()));
+        ring.rotate(true, unrecorded)
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -4,8 +4,9 @@ use std::sync::LazyLock;
 
 use actix_web::test::TestRequest;
 use actix_web::web::Bytes;
-use tessera::auth::keys::{KeySet, SigningAlgorithm};
+use tessera::auth::keys::KeySet;
 use tessera::auth::tokens;
+use tessera::domain::SigningAlgorithm;
 use tessera::http::form;
 use tessera::http::oauth::TokenParams;
 

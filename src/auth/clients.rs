@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 use super::recent::RecentReads;
 use super::{AuthError, Tessera};
-use crate::domain::{ClientId, Scope};
+use crate::domain::{AccessTokenTtl, ClientId, GrantType, Scope};
 pub use crate::store::clients::ClientRow;
 use crate::store::{self, Db};
 
@@ -37,7 +37,7 @@ impl ClientCredentials {
 pub struct Client {
     pub id: ClientId,
     pub confidential: bool,
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     pub scopes: Scope,
     pub audiences: Vec<String>,
     pub access_token_ttl: Option<std::time::Duration>,
@@ -59,7 +59,12 @@ impl Client {
             id: ClientId::parse(&row.client_id).map_err(corrupt)?,
             confidential: row.confidential,
             scopes: Scope::from_tokens(&row.scopes).map_err(corrupt)?,
-            grant_types: row.grant_types,
+            // A name this version does not know grants nothing.
+            grant_types: row
+                .grant_types
+                .iter()
+                .filter_map(|g| GrantType::parse(g))
+                .collect(),
             audiences: row.audiences,
             access_token_ttl: row
                 .access_token_ttl_seconds
@@ -70,8 +75,8 @@ impl Client {
         })
     }
 
-    pub fn may_use_grant(&self, grant_type: &str) -> Result<(), AuthError> {
-        if self.grant_types.iter().any(|g| g == grant_type) {
+    pub fn may_use_grant(&self, grant_type: GrantType) -> Result<(), AuthError> {
+        if self.grant_types.contains(&grant_type) {
             Ok(())
         } else {
             Err(AuthError::UnauthorizedClient(format!(
@@ -202,8 +207,6 @@ pub async fn authenticate(
     }
 }
 
-pub const GRANT_TYPES: [&str; 3] = ["password", "refresh_token", "client_credentials"];
-
 /// A client as an administrator describes it, before validation.
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -249,28 +252,31 @@ fn check_name(name: &str) -> Result<String, AuthError> {
 }
 
 fn check_grant_types(grants: &[String], confidential: bool) -> Result<Vec<String>, AuthError> {
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<GrantType> = Vec::new();
     for g in grants {
-        if !GRANT_TYPES.contains(&g.as_str()) {
+        let Ok(grant) = g.parse::<GrantType>() else {
             return Err(invalid(format!(
                 "unknown grant type `{}`; use {}",
                 g.chars().take(40).collect::<String>(),
-                GRANT_TYPES.join(", ")
+                GrantType::names(", ", ", ")
             )));
-        }
-        if !out.contains(g) {
-            out.push(g.clone());
+        };
+        if !out.contains(&grant) {
+            out.push(grant);
         }
     }
     if out.is_empty() {
         return Err(invalid("a client needs at least one grant type"));
     }
-    if out.iter().any(|g| g == "client_credentials") && !confidential {
-        return Err(invalid(
-            "only confidential clients may use client_credentials",
-        ));
+    if let Some(grant) = out.iter().find(|g| g.needs_confidential_client()) {
+        if !confidential {
+            return Err(invalid(format!(
+                "only confidential clients may use {grant}"
+            )));
+        }
     }
-    Ok(out)
+    // The column holds the names.
+    Ok(out.iter().map(|g| g.as_str().to_owned()).collect())
 }
 
 fn check_scopes(scopes: &[String]) -> Result<Vec<String>, AuthError> {
@@ -304,11 +310,9 @@ fn check_introspect_any(any: bool, confidential: bool) -> Result<(), AuthError> 
 }
 
 fn check_ttl(seconds: i64) -> Result<i32, AuthError> {
-    if (10..=86_400).contains(&seconds) {
-        Ok(seconds as i32)
-    } else {
-        Err(invalid("access_token_ttl_seconds must be from 10 to 86400"))
-    }
+    let ttl = AccessTokenTtl::from_secs(seconds)
+        .map_err(|e| invalid(format!("access_token_ttl_seconds {e}")))?;
+    Ok(i32::try_from(ttl.as_secs()).expect("a day in seconds fits an i32"))
 }
 
 /// A new client id when none is given: `c_` and 96 random bits.
@@ -448,13 +452,15 @@ pub async fn update(
             .grant_types
             .as_deref()
             .map(|g| {
-                if !current.confidential && g.iter().any(|g| g == "client_credentials") {
+                let needs_confidential = g
+                    .iter()
+                    .filter_map(|g| GrantType::parse(g))
+                    .find(|g| g.needs_confidential_client());
+                if let (false, Some(grant)) = (current.confidential, needs_confidential) {
                     // The request is fine; this client's type is what it conflicts with.
-                    return Err(AuthError::Conflict(
-                        "this client is public; only confidential clients may use \
-                         client_credentials"
-                            .to_owned(),
-                    ));
+                    return Err(AuthError::Conflict(format!(
+                        "this client is public; only confidential clients may use {grant}"
+                    )));
                 }
                 check_grant_types(g, current.confidential)
             })

@@ -14,7 +14,7 @@ use super::revocation::{self, CheckError};
 use super::tokens::{self, Audience};
 use super::AuthError;
 use super::Tessera;
-use crate::domain::RefreshToken;
+use crate::domain::{RefreshToken, TokenType};
 use crate::store::refresh_tokens;
 
 /// The members of an `active: true` answer (RFC 7662 §2.2).
@@ -61,23 +61,17 @@ pub async fn introspect(
     tessera: &Tessera,
     client: &Client,
     token: &str,
-    hint: Option<&str>,
+    hint: Option<TokenType>,
 ) -> Result<Option<ActiveToken>, AuthError> {
     if !client.confidential {
         return Err(AuthError::InvalidClient(
             "introspection is for authenticated confidential clients".to_owned(),
         ));
     }
-    let refresh_first = match hint {
-        Some("refresh_token") => true,
-        Some("access_token") => false,
-        _ => RefreshToken::looks_like(token),
-    };
-    for refresh in [refresh_first, !refresh_first] {
-        let found = if refresh {
-            refresh_token(tessera, client, token).await?
-        } else {
-            access_token(tessera, client, token).await?
+    for kind in TokenType::lookup_order(hint, token) {
+        let found = match kind {
+            TokenType::RefreshToken => refresh_token(tessera, client, token).await?,
+            TokenType::AccessToken => access_token(tessera, client, token).await?,
         };
         if found.is_some() {
             return Ok(found);
@@ -163,7 +157,7 @@ async fn refresh_token(
         scope: t.scope,
         client_id: t.client_id,
         username: Some(t.username),
-        token_type: "refresh_token",
+        token_type: TokenType::RefreshToken.as_str(),
         exp: t.expires_at.timestamp(),
         iat: t.created_at.timestamp(),
         nbf: None,

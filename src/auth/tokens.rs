@@ -145,7 +145,7 @@ mod properties {
 
     use super::*;
     use crate::auth::keys::tests::test_key_set;
-    use crate::auth::keys::SigningAlgorithm;
+    use crate::domain::SigningAlgorithm;
 
     const ISS: &str = "https://issuer.test";
 

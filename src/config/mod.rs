@@ -13,7 +13,6 @@ mod sections;
 mod sources;
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 pub use parse::parse_duration;
 pub use secrets::{BootstrapAdmin, MasterKeySource};
@@ -37,11 +36,6 @@ impl ConfigError {
         }
     }
 }
-
-/// No access token lives longer than this, whatever the configuration or a client's
-/// override: revocations and retired keys are kept for this long, so that lowering a
-/// lifetime or deleting a client never lets an older, longer-lived token slip through.
-pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 
 /// Where the development master key lives, relative to the working directory, when no
 /// master key is configured.
@@ -130,8 +124,10 @@ fn redact_url_password(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::auth::keys::SigningAlgorithm;
+    use crate::domain::SigningAlgorithm;
 
     #[test]
     fn defaults_need_no_configuration() {

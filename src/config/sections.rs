@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::parse::{self, duration_within, number_within};
 use super::secrets::MasterKeySource;
-use super::{ConfigError, Source, MAX_ACCESS_TOKEN_TTL};
-use crate::auth::keys::SigningAlgorithm;
+use super::{ConfigError, Source};
+use crate::domain::{SigningAlgorithm, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL};
 
 const fn days(n: u64) -> Duration {
     Duration::from_secs(n * 86_400)
@@ -122,7 +122,7 @@ impl Tokens {
     pub(super) fn read(src: &Source) -> Result<Self, ConfigError> {
         let tokens = Self {
             access_ttl: src.read("TESSERA_ACCESS_TOKEN_TTL", secs(300), |v| {
-                duration_within(v, secs(10), MAX_ACCESS_TOKEN_TTL)
+                duration_within(v, MIN_ACCESS_TOKEN_TTL, MAX_ACCESS_TOKEN_TTL)
             })?,
             refresh_idle_ttl: src.read("TESSERA_REFRESH_IDLE_TTL", days(14), |v| {
                 duration_within(v, secs(60), days(400))

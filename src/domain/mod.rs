@@ -1,18 +1,34 @@
 //! Values that can only be built valid. Handlers parse raw input into these at the edge,
 //! so nothing past a handler is a bare `String` that could be a secret, an id or a scope.
 
+mod vocabulary;
+
 mod client_id;
+mod grant_type;
+mod key_state;
 mod password;
 mod refresh_token;
+mod revocation_kind;
 mod role;
 mod scope;
+mod signing_algorithm;
+mod token_lifetime;
+mod token_type;
 mod username;
 
 pub use client_id::ClientId;
+pub use grant_type::{GrantType, UnknownGrantType};
+pub use key_state::KeyState;
 pub use password::{NewPassword, Password, PasswordError, BCRYPT_MAX_BYTES};
 pub use refresh_token::{RefreshToken, RefreshTokenHash};
+pub use revocation_kind::{RevocationKind, UnknownRevocationKind};
 pub use role::Role;
 pub use scope::Scope;
+pub use signing_algorithm::SigningAlgorithm;
+pub use token_lifetime::{
+    AccessTokenTtl, TtlOutOfRange, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL,
+};
+pub use token_type::TokenType;
 pub use username::Username;
 
 /// A whole number from JSON, also when written `60.0`: JSON Schema counts that as an

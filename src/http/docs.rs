@@ -10,6 +10,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
+use crate::domain::GrantType;
 use crate::http::AppState;
 
 #[derive(OpenApi)]
@@ -121,7 +122,12 @@ fn cross_field_rules(doc: &mut Document) {
             ArrayBuilder::new().items(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .enum_values(Some(["password", "refresh_token"])),
+                    .enum_values(Some(
+                        GrantType::ALL
+                            .into_iter()
+                            .filter(|g| !g.needs_confidential_client())
+                            .map(GrantType::as_str),
+                    )),
             ),
         )
         .property(

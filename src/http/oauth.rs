@@ -10,7 +10,7 @@ use super::{browser, form};
 use crate::auth::grants::{self, Granted};
 use crate::auth::introspection::ActiveToken;
 use crate::auth::{clients, introspection, revocation, RequestContext};
-use crate::domain::{Password, RefreshToken, Scope};
+use crate::domain::{GrantType, Password, RefreshToken, Scope, TokenType};
 use crate::error::{no_store, OAuthError, OAuthErrorBody, OAuthErrorCode};
 use crate::http::AppState;
 
@@ -39,16 +39,6 @@ pub struct TokenParams {
     client_id: Option<String>,
     #[schema(min_length = 1)]
     client_secret: Option<String>,
-}
-
-/// The grants of the token endpoint.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // The schema of `grant_type`; the handler answers unsupported_grant_type itself.
-pub enum GrantType {
-    Password,
-    RefreshToken,
-    ClientCredentials,
 }
 
 /// RFC 6749 §5.1.
@@ -138,20 +128,24 @@ pub async fn token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let params: TokenParams = form::parse_body(&req, body, state.settings().http.max_body_bytes)?;
-    let grant_type = required(params.grant_type, "grant_type")?;
-    if !["password", "refresh_token", "client_credentials"].contains(&grant_type.as_str()) {
-        return Err(OAuthError::new(
-            OAuthErrorCode::UnsupportedGrantType,
-            "this grant_type is not supported; use password, refresh_token or client_credentials",
-        ));
-    }
+    let grant_type = required(params.grant_type, "grant_type")?
+        .parse::<GrantType>()
+        .map_err(|_| {
+            OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                format!(
+                    "this grant_type is not supported; use {}",
+                    GrantType::names(", ", " or ")
+                ),
+            )
+        })?;
     let scope = requested_scope(params.scope.as_deref())?;
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
     let ctx = request_context(&req);
 
-    let granted = match grant_type.as_str() {
-        "password" => {
+    let granted = match grant_type {
+        GrantType::Password => {
             let username = required(params.username, "username")?;
             let password = Password::parse(required(params.password, "password")?)
                 .map_err(|e| OAuthError::invalid_request(e.to_string()))?;
@@ -167,7 +161,7 @@ pub async fn token(
             .await?;
             (client, granted)
         }
-        "refresh_token" => {
+        GrantType::RefreshToken => {
             let client = authenticate(&req, &state, credentials).await?;
             let raw = if client.browser_mode {
                 if params.refresh_token.is_some() {
@@ -185,7 +179,7 @@ pub async fn token(
                 grants::refresh(&state.tessera, &client, presented, scope.as_ref(), &ctx).await?;
             (client, granted)
         }
-        _ => {
+        GrantType::ClientCredentials => {
             let client = authenticate(&req, &state, credentials).await?;
             let granted = grants::client_credentials(&state.tessera, &client, scope.as_ref())?;
             (client, granted)
@@ -256,7 +250,8 @@ pub async fn revoke(
         &state.tessera,
         &client,
         &presented,
-        params.token_type_hint.as_deref(),
+        // An unknown hint is ignored (RFC 7009 §2.1).
+        params.token_type_hint.as_deref().and_then(TokenType::parse),
         &request_context(&req),
     )
     .await?;
@@ -304,7 +299,7 @@ pub async fn introspect(
     let credentials =
         form::client_credentials(&req, params.client_id.as_deref(), params.client_secret)?;
     let client = clients::authenticate(&state.tessera, credentials).await?;
-    let hint = params.token_type_hint.as_deref();
+    let hint = params.token_type_hint.as_deref().and_then(TokenType::parse);
     let found = introspection::introspect(&state.tessera, &client, &presented, hint).await?;
     let mut res = HttpResponse::Ok();
     no_store(&mut res);

@@ -3,6 +3,7 @@ use actix_web::{get, web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::config::Settings;
+use crate::domain::{GrantType, SigningAlgorithm};
 use crate::http::AppState;
 
 /// RFC 7517 JWK Set: the public keys that verify Tessera's access tokens (`kid`, `use`,
@@ -88,12 +89,12 @@ pub fn metadata_document(settings: &Settings) -> serde_json::Value {
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "revocation_endpoint": format!("{base}/oauth/revoke"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+        "grant_types_supported": GrantType::ALL,
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "access_token_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
+        "access_token_signing_alg_values_supported": SigningAlgorithm::ALL,
         "service_documentation": format!("{base}/docs"),
     })
 }

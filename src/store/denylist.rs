@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::domain::RevocationKind;
+
 #[derive(Debug, thiserror::Error)]
 #[error("redis is unavailable: {0}")]
 pub struct RedisUnavailable(String);
@@ -21,42 +23,8 @@ impl From<redis::RedisError> for RedisUnavailable {
     }
 }
 
-/// What a denylist entry denies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DenyKind {
-    /// One access token, by `jti`.
-    Token,
-    /// Every access token of a session, by `sid`.
-    Session,
-    /// Every access token of a user issued before a time.
-    User,
-    /// Every access token minted through a client before a time.
-    Client,
-}
-
-impl DenyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DenyKind::Token => "jti",
-            DenyKind::Session => "sid",
-            DenyKind::User => "user",
-            DenyKind::Client => "client",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "jti" => Some(DenyKind::Token),
-            "sid" => Some(DenyKind::Session),
-            "user" => Some(DenyKind::User),
-            "client" => Some(DenyKind::Client),
-            _ => None,
-        }
-    }
-}
-
 pub struct DenyEntry {
-    pub kind: DenyKind,
+    pub kind: RevocationKind,
     pub value: String,
     /// For `User` and `Client`: tokens issued before this (unix seconds) are dead.
     pub not_before: Option<i64>,
@@ -180,7 +148,7 @@ impl Denylist {
         self.conn.clone()
     }
 
-    fn key(&self, kind: DenyKind, value: &str) -> String {
+    fn key(&self, kind: RevocationKind, value: &str) -> String {
         format!("{}deny:{}:{value}", self.prefix, kind.as_str())
     }
 
@@ -322,12 +290,12 @@ impl Denylist {
     ) -> Result<DenyState, RedisUnavailable> {
         let keys = [
             self.ready_key(),
-            self.key(DenyKind::Token, jti),
-            sid.map(|s| self.key(DenyKind::Session, s))
-                .unwrap_or_else(|| self.key(DenyKind::Session, "-")),
-            user.map(|u| self.key(DenyKind::User, u))
-                .unwrap_or_else(|| self.key(DenyKind::User, "-")),
-            self.key(DenyKind::Client, client),
+            self.key(RevocationKind::Token, jti),
+            sid.map(|s| self.key(RevocationKind::Session, s))
+                .unwrap_or_else(|| self.key(RevocationKind::Session, "-")),
+            user.map(|u| self.key(RevocationKind::User, u))
+                .unwrap_or_else(|| self.key(RevocationKind::User, "-")),
+            self.key(RevocationKind::Client, client),
         ];
         let mut conn = self.conn.clone();
         let values: Vec<Option<i64>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;

@@ -4,13 +4,15 @@ use uuid::Uuid;
 
 use super::schema::revocations;
 use super::StoreError;
+use crate::domain::RevocationKind;
 
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = revocations)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct RevocationRow {
     pub id: Uuid,
-    pub kind: String,
+    #[diesel(deserialize_as = String)]
+    pub kind: RevocationKind,
     pub value: String,
     pub not_before: Option<DateTime<Utc>>,
     pub reason: String,
@@ -24,7 +26,8 @@ pub struct RevocationRow {
 #[diesel(table_name = revocations)]
 pub struct NewRevocation<'a> {
     pub id: Uuid,
-    pub kind: &'a str,
+    #[diesel(serialize_as = String)]
+    pub kind: RevocationKind,
     pub value: &'a str,
     pub not_before: Option<DateTime<Utc>>,
     pub reason: &'a str,
@@ -54,7 +57,7 @@ pub fn generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
         .get_result(conn)?)
 }
 
-pub fn insert(conn: &mut PgConnection, rows: &[NewRevocation<'_>]) -> Result<(), StoreError> {
+pub fn insert(conn: &mut PgConnection, rows: Vec<NewRevocation<'_>>) -> Result<(), StoreError> {
     if !rows.is_empty() {
         diesel::insert_into(revocations::table)
             .values(rows)
@@ -124,13 +127,13 @@ pub fn mark_synced(conn: &mut PgConnection, ids: &[Uuid]) -> Result<usize, Store
 /// Newest first; `before` is the id of the last row of the previous page.
 pub fn list(
     conn: &mut PgConnection,
-    kind: Option<&str>,
+    kind: Option<RevocationKind>,
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<RevocationRow>, StoreError> {
     let mut query = revocations::table.into_boxed();
     if let Some(kind) = kind {
-        query = query.filter(revocations::kind.eq(kind.to_owned()));
+        query = query.filter(revocations::kind.eq(kind.as_str()));
     }
     if let Some(before) = before {
         query = query.filter(revocations::id.lt(before));

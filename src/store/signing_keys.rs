@@ -3,18 +3,17 @@ use diesel::prelude::*;
 
 use super::schema::signing_keys;
 use super::StoreError;
-
-pub const STATE_NEXT: &str = "next";
-pub const STATE_CURRENT: &str = "current";
-pub const STATE_RETIRED: &str = "retired";
+use crate::domain::{KeyState, SigningAlgorithm};
 
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = signing_keys)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct SigningKeyRow {
     pub kid: String,
-    pub algorithm: String,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub algorithm: SigningAlgorithm,
+    #[diesel(deserialize_as = String)]
+    pub state: KeyState,
     pub public_jwk: serde_json::Value,
     /// Sealed under the master key; empty once the key is retired and can never sign again.
     pub private_key_sealed: Vec<u8>,
@@ -24,12 +23,10 @@ pub struct SigningKeyRow {
     pub publish_until: Option<DateTime<Utc>>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = signing_keys)]
 pub struct NewSigningKey<'a> {
     pub kid: &'a str,
-    pub algorithm: &'a str,
-    pub state: &'a str,
+    pub algorithm: SigningAlgorithm,
+    pub state: KeyState,
     pub public_jwk: &'a serde_json::Value,
     pub private_key_sealed: &'a [u8],
     pub activated_at: Option<DateTime<Utc>>,
@@ -40,7 +37,7 @@ pub fn published(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreErr
     Ok(signing_keys::table
         .filter(
             signing_keys::state
-                .eq_any([STATE_NEXT, STATE_CURRENT])
+                .eq_any([KeyState::Next.as_str(), KeyState::Current.as_str()])
                 .or(signing_keys::publish_until.gt(diesel::dsl::now)),
         )
         .order(signing_keys::created_at.asc())
@@ -55,9 +52,12 @@ pub fn all(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
         .load(conn)?)
 }
 
-pub fn in_state(conn: &mut PgConnection, state: &str) -> Result<Option<SigningKeyRow>, StoreError> {
+pub fn in_state(
+    conn: &mut PgConnection,
+    state: KeyState,
+) -> Result<Option<SigningKeyRow>, StoreError> {
     Ok(signing_keys::table
-        .filter(signing_keys::state.eq(state))
+        .filter(signing_keys::state.eq(state.as_str()))
         .select(SigningKeyRow::as_select())
         .first(conn)
         .optional()?)
@@ -65,7 +65,14 @@ pub fn in_state(conn: &mut PgConnection, state: &str) -> Result<Option<SigningKe
 
 pub fn insert(conn: &mut PgConnection, new: &NewSigningKey<'_>) -> Result<(), StoreError> {
     diesel::insert_into(signing_keys::table)
-        .values(new)
+        .values((
+            signing_keys::kid.eq(new.kid),
+            signing_keys::algorithm.eq(new.algorithm.as_str()),
+            signing_keys::state.eq(new.state.as_str()),
+            signing_keys::public_jwk.eq(new.public_jwk),
+            signing_keys::private_key_sealed.eq(new.private_key_sealed),
+            signing_keys::activated_at.eq(new.activated_at),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -102,20 +109,22 @@ pub fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
 pub fn retire_current(conn: &mut PgConnection, publish_seconds: f64) -> Result<usize, StoreError> {
     Ok(diesel::sql_query(
         "UPDATE signing_keys
-            SET state = 'retired', retired_at = now(),
+            SET state = $2, retired_at = now(),
                 publish_until = now() + make_interval(secs => $1),
                 private_key_sealed = '\\x'::bytea
-          WHERE state = 'current'",
+          WHERE state = $3",
     )
     .bind::<diesel::sql_types::Double, _>(publish_seconds)
+    .bind::<diesel::sql_types::Text, _>(KeyState::Retired.as_str())
+    .bind::<diesel::sql_types::Text, _>(KeyState::Current.as_str())
     .execute(conn)?)
 }
 
 pub fn promote_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
     Ok(
-        diesel::update(signing_keys::table.filter(signing_keys::state.eq(STATE_NEXT)))
+        diesel::update(signing_keys::table.filter(signing_keys::state.eq(KeyState::Next.as_str())))
             .set((
-                signing_keys::state.eq(STATE_CURRENT),
+                signing_keys::state.eq(KeyState::Current.as_str()),
                 signing_keys::activated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?,
@@ -125,7 +134,7 @@ pub fn promote_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
 /// Drops a waiting key (e.g. one of an algorithm no longer configured).
 pub fn delete_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
     Ok(
-        diesel::delete(signing_keys::table.filter(signing_keys::state.eq(STATE_NEXT)))
+        diesel::delete(signing_keys::table.filter(signing_keys::state.eq(KeyState::Next.as_str())))
             .execute(conn)?,
     )
 }
@@ -136,7 +145,7 @@ pub fn set_next_activation(
     at: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     Ok(
-        diesel::update(signing_keys::table.filter(signing_keys::state.eq(STATE_NEXT)))
+        diesel::update(signing_keys::table.filter(signing_keys::state.eq(KeyState::Next.as_str())))
             .set(signing_keys::activated_at.eq(at))
             .execute(conn)?,
     )

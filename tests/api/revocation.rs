@@ -288,7 +288,8 @@ async fn revocations_are_recorded_with_what_why_who_and_until_when() {
 #[tokio::test]
 async fn a_pass_that_lost_a_batch_does_not_mark_the_denylist_complete() {
     use std::time::Duration;
-    use tessera::store::denylist::{DenyEntry, DenyKind, Denylist};
+    use tessera::domain::RevocationKind;
+    use tessera::store::denylist::{DenyEntry, Denylist};
 
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
     let denylist = Denylist::new(&crate::helpers::redis_url(), &prefix).unwrap();
@@ -304,7 +305,7 @@ async fn a_pass_that_lost_a_batch_does_not_mark_the_denylist_complete() {
         _ => None,
     };
     let entry = |jti: &str| DenyEntry {
-        kind: DenyKind::Token,
+        kind: RevocationKind::Token,
         value: jti.to_owned(),
         not_before: None,
         ttl: Duration::from_secs(60),

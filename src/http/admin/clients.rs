@@ -8,6 +8,7 @@ use super::{created, ok, Admin, Page, PageQuery};
 use crate::auth;
 use crate::auth::clients::ClientRow;
 use crate::auth::clients::ClientSpec;
+use crate::domain::GrantType;
 use crate::error::{Problem, ProblemBody};
 use crate::http::body::{JsonBody, QueryString};
 use crate::http::AppState;
@@ -77,7 +78,7 @@ pub struct NewClient {
     confidential: Option<bool>,
     /// At least one; `client_credentials` only for confidential clients.
     #[schema(min_items = 1)]
-    grant_types: Vec<super::super::oauth::GrantType>,
+    grant_types: Vec<GrantType>,
     #[schema(value_type = Option<Vec<ScopeToken>>)]
     scopes: Option<Vec<String>>,
     #[schema(value_type = Option<Vec<Audience>>)]
@@ -107,7 +108,7 @@ pub struct ClientChanges {
     name: Option<String>,
     /// At least one; `client_credentials` only for confidential clients.
     #[schema(min_items = 1)]
-    grant_types: Option<Vec<super::super::oauth::GrantType>>,
+    grant_types: Option<Vec<GrantType>>,
     #[schema(value_type = Option<Vec<ScopeToken>>)]
     scopes: Option<Vec<String>>,
     #[schema(value_type = Option<Vec<Audience>>)]

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 
 use super::{ok, Admin};
 use crate::auth::keys;
+use crate::domain::{KeyState, SigningAlgorithm};
 use crate::error::{Problem, ProblemBody};
 use crate::http::body::JsonBody;
 use crate::http::AppState;
@@ -13,8 +14,10 @@ use crate::http::AppState;
 #[derive(Serialize, ToSchema)]
 pub struct KeyView {
     kid: String,
-    algorithm: String,
-    state: String,
+    #[schema(value_type = String)]
+    algorithm: SigningAlgorithm,
+    #[schema(value_type = String)]
+    state: KeyState,
     /// Whether it is in the JWKS right now.
     published: bool,
     created_at: DateTime<Utc>,
@@ -30,7 +33,7 @@ async fn views(state: &AppState) -> Result<Vec<KeyView>, Problem> {
         .await?
         .into_iter()
         .map(|k| KeyView {
-            published: k.state != "retired" || k.publish_until.is_some_and(|t| t > now),
+            published: k.state != KeyState::Retired || k.publish_until.is_some_and(|t| t > now),
             kid: k.kid,
             algorithm: k.algorithm,
             state: k.state,

@@ -6,6 +6,7 @@ use super::{created, ok, parse_uuid, Admin, Page, PageQuery};
 use chrono::{DateTime, Utc};
 
 use crate::auth::revocation::{self, RevocationRow, Revoke};
+use crate::domain::RevocationKind;
 use crate::error::{Problem, ProblemBody};
 use crate::http::body::{JsonBody, QueryString};
 use crate::http::AppState;
@@ -21,23 +22,13 @@ pub fn check_reason(reason: &str) -> Result<String, Problem> {
     Ok(reason.to_owned())
 }
 
-/// What a revocation denies: one access token, a session, a user's tokens, a client's.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // The schema of the `kind` filter; the handler checks the text.
-pub enum RevocationKind {
-    Jti,
-    Sid,
-    User,
-    Client,
-}
-
 /// One recorded revocation.
 #[derive(Serialize, ToSchema)]
 pub struct Revocation {
     id: uuid::Uuid,
     /// `jti`, `sid`, `user` or `client`.
-    kind: String,
+    #[schema(value_type = String)]
+    kind: RevocationKind,
     /// The token id, session id, user id or client id it denies.
     value: String,
     /// `user` and `client`: tokens issued before this time are denied.
@@ -91,15 +82,12 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     let query: ListQuery = query.parse()?;
     let limit = query.page.limit()?;
-    let kind = query.kind.clone();
-    if kind
+    let kind = query
+        .kind
         .as_deref()
-        .is_some_and(|k| !["jti", "sid", "user", "client"].contains(&k))
-    {
-        return Err(Problem::bad_request(
-            "kind must be one of: jti, sid, user, client",
-        ));
-    }
+        .map(str::parse::<RevocationKind>)
+        .transpose()
+        .map_err(|e| Problem::bad_request(format!("kind {e}")))?;
     let before = query.page.id_cursor()?;
     let rows = revocation::list(&state.tessera, kind, before, limit + 1).await?;
     Ok(ok(
@@ -129,7 +117,8 @@ pub struct CreateRevocation {
 
 #[derive(Serialize, ToSchema)]
 pub struct CreatedRevocation {
-    kind: &'static str,
+    #[schema(value_type = String)]
+    kind: RevocationKind,
     value: String,
 }
 
