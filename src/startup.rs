@@ -68,7 +68,8 @@ impl Application {
             }
             Err(auth::BootstrapError::Failed(e)) => return Err(StartupError::Bootstrap(e.to_string())),
         }
-        let state = web::Data::new(AppState::new(tessera));
+        let metadata = http::wellknown::metadata_document(tessera.settings());
+        let state = web::Data::new(AppState::new(tessera, &metadata, http::docs::document()));
         let port = listener
             .local_addr()
             .map_err(|cause| StartupError::Bind {

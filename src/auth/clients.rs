@@ -147,15 +147,13 @@ pub struct Directory {
     recent: RecentReads<String, Option<ClientRow>>,
 }
 
-pub const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
-
 impl Directory {
     pub fn new(db: Db) -> Self {
         // Unknown ids are remembered too, so a flood of made-up ids costs one lookup
         // each per TTL; the bound keeps that flood from growing memory.
         Self {
             db,
-            recent: RecentReads::new(CLIENT_CACHE_TTL, 10_000),
+            recent: RecentReads::new(super::CLIENT_CACHE_TTL, 10_000),
         }
     }
 

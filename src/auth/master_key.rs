@@ -3,12 +3,13 @@
 use std::io::Write;
 use std::path::Path;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use secrecy::ExposeSecret;
 
 use super::sealing::{OpenError, SealingKey};
 use crate::config::MasterKeySource;
+use crate::domain::decode_key;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MasterKeyError {
@@ -70,20 +71,6 @@ impl MasterKey {
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<secrecy::SecretSlice<u8>, OpenError> {
         self.0.open(sealed, aad)
     }
-}
-
-/// The 32 key bytes of a base64 or hex text, if it is one.
-pub fn decode_key(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    let mut key = [0u8; 32];
-    if hex::decode_to_slice(text, &mut key).is_ok() {
-        return Some(key);
-    }
-    let bytes = STANDARD
-        .decode(text)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-        .ok()?;
-    bytes.try_into().ok()
 }
 
 fn read_key_file(path: &Path) -> Result<MasterKey, MasterKeyError> {

@@ -17,13 +17,64 @@ pub mod sealing;
 pub mod service;
 pub mod sessions;
 pub mod throttle;
+pub mod token_revocation;
 pub mod tokens;
 pub mod users;
 
-pub use service::{OpenError, Tessera};
+pub use service::{OpenError, Readiness};
 pub use users::BootstrapError;
 
-use crate::store::{DbError, StoreError};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use clients::Directory;
+use keys::KeyRing;
+use passwords::PasswordHasher;
+use revocation::DenylistSync;
+use users::Profiles;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::denylist::Denylist;
+use crate::store::throttle::Throttle;
+use crate::store::{Db, DbError, StoreError};
+
+/// The one handle through which HTTP handlers and the command line reach the rules
+/// (opened by [`Tessera::open`] or [`Tessera::open_admin`]). It owns what they need:
+/// the database pool, the Redis denylist and throttle, the password hasher, the key
+/// ring, the short-lived caches, the metrics; and hands none of it out: the fields are
+/// private to `auth`. Every operation is a function of a child module taking it
+/// first (`users::create(&tessera, ..)`), so the handle lives here, at the root, and
+/// the children depend on their parent, never on each other through it.
+/// Cheap to clone: every clone shares one set of connections, caches and keys.
+#[derive(Clone)]
+pub struct Tessera(Arc<Parts>);
+
+pub struct Parts {
+    pub(in crate::auth) settings: Settings,
+    pub(in crate::auth) db: Db,
+    pub(in crate::auth) denylist: Denylist,
+    pub(in crate::auth) denylist_sync: DenylistSync,
+    pub(in crate::auth) throttle: Throttle,
+    pub(in crate::auth) clients: Directory,
+    pub(in crate::auth) profiles: Profiles,
+    pub(in crate::auth) keys: KeyRing,
+    pub(in crate::auth) passwords: PasswordHasher,
+    pub(in crate::auth) metrics: Metrics,
+}
+
+impl Deref for Tessera {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// How long an instance may answer from its memory of a client record: a change made
+/// through another instance (a deleted client) is seen within this time, so revoking
+/// a client's tokens also covers tokens minted meanwhile from a remembered record.
+pub(crate) const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A standard-library duration as chrono's, saturating (a configured duration can be
 /// larger than chrono represents).

@@ -1,47 +1,19 @@
-//! [`Tessera`]: the one handle through which HTTP handlers and the command line reach
-//! the rules. It owns what they need (the database pool, the Redis denylist and
-//! throttle, the password hasher, the key ring, the short-lived caches, the metrics)
-//! and hands none of it out: the fields are private to `auth`.
+//! Opening a [`Tessera`] handle, and what it reports about itself (readiness, the
+//! metrics sample).
 
-use std::ops::Deref;
 use std::sync::Arc;
 
 use super::clients::Directory;
 use super::keys::{KeyError, KeyPolicy, KeyRing, KeySet};
 use super::master_key::{MasterKey, MasterKeyError};
 use super::passwords::{HashError, PasswordHasher};
-use super::revocation::DenylistSync;
 use super::users::Profiles;
+use super::{Parts, Tessera};
 use crate::config::{MasterKeySource, Settings};
 use crate::metrics::Metrics;
 use crate::store::denylist::{Denylist, RedisUnavailable};
 use crate::store::throttle::Throttle;
 use crate::store::{self, Db, StoreError};
-
-/// Cheap to clone: every clone shares one set of connections, caches and keys.
-#[derive(Clone)]
-pub struct Tessera(Arc<Parts>);
-
-pub struct Parts {
-    pub(in crate::auth) settings: Settings,
-    pub(in crate::auth) db: Db,
-    pub(in crate::auth) denylist: Denylist,
-    pub(in crate::auth) denylist_sync: DenylistSync,
-    pub(in crate::auth) throttle: Throttle,
-    pub(in crate::auth) clients: Directory,
-    pub(in crate::auth) profiles: Profiles,
-    pub(in crate::auth) keys: KeyRing,
-    pub(in crate::auth) passwords: PasswordHasher,
-    pub(in crate::auth) metrics: Metrics,
-}
-
-impl Deref for Tessera {
-    type Target = Parts;
-
-    fn deref(&self) -> &Parts {
-        &self.0
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

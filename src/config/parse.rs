@@ -4,8 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::LogFormat;
-
 const DURATION_FORMS: &str = "a duration like 300, 90s, 5m, 12h or 14d";
 
 /// A duration: a whole number of seconds, or a number with a unit (`250ms`, `90s`,
@@ -97,14 +95,6 @@ pub(super) fn log_filter(v: &str) -> Result<String, String> {
         .map_err(|e| {
             format!("`{v}` is not a log filter like `info` or `tessera=debug,actix_web=info`: {e}")
         })
-}
-
-pub(super) fn log_format(v: &str) -> Result<LogFormat, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err(format!("`{v}` is not one of: text, json")),
-    }
 }
 
 pub(super) fn postgres_url(v: &str) -> Result<String, String> {

@@ -39,7 +39,7 @@ impl MasterKeySource {
                 "set either TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE, not both",
             )),
             (Some(key), None) => {
-                if crate::auth::master_key::decode_key(key).is_none() {
+                if crate::domain::decode_key(key).is_none() {
                     return Err(ConfigError::new(
                         "TESSERA_MASTER_KEY",
                         "must be 32 bytes, as base64 or 64 hex digits \

@@ -287,6 +287,18 @@ pub enum LogFormat {
     Json,
 }
 
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(v: &str) -> Result<Self, String> {
+        match v.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("`{v}` is not one of: text, json")),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Log {
     pub format: LogFormat,
@@ -297,7 +309,7 @@ pub struct Log {
 impl Log {
     pub(super) fn read(src: &Source) -> Result<Self, ConfigError> {
         Ok(Self {
-            format: src.read("TESSERA_LOG_FORMAT", LogFormat::Text, parse::log_format)?,
+            format: src.read("TESSERA_LOG_FORMAT", LogFormat::Text, |v| v.parse())?,
             filter: src.read("TESSERA_LOG", "info".to_owned(), parse::log_filter)?,
         })
     }

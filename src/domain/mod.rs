@@ -5,6 +5,7 @@ mod vocabulary;
 
 mod client_id;
 mod grant_type;
+mod key_bytes;
 mod key_state;
 mod password;
 mod refresh_token;
@@ -18,6 +19,7 @@ mod username;
 
 pub use client_id::ClientId;
 pub use grant_type::{GrantType, UnknownGrantType};
+pub use key_bytes::decode_key;
 pub use key_state::KeyState;
 pub use password::{NewPassword, Password, PasswordError, BCRYPT_MAX_BYTES};
 pub use refresh_token::{RefreshToken, RefreshTokenHash};

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::{browser, form};
 use crate::auth::grants::{self, Granted};
 use crate::auth::introspection::ActiveToken;
-use crate::auth::{clients, introspection, revocation, RequestContext};
+use crate::auth::{clients, introspection, token_revocation, RequestContext};
 use crate::domain::{GrantType, Password, RefreshToken, Scope, TokenType};
 use crate::error::{no_store, OAuthError, OAuthErrorBody, OAuthErrorCode};
 use crate::http::AppState;
@@ -246,7 +246,7 @@ pub async fn revoke(
         raw => raw,
     };
     let presented = required(raw, "token")?;
-    revocation::revoke_presented(
+    token_revocation::revoke_presented(
         &state.tessera,
         &client,
         &presented,

@@ -18,11 +18,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(tessera: Tessera) -> Self {
-        let metadata = serde_json::to_vec(&super::wellknown::metadata_document(tessera.settings()))
+    /// `metadata` is the RFC 8414 document, `document` the OpenAPI one (see
+    /// [`super::wellknown::metadata_document`] and [`super::docs::document`]).
+    pub fn new(
+        tessera: Tessera,
+        metadata: &serde_json::Value,
+        document: utoipa::openapi::OpenApi,
+    ) -> Self {
+        let metadata = serde_json::to_vec(metadata)
             .expect("metadata serialises")
             .into();
-        let document = super::docs::document();
         let api_paths = document
             .paths
             .paths

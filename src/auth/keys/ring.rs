@@ -21,10 +21,10 @@ use super::generate::{encoding_key, generate, open_private_key};
 use super::life_cycle::{check_master_key, maintain, rotate_now, RecordRotation, Rotation};
 use super::{KeyError, KeyPolicy};
 use crate::auth::master_key::MasterKey;
-use crate::auth::tokens::AccessClaims;
 use crate::domain::{KeyState, SigningAlgorithm};
 use crate::store::signing_keys::{self as store, SigningKeyRow};
 use crate::store::Db;
+use tessera_token::AccessClaims;
 
 /// The key that signs, held only in memory. Never `Debug`, never serialised.
 pub struct SigningKey {

@@ -14,13 +14,12 @@
 //! closed.
 //!
 //! Here: what can be revoked and the errors of a check; `record` writes revocations,
-//! `sync` keeps Redis complete, `check` answers for a token, `rfc7009` and
-//! `admin` are the two ways to ask for one.
+//! `sync` keeps Redis complete, `check` answers for a token, `admin` is an
+//! administrator's way to ask for one (a client's, RFC 7009, is `auth::token_revocation`).
 
 mod admin;
 mod check;
 mod record;
-mod rfc7009;
 mod sync;
 
 use std::sync::atomic::{AtomicBool, AtomicI64};
@@ -30,7 +29,6 @@ use uuid::Uuid;
 pub use admin::{list, revoke_by_admin, Revoke};
 pub use check::ensure_not_revoked;
 pub use record::{revoke, revoke_with};
-pub use rfc7009::revoke_presented;
 pub use sync::{rebuild, sync_pending, Rebuild};
 
 use crate::store::denylist::RedisUnavailable;

@@ -1,6 +1,7 @@
-//! RFC 7009 token revocation, asked for by the client a token was issued to.
+//! RFC 7009 token revocation, asked for by the client a token was issued to. A module
+//! of its own beside `revocation`, which it uses: revocation knows nothing of clients.
 
-use super::{revoke, Target};
+use super::revocation::{revoke, Target};
 use crate::auth::audit::{self, AuditEvent};
 use crate::auth::clients::Client;
 use crate::auth::tokens;
@@ -11,7 +12,7 @@ use crate::store::refresh_tokens;
 /// RFC 7009: revokes a token presented by `client`. A refresh token ends its whole
 /// session; an access token is denied by `jti`. The hint only decides which kind is
 /// tried first. Unknown, expired and already revoked tokens are not errors.
-#[tracing::instrument(name = "revocation.revoke_presented", level = "debug", skip_all, fields(client_id = %client.id, ?hint), err(level = "debug"))]
+#[tracing::instrument(name = "token_revocation.revoke_presented", level = "debug", skip_all, fields(client_id = %client.id, ?hint), err(level = "debug"))]
 pub async fn revoke_presented(
     tessera: &Tessera,
     client: &Client,
