@@ -28,7 +28,6 @@ pub enum OAuthErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
-    UnsupportedTokenType,
     ServerError,
     TemporarilyUnavailable,
     /// Brute-force protection (registered by RFC 8628; 429 with Retry-After here).
@@ -46,7 +45,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+    pub(crate) fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
         Self {
             code,
             description: description.into(),
@@ -56,14 +55,17 @@ impl OAuthError {
     }
 
     /// `invalid_request` with another status than 400.
-    pub fn invalid_request_with_status(status: StatusCode, description: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request_with_status(
+        status: StatusCode,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
             status: Some(status),
             ..Self::invalid_request(description)
         }
     }
 
-    pub fn invalid_request(description: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(OAuthErrorCode::InvalidRequest, description)
     }
 
@@ -97,7 +99,7 @@ impl fmt::Display for OAuthError {
 
 /// An RFC 6749 §5.2 error response.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct OAuthErrorBody {
+pub(crate) struct OAuthErrorBody {
     pub error: OAuthErrorCode,
     /// What was wrong, for the developer; never contains a secret.
     pub error_description: String,
@@ -199,7 +201,7 @@ fn is_unavailable(err: &StoreError) -> bool {
 
 /// An answer given before any handler runs (404, 405, 431, a timeout): an RFC 6749
 /// error under `/oauth/`, a problem document everywhere else.
-pub fn error_response_for(path: &str, status: StatusCode, detail: &str) -> HttpResponse {
+pub(crate) fn error_response_for(path: &str, status: StatusCode, detail: &str) -> HttpResponse {
     let retry_after =
         (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
     if path.starts_with("/oauth/") {
@@ -217,7 +219,7 @@ pub fn error_response_for(path: &str, status: StatusCode, detail: &str) -> HttpR
 }
 
 /// Marks a response as never to be cached (RFC 6749 §5.1).
-pub fn no_store(res: &mut HttpResponseBuilder) {
+pub(crate) fn no_store(res: &mut HttpResponseBuilder) {
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     res.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
 }
@@ -235,7 +237,7 @@ fn log_internal(cause: &dyn std::error::Error) {
 
 /// An RFC 9457 problem document.
 #[derive(Debug)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub status: StatusCode,
     pub detail: String,
     pub retry_after: Option<u64>,
@@ -243,7 +245,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             detail: detail.into(),
@@ -252,41 +254,41 @@ impl Problem {
         }
     }
 
-    pub fn bad_request(detail: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)
     }
 
-    pub fn not_found(detail: impl Into<String>) -> Self {
+    pub(crate) fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, detail)
     }
 
-    pub fn forbidden(detail: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, detail)
     }
 
-    pub fn conflict(detail: impl Into<String>) -> Self {
+    pub(crate) fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, detail)
     }
 
     /// 401 for a bearer token that is missing or no good (RFC 6750 §3.1).
-    pub fn invalid_token(reason: &InvalidToken) -> Self {
+    pub(crate) fn invalid_token(reason: &InvalidToken) -> Self {
         Self::unauthorized_bearer(&reason.to_string())
     }
 
     /// 401 for a request that carries no credentials at all (or none of the Bearer
     /// scheme): RFC 6750 §3.1 says the challenge then names no error.
-    pub fn bearer_required(description: &str) -> Self {
+    pub(crate) fn bearer_required(description: &str) -> Self {
         let mut p = Self::new(StatusCode::UNAUTHORIZED, description);
         p.www_authenticate = Some(r#"Bearer realm="tessera""#.to_owned());
         p
     }
 
-    pub fn unauthorized_bearer(description: &str) -> Self {
+    pub(crate) fn unauthorized_bearer(description: &str) -> Self {
         Self::bearer_challenge(StatusCode::UNAUTHORIZED, "invalid_token", description)
     }
 
     /// 403 for a valid token that lacks what the endpoint needs (RFC 6750 §3.1).
-    pub fn insufficient_scope(description: &str) -> Self {
+    pub(crate) fn insufficient_scope(description: &str) -> Self {
         Self::bearer_challenge(StatusCode::FORBIDDEN, "insufficient_scope", description)
     }
 
@@ -299,14 +301,14 @@ impl Problem {
         p
     }
 
-    pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
+    pub(crate) fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::warn!(error = %cause, "dependency unavailable");
         let mut p = Self::new(StatusCode::SERVICE_UNAVAILABLE, unavailable_detail(cause));
         p.retry_after = Some(RETRY_AFTER_UNAVAILABLE);
         p
     }
 
-    pub fn internal(cause: &dyn std::error::Error) -> Self {
+    pub(crate) fn internal(cause: &dyn std::error::Error) -> Self {
         log_internal(cause);
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -323,7 +325,7 @@ impl fmt::Display for Problem {
 
 /// An RFC 9457 problem document (`application/problem+json`).
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ProblemBody {
+pub(crate) struct ProblemBody {
     /// Always `about:blank`: the status code says it all.
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -405,7 +407,7 @@ impl From<AuthError> for Problem {
 }
 
 /// Turns actix's own extractor failures (bad JSON, bad path) into problem documents.
-pub fn json_error_handler(
+pub(crate) fn json_error_handler(
     err: actix_web::error::JsonPayloadError,
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
@@ -428,7 +430,7 @@ pub fn json_error_handler(
 
 /// What was wrong with a JSON body, without echoing the values sent: a password typed
 /// into the wrong field must not come back in an error that a proxy or client may log.
-pub fn describe_json_error(e: &serde_json::Error) -> String {
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     let message = e.to_string();
     let echoes_a_value =
         message.starts_with("invalid type") || message.starts_with("invalid value");
@@ -446,14 +448,14 @@ pub fn describe_json_error(e: &serde_json::Error) -> String {
     )
 }
 
-pub fn path_error_handler(
+pub(crate) fn path_error_handler(
     err: actix_web::error::PathError,
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     Problem::not_found(format!("no such resource: {err}")).into()
 }
 
-pub fn query_error_handler(
+pub(crate) fn query_error_handler(
     err: actix_web::error::QueryPayloadError,
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {

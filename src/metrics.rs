@@ -6,7 +6,7 @@ use prometheus::{
     TextEncoder,
 };
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
@@ -48,7 +48,7 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let registry = Registry::new_custom(Some("tessera".to_owned()), None).expect("registry");
         let http_duration = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
@@ -128,7 +128,7 @@ impl Metrics {
         }
     }
 
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub(crate) fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         self.http_requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
@@ -138,7 +138,7 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges sampled now.
-    pub fn render(&self, sample: &Sample) -> Vec<u8> {
+    pub(crate) fn render(&self, sample: &Sample) -> Vec<u8> {
         self.bcrypt
             .with_label_values(&["waiting"])
             .set(sample.bcrypt_waiting as i64);
@@ -176,7 +176,7 @@ impl Default for Metrics {
 }
 
 /// Point-in-time values read from the components that own them.
-pub struct Sample {
+pub(crate) struct Sample {
     pub bcrypt_waiting: usize,
     pub bcrypt_running: usize,
     pub bcrypt_total: u64,

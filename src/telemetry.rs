@@ -16,19 +16,19 @@ use crate::config::LogFormat;
 /// access log, timeouts). It stays this module's name, where they were written before
 /// the middleware moved to `http`, so filters such as
 /// `TESSERA_LOG=info,tessera::telemetry=warn` keep working.
-pub const REQUEST_LOG_TARGET: &str = "tessera::telemetry";
+pub(crate) const REQUEST_LOG_TARGET: &str = "tessera::telemetry";
 
 tokio::task_local! {
     static REQUEST_ID: String;
 }
 
 /// The id of the request being handled on this task, if any.
-pub fn current_request_id() -> Option<String> {
+pub(crate) fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
 /// Runs `work` as the handling of request `id`: [`current_request_id`] answers it there.
-pub fn with_request_id<F: Future>(id: String, work: F) -> impl Future<Output = F::Output> {
+pub(crate) fn with_request_id<F: Future>(id: String, work: F) -> impl Future<Output = F::Output> {
     REQUEST_ID.scope(id, work)
 }
 

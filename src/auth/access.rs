@@ -7,7 +7,7 @@ use super::Tessera;
 
 /// Why a presented token was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum Refused {
+pub(crate) enum Refused {
     #[error(transparent)]
     Invalid(InvalidToken),
     /// The denylist cannot be read, so whether it was revoked is unknown: fail closed.
@@ -16,7 +16,7 @@ pub enum Refused {
 }
 
 #[tracing::instrument(name = "access.check", level = "debug", skip_all, err(level = "debug"))]
-pub async fn check(tessera: &Tessera, token: &str) -> Result<AccessClaims, Refused> {
+pub(crate) async fn check(tessera: &Tessera, token: &str) -> Result<AccessClaims, Refused> {
     let keys = tessera.keys.snapshot();
     let settings = &tessera.settings;
     let claims = tokens::verify(

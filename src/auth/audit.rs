@@ -6,42 +6,41 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::RequestContext;
-pub use crate::store::audit::AuditRow;
+pub(crate) use crate::store::audit::AuditRow;
 use crate::store::audit::{self, NewAuditRow};
 use crate::store::StoreError;
 
-pub mod action {
-    pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
-    pub const LOGIN_FAILED: &str = "login.failed";
-    pub const LOGIN_LOCKED: &str = "login.locked";
-    pub const LOGIN_THROTTLED: &str = "login.throttled";
-    pub const REFRESH_REUSE_DETECTED: &str = "refresh.reuse_detected";
+pub(crate) mod action {
+    pub(crate) const LOGIN_SUCCEEDED: &str = "login.succeeded";
+    pub(crate) const LOGIN_FAILED: &str = "login.failed";
+    pub(crate) const LOGIN_LOCKED: &str = "login.locked";
+    pub(crate) const LOGIN_THROTTLED: &str = "login.throttled";
+    pub(crate) const REFRESH_REUSE_DETECTED: &str = "refresh.reuse_detected";
     /// A spent refresh token presented again within the grace window: answered with
     /// its successor (a lost response retried, or a token stolen after use).
-    pub const REFRESH_GRACE_RETRY: &str = "refresh.grace_retry";
-    pub const TOKEN_REVOKED: &str = "token.revoked";
-    pub const SESSION_REVOKED: &str = "session.revoked";
-    pub const USER_TOKENS_REVOKED: &str = "user.tokens_revoked";
-    pub const LOGOUT: &str = "logout";
-    pub const PASSWORD_CHANGED: &str = "password.changed";
-    pub const PASSWORD_CHANGE_FAILED: &str = "password.change_failed";
-    pub const USER_CREATED: &str = "admin.user.created";
-    pub const USER_UPDATED: &str = "admin.user.updated";
-    pub const USER_DISABLED: &str = "admin.user.disabled";
-    pub const USER_ENABLED: &str = "admin.user.enabled";
-    pub const USER_PASSWORD_RESET: &str = "admin.user.password_reset";
-    pub const USER_REVOKED: &str = "admin.user.revoked";
-    pub const USER_UNLOCKED: &str = "admin.user.unlocked";
-    pub const CLIENT_CREATED: &str = "admin.client.created";
-    pub const CLIENT_UPDATED: &str = "admin.client.updated";
-    pub const CLIENT_SECRET_ROTATED: &str = "admin.client.secret_rotated";
-    pub const CLIENT_DELETED: &str = "admin.client.deleted";
-    pub const REVOCATION_CREATED: &str = "admin.revocation.created";
-    pub const KEYS_ROTATED: &str = "admin.keys.rotated";
+    pub(crate) const REFRESH_GRACE_RETRY: &str = "refresh.grace_retry";
+    pub(crate) const TOKEN_REVOKED: &str = "token.revoked";
+    pub(crate) const SESSION_REVOKED: &str = "session.revoked";
+    pub(crate) const LOGOUT: &str = "logout";
+    pub(crate) const PASSWORD_CHANGED: &str = "password.changed";
+    pub(crate) const PASSWORD_CHANGE_FAILED: &str = "password.change_failed";
+    pub(crate) const USER_CREATED: &str = "admin.user.created";
+    pub(crate) const USER_UPDATED: &str = "admin.user.updated";
+    pub(crate) const USER_DISABLED: &str = "admin.user.disabled";
+    pub(crate) const USER_ENABLED: &str = "admin.user.enabled";
+    pub(crate) const USER_PASSWORD_RESET: &str = "admin.user.password_reset";
+    pub(crate) const USER_REVOKED: &str = "admin.user.revoked";
+    pub(crate) const USER_UNLOCKED: &str = "admin.user.unlocked";
+    pub(crate) const CLIENT_CREATED: &str = "admin.client.created";
+    pub(crate) const CLIENT_UPDATED: &str = "admin.client.updated";
+    pub(crate) const CLIENT_SECRET_ROTATED: &str = "admin.client.secret_rotated";
+    pub(crate) const CLIENT_DELETED: &str = "admin.client.deleted";
+    pub(crate) const REVOCATION_CREATED: &str = "admin.revocation.created";
+    pub(crate) const KEYS_ROTATED: &str = "admin.keys.rotated";
 }
 
 #[derive(Clone, Debug)]
-pub struct AuditEvent {
+pub(crate) struct AuditEvent {
     pub action: &'static str,
     pub actor_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
@@ -51,7 +50,7 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(action: &'static str) -> Self {
+    pub(crate) fn new(action: &'static str) -> Self {
         Self {
             action,
             actor_id: None,
@@ -62,27 +61,27 @@ impl AuditEvent {
         }
     }
 
-    pub fn user(mut self, id: Uuid) -> Self {
+    pub(crate) fn user(mut self, id: Uuid) -> Self {
         self.user_id = Some(id);
         self
     }
 
-    pub fn actor(mut self, id: Uuid) -> Self {
+    pub(crate) fn actor(mut self, id: Uuid) -> Self {
         self.actor_id = Some(id);
         self
     }
 
-    pub fn client(mut self, id: &str) -> Self {
+    pub(crate) fn client(mut self, id: &str) -> Self {
         self.client_id = Some(id.to_owned());
         self
     }
 
-    pub fn session(mut self, id: Uuid) -> Self {
+    pub(crate) fn session(mut self, id: Uuid) -> Self {
         self.session_id = Some(id);
         self
     }
 
-    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+    pub(crate) fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         if let Value::Object(map) = &mut self.details {
             map.insert(key.to_owned(), value.into());
         }
@@ -156,7 +155,7 @@ pub async fn list(
 
 /// Writes events on `conn` (inside the caller's transaction, if any).
 #[tracing::instrument(name = "audit.record", level = "debug", skip_all, fields(events = events.len()), err(level = "debug"))]
-pub fn record(
+pub(crate) fn record(
     conn: &mut PgConnection,
     events: &[AuditEvent],
     ctx: &RequestContext,

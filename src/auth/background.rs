@@ -101,7 +101,7 @@ const RECENT_WRITES: Duration = Duration::from_secs(300);
 
 /// Timers every instance runs: the key life cycle (which also picks up rotations made
 /// by other instances) and housekeeping.
-pub fn spawn(tessera: Tessera) -> Vec<tokio::task::JoinHandle<()>> {
+pub(crate) fn spawn(tessera: Tessera) -> Vec<tokio::task::JoinHandle<()>> {
     let keys = {
         let tessera = tessera.clone();
         tokio::spawn(async move {

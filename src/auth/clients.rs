@@ -9,11 +9,11 @@ use subtle::ConstantTimeEq;
 use super::recent::RecentReads;
 use super::{AuthError, Tessera};
 use crate::domain::{AccessTokenTtl, ClientId, GrantType, Scope};
-pub use crate::store::clients::ClientRow;
+pub(crate) use crate::store::clients::ClientRow;
 use crate::store::{self, Db};
 
 /// What the request offered to prove which client it is.
-pub enum ClientCredentials {
+pub(crate) enum ClientCredentials {
     /// Nothing: the built-in public client.
     None,
     /// `client_id` alone: a public client.
@@ -24,7 +24,7 @@ pub enum ClientCredentials {
 
 impl ClientCredentials {
     /// The client id presented, if any.
-    pub fn client_id(&self) -> Option<&ClientId> {
+    pub(crate) fn client_id(&self) -> Option<&ClientId> {
         match self {
             Self::None => None,
             Self::Public(id) | Self::Secret(id, _) => Some(id),
@@ -34,7 +34,7 @@ impl ClientCredentials {
 
 /// A client whose identity has been established for this request.
 #[derive(Clone, Debug)]
-pub struct Client {
+pub(crate) struct Client {
     pub id: ClientId,
     pub confidential: bool,
     pub grant_types: Vec<GrantType>,
@@ -75,7 +75,7 @@ impl Client {
         })
     }
 
-    pub fn may_use_grant(&self, grant_type: GrantType) -> Result<(), AuthError> {
+    pub(crate) fn may_use_grant(&self, grant_type: GrantType) -> Result<(), AuthError> {
         if self.grant_types.contains(&grant_type) {
             Ok(())
         } else {
@@ -88,7 +88,7 @@ impl Client {
 
     /// RFC 6749 §3.3: the requested scope, which must lie within what the client may
     /// have; with none requested, everything it may have.
-    pub fn grant_scope(&self, requested: Option<&Scope>) -> Result<Scope, AuthError> {
+    pub(crate) fn grant_scope(&self, requested: Option<&Scope>) -> Result<Scope, AuthError> {
         match requested {
             None => Ok(self.scopes.clone()),
             Some(scope) if scope.is_subset(&self.scopes) => Ok(scope.clone()),
@@ -103,10 +103,10 @@ impl Client {
     }
 }
 
-pub const SECRET_PREFIX: &str = "cs_";
+pub(crate) const SECRET_PREFIX: &str = "cs_";
 
 /// A new client secret (256 random bits) and the hash that is stored.
-pub fn generate_secret() -> (SecretString, [u8; 32]) {
+pub(crate) fn generate_secret() -> (SecretString, [u8; 32]) {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
     let secret = format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -142,13 +142,13 @@ fn secret_matches(row: &ClientRow, presented: &[u8; 32]) -> bool {
 /// Client records, remembered for a moment (see [`RecentReads`]): every token,
 /// refresh, revocation and introspection request authenticates a client, and clients
 /// change rarely.
-pub struct Directory {
+pub(crate) struct Directory {
     db: Db,
     recent: RecentReads<String, Option<ClientRow>>,
 }
 
 impl Directory {
-    pub fn new(db: Db) -> Self {
+    pub(crate) fn new(db: Db) -> Self {
         // Unknown ids are remembered too, so a flood of made-up ids costs one lookup
         // each per TTL; the bound keeps that flood from growing memory.
         Self {
@@ -158,7 +158,10 @@ impl Directory {
     }
 
     #[tracing::instrument(name = "clients.directory.find", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
-    pub async fn find(&self, client_id: &str) -> Result<Option<ClientRow>, store::StoreError> {
+    pub(crate) async fn find(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ClientRow>, store::StoreError> {
         let key = client_id.to_owned();
         if let Some(row) = self.recent.get(&key) {
             return Ok(row);
@@ -173,7 +176,7 @@ impl Directory {
     }
 
     /// Drops a remembered record after a change made here.
-    pub fn forget(&self, client_id: &str) {
+    pub(crate) fn forget(&self, client_id: &str) {
         self.recent.forget(&client_id.to_owned());
     }
 }
@@ -181,7 +184,7 @@ impl Directory {
 /// Establishes which client is calling. Every failure is `invalid_client`, and says
 /// no more than needed.
 #[tracing::instrument(name = "clients.authenticate", level = "debug", skip_all, fields(client_id = credentials.client_id().map(ClientId::as_str)), err(level = "debug"))]
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     tessera: &Tessera,
     credentials: ClientCredentials,
 ) -> Result<Client, AuthError> {
@@ -401,7 +404,7 @@ pub async fn create(
 
 /// One client, as stored (fresh from the database, not the few-second cache).
 #[tracing::instrument(name = "clients.find", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
-pub async fn find(tessera: &Tessera, client_id: &str) -> Result<ClientRow, AuthError> {
+pub(crate) async fn find(tessera: &Tessera, client_id: &str) -> Result<ClientRow, AuthError> {
     let id = client_id.to_owned();
     tessera
         .db
@@ -426,7 +429,7 @@ pub async fn list(
 
 /// Updates what a client may do. Its type (public/confidential) never changes.
 #[tracing::instrument(name = "clients.update", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
-pub async fn update(
+pub(crate) async fn update(
     tessera: &Tessera,
     client_id: &str,
     spec: ClientSpec,
@@ -502,7 +505,7 @@ pub async fn update(
 
 /// Issues a new secret; the old one keeps working for `overlap`.
 #[tracing::instrument(name = "clients.rotate_secret", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
-pub async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     tessera: &Tessera,
     client_id: &str,
     overlap: std::time::Duration,
@@ -536,7 +539,7 @@ pub async fn rotate_secret(
 /// Deletes a client: its sessions go with it, and every access token minted through it
 /// is denied at once.
 #[tracing::instrument(name = "clients.delete", level = "debug", skip_all, fields(%client_id), err(level = "debug"))]
-pub async fn delete(
+pub(crate) async fn delete(
     tessera: &Tessera,
     client_id: &str,
     actor: &super::Actor,

@@ -19,7 +19,7 @@ use crate::store::refresh_tokens;
 
 /// The members of an `active: true` answer (RFC 7662 §2.2).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ActiveToken {
+pub(crate) struct ActiveToken {
     pub sub: String,
     pub scope: String,
     pub client_id: String,
@@ -57,7 +57,7 @@ enum AudienceSchema {
 
 /// `Ok(None)` is `{"active": false}`: expired, revoked, spent, malformed or foreign.
 #[tracing::instrument(name = "introspection.introspect", level = "debug", skip_all, fields(client_id = %client.id, ?hint), err(level = "debug"))]
-pub async fn introspect(
+pub(crate) async fn introspect(
     tessera: &Tessera,
     client: &Client,
     token: &str,

@@ -64,11 +64,15 @@ impl MasterKey {
         STANDARD.encode(bytes)
     }
 
-    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         self.0.seal(plaintext, aad)
     }
 
-    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<secrecy::SecretSlice<u8>, OpenError> {
+    pub(crate) fn open(
+        &self,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<secrecy::SecretSlice<u8>, OpenError> {
         self.0.open(sealed, aad)
     }
 }

@@ -2,27 +2,27 @@
 //! command line call in here through a [`Tessera`] handle; this module uses `store` and
 //! never knows about HTTP.
 
-pub mod access;
+pub(crate) mod access;
 pub mod audit;
-pub mod background;
+pub(crate) mod background;
 pub mod clients;
-pub mod grants;
-pub mod introspection;
+pub(crate) mod grants;
+pub(crate) mod introspection;
 pub mod keys;
 pub mod master_key;
-pub mod passwords;
-pub mod recent;
+pub(crate) mod passwords;
+pub(crate) mod recent;
 pub mod revocation;
 pub mod sealing;
-pub mod service;
-pub mod sessions;
-pub mod throttle;
-pub mod token_revocation;
+pub(crate) mod service;
+pub(crate) mod sessions;
+pub(crate) mod throttle;
+pub(crate) mod token_revocation;
 pub mod tokens;
 pub mod users;
 
-pub use service::{OpenError, Readiness};
-pub use users::BootstrapError;
+pub(crate) use service::OpenError;
+pub(crate) use users::BootstrapError;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -102,7 +102,7 @@ impl Actor {
         Self::default()
     }
 
-    pub fn admin(user_id: uuid::Uuid, ctx: RequestContext) -> Self {
+    pub(crate) fn admin(user_id: uuid::Uuid, ctx: RequestContext) -> Self {
         Self {
             user_id: Some(user_id),
             ctx,
@@ -110,13 +110,13 @@ impl Actor {
     }
 
     /// The `revoked_by` of revocations this actor makes.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         self.user_id
             .map(|id| id.to_string())
             .unwrap_or_else(|| "cli".to_owned())
     }
 
-    pub fn event(&self, action: &'static str) -> audit::AuditEvent {
+    pub(crate) fn event(&self, action: &'static str) -> audit::AuditEvent {
         let event = audit::AuditEvent::new(action);
         match (self.user_id, &self.ctx.ip) {
             (Some(id), _) => event.actor(id),

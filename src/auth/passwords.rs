@@ -37,7 +37,7 @@ struct Counters {
 }
 
 #[derive(Clone)]
-pub struct PasswordHasher(Arc<Inner>);
+pub(crate) struct PasswordHasher(Arc<Inner>);
 
 /// Lowers the calling thread's scheduling priority (Linux: per-thread nice).
 fn lower_priority(nice: i32) {
@@ -55,7 +55,7 @@ fn lower_priority(nice: i32) {
 impl PasswordHasher {
     /// Starts `threads` bcrypt threads at the given nice value (0 = normal priority).
     #[tracing::instrument(name = "passwords.start", level = "debug", skip_all, fields(%cost, %threads), err(level = "debug"))]
-    pub async fn new(cost: u32, threads: usize, nice: i32) -> Result<Self, HashError> {
+    pub(crate) async fn new(cost: u32, threads: usize, nice: i32) -> Result<Self, HashError> {
         // Bounded, so a flood waits in line (each waiter is a parked request) instead
         // of growing memory without end.
         let (queue, jobs) = mpsc::channel::<Job>(threads * 64);
@@ -88,12 +88,12 @@ impl PasswordHasher {
         })))
     }
 
-    pub fn cost(&self) -> u32 {
+    pub(crate) fn cost(&self) -> u32 {
         self.0.cost
     }
 
     /// (waiting, running) bcrypt jobs right now.
-    pub fn load(&self) -> (usize, usize) {
+    pub(crate) fn load(&self) -> (usize, usize) {
         (
             self.0.counters.waiting.load(Ordering::Relaxed),
             self.0.counters.running.load(Ordering::Relaxed),
@@ -101,7 +101,7 @@ impl PasswordHasher {
     }
 
     /// bcrypt jobs run since start.
-    pub fn jobs_total(&self) -> u64 {
+    pub(crate) fn jobs_total(&self) -> u64 {
         self.0.counters.total.load(Ordering::Relaxed)
     }
 
@@ -111,7 +111,7 @@ impl PasswordHasher {
         skip_all,
         err(level = "debug")
     )]
-    pub async fn hash(&self, password: NewPassword) -> Result<String, HashError> {
+    pub(crate) async fn hash(&self, password: NewPassword) -> Result<String, HashError> {
         let cost = self.0.cost;
         // bcrypt keys on at most 72 bytes, so a `NewPassword` (72 bytes at most) is
         // used whole. The crate's `non_truncating_*` calls would refuse exactly 72
@@ -129,7 +129,7 @@ impl PasswordHasher {
         skip_all,
         err(level = "debug")
     )]
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         password: Password,
         hash: Option<String>,
@@ -152,7 +152,7 @@ impl PasswordHasher {
     }
 
     /// True when `hash` was made with another cost than the configured one.
-    pub fn needs_rehash(&self, hash: &str) -> bool {
+    pub(crate) fn needs_rehash(&self, hash: &str) -> bool {
         hash_cost(hash) != Some(self.0.cost)
     }
 

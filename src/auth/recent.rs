@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-pub struct RecentReads<K, V>(Cache<K, V>);
+pub(crate) struct RecentReads<K, V>(Cache<K, V>);
 
 impl<K, V> RecentReads<K, V>
 where
@@ -17,7 +17,7 @@ where
 {
     /// `max` bounds the memory: past it, entries read least often make room (a flood of
     /// made-up keys does not push out the records in use).
-    pub fn new(ttl: Duration, max: usize) -> Self {
+    pub(crate) fn new(ttl: Duration, max: usize) -> Self {
         Self(
             Cache::builder()
                 .time_to_live(ttl)
@@ -26,15 +26,15 @@ where
         )
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
         self.0.get(key)
     }
 
-    pub fn put(&self, key: K, value: V) {
+    pub(crate) fn put(&self, key: K, value: V) {
         self.0.insert(key, value);
     }
 
-    pub fn forget(&self, key: &K) {
+    pub(crate) fn forget(&self, key: &K) {
         self.0.invalidate(key);
     }
 }

@@ -18,7 +18,7 @@ pub struct OpenError;
 pub struct SealingKey(RandomizedNonceKey);
 
 impl SealingKey {
-    pub fn from_bytes(key: &[u8; 32]) -> Self {
+    pub(crate) fn from_bytes(key: &[u8; 32]) -> Self {
         Self(RandomizedNonceKey::new(&AES_256_GCM, key).expect("a 32-byte key fits AES-256-GCM"))
     }
 
@@ -50,7 +50,7 @@ impl SealingKey {
         sealed
     }
 
-    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<SecretSlice<u8>, OpenError> {
+    pub(crate) fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<SecretSlice<u8>, OpenError> {
         if sealed.len() < 1 + NONCE_LEN + AES_256_GCM.tag_len() || sealed[0] != VERSION {
             return Err(OpenError);
         }

@@ -90,11 +90,11 @@ impl Tessera {
         open_database(settings).await.map(drop)
     }
 
-    pub fn settings(&self) -> &Settings {
+    pub(crate) fn settings(&self) -> &Settings {
         &self.0.settings
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
 
@@ -139,14 +139,14 @@ fn key_policy(settings: &Settings) -> KeyPolicy {
 }
 
 /// What `/readyz` reports: each dependency answered within the limit.
-pub struct Readiness {
+pub(crate) struct Readiness {
     pub postgres: bool,
     pub redis: bool,
 }
 
 impl Tessera {
     /// Asks PostgreSQL and Redis, each within `limit`, at the same time.
-    pub async fn readiness(&self, limit: std::time::Duration) -> Readiness {
+    pub(crate) async fn readiness(&self, limit: std::time::Duration) -> Readiness {
         let postgres = tokio::time::timeout(
             limit,
             self.db.run(|conn| {
@@ -163,7 +163,7 @@ impl Tessera {
     }
 
     /// The Prometheus text exposition, with the gauges sampled now.
-    pub fn render_metrics(&self) -> Vec<u8> {
+    pub(crate) fn render_metrics(&self) -> Vec<u8> {
         let (waiting, running) = self.passwords.load();
         let pool = self.db.state();
         let sample = crate::metrics::Sample {

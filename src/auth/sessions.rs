@@ -10,7 +10,7 @@ use crate::store::sessions::{self, SessionRow};
 
 /// Which sessions a logout ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogoutScope {
+pub(crate) enum LogoutScope {
     /// The caller's own session.
     Local,
     /// All the caller's sessions but the current one.
@@ -20,7 +20,7 @@ pub enum LogoutScope {
 }
 
 impl LogoutScope {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "local" => Some(Self::Local),
             "others" => Some(Self::Others),
@@ -39,7 +39,7 @@ impl LogoutScope {
 }
 
 #[tracing::instrument(name = "sessions.list", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
-pub async fn list(tessera: &Tessera, user_id: Uuid) -> Result<Vec<SessionRow>, AuthError> {
+pub(crate) async fn list(tessera: &Tessera, user_id: Uuid) -> Result<Vec<SessionRow>, AuthError> {
     Ok(tessera
         .db
         .run(move |conn| sessions::live_for_user(conn, user_id))
@@ -47,7 +47,7 @@ pub async fn list(tessera: &Tessera, user_id: Uuid) -> Result<Vec<SessionRow>, A
 }
 
 #[tracing::instrument(name = "sessions.logout", level = "debug", skip_all, fields(%user_id, sid = %current, ?scope), err(level = "debug"))]
-pub async fn logout(
+pub(crate) async fn logout(
     tessera: &Tessera,
     user_id: Uuid,
     current: Uuid,
@@ -87,7 +87,7 @@ pub async fn logout(
 
 /// Ends one of the caller's sessions; someone else's is "not found".
 #[tracing::instrument(name = "sessions.end", level = "debug", skip_all, fields(%user_id, sid = %session_id), err(level = "debug"))]
-pub async fn end(
+pub(crate) async fn end(
     tessera: &Tessera,
     user_id: Uuid,
     session_id: Uuid,

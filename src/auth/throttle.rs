@@ -23,7 +23,7 @@ use super::Tessera;
 use super::{AuthError, RequestContext};
 use crate::store::throttle::{Limits, RefusedBy, Reservation, Subject};
 
-pub use crate::store::throttle::Ticket;
+pub(crate) use crate::store::throttle::Ticket;
 
 /// How long a check waits for its turn while the checks in flight for its account and
 /// source use up the budget, before it is refused after all (and never more than half
@@ -54,7 +54,7 @@ fn limits(tessera: &Tessera) -> Limits {
 }
 
 /// The name counters are kept under: case-folded, bounded.
-pub fn account_key(submitted: &str) -> String {
+pub(crate) fn account_key(submitted: &str) -> String {
     submitted.trim().to_lowercase().chars().take(256).collect()
 }
 
@@ -73,7 +73,7 @@ fn ip_of(ctx: &RequestContext) -> String {
 }
 
 /// How an unavailable-counters error begins (the 503 body names the dependency by it).
-pub const UNAVAILABLE_PREFIX: &str = "brute-force protection cannot reach Redis";
+pub(crate) const UNAVAILABLE_PREFIX: &str = "brute-force protection cannot reach Redis";
 
 fn unavailable(tessera: &Tessera, e: impl std::fmt::Display) -> AuthError {
     tessera.metrics.redis_errors.inc();
@@ -88,7 +88,7 @@ fn unavailable(tessera: &Tessera, e: impl std::fmt::Display) -> AuthError {
     skip_all,
     err(level = "debug")
 )]
-pub async fn check(
+pub(crate) async fn check(
     tessera: &Tessera,
     account: &str,
     ctx: &RequestContext,
@@ -103,7 +103,7 @@ pub async fn check(
     skip_all,
     err(level = "debug")
 )]
-pub async fn check_registration(
+pub(crate) async fn check_registration(
     tessera: &Tessera,
     ctx: &RequestContext,
 ) -> Result<Ticket, AuthError> {
@@ -160,7 +160,7 @@ async fn reserve(
 /// when the name belongs to one; never the name typed, which may be a password in the
 /// wrong field).
 #[tracing::instrument(name = "throttle.failed", level = "debug", skip_all, fields(user_id = ?user), err(level = "debug"))]
-pub async fn failed(
+pub(crate) async fn failed(
     tessera: &Tessera,
     ticket: &Ticket,
     user: Option<Uuid>,
@@ -218,7 +218,7 @@ pub async fn failed(
 /// its attempt back); for a registration only the reservation is given back, so that
 /// registering a name does not wipe out the failures of probing taken ones.
 #[tracing::instrument(name = "throttle.succeeded", level = "debug", skip_all)]
-pub async fn succeeded(tessera: &Tessera, ticket: &Ticket) {
+pub(crate) async fn succeeded(tessera: &Tessera, ticket: &Ticket) {
     if let Err(e) = tessera.throttle.succeeded(ticket).await {
         tessera.metrics.redis_errors.inc();
         tracing::warn!(error = %e, "could not settle the attempt");
@@ -233,7 +233,7 @@ pub async fn succeeded(tessera: &Tessera, ticket: &Ticket) {
     skip_all,
     err(level = "debug")
 )]
-pub async fn unlock(tessera: &Tessera, username: &str) -> Result<usize, AuthError> {
+pub(crate) async fn unlock(tessera: &Tessera, username: &str) -> Result<usize, AuthError> {
     tessera
         .throttle
         .unlock(&account_key(username))

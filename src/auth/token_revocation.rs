@@ -13,7 +13,7 @@ use crate::store::refresh_tokens;
 /// session; an access token is denied by `jti`. The hint only decides which kind is
 /// tried first. Unknown, expired and already revoked tokens are not errors.
 #[tracing::instrument(name = "token_revocation.revoke_presented", level = "debug", skip_all, fields(client_id = %client.id, ?hint), err(level = "debug"))]
-pub async fn revoke_presented(
+pub(crate) async fn revoke_presented(
     tessera: &Tessera,
     client: &Client,
     token: &str,

@@ -12,16 +12,16 @@ use super::keys::{KeyError, KeySet};
 /// The claims and the rules are `tessera_token`'s, the same ones `tessera-verifier`
 /// checks in every microservice; the refusals are called `InvalidToken` here, after
 /// RFC 6750's `invalid_token`.
-pub use tessera_token::{AccessClaims, Audience, VerifyError as InvalidToken, LEEWAY};
+pub(crate) use tessera_token::{AccessClaims, Audience, VerifyError as InvalidToken, LEEWAY};
 
 /// The user behind a user's token (its `sub`, when it has a session), as the id it
 /// was minted from.
-pub fn user_id(claims: &AccessClaims) -> Option<Uuid> {
+pub(crate) fn user_id(claims: &AccessClaims) -> Option<Uuid> {
     claims.user_id().and_then(|id| Uuid::parse_str(id).ok())
 }
 
 /// The session a user's token was minted in.
-pub fn session_id(claims: &AccessClaims) -> Option<Uuid> {
+pub(crate) fn session_id(claims: &AccessClaims) -> Option<Uuid> {
     claims.session_id().and_then(|id| Uuid::parse_str(id).ok())
 }
 
@@ -54,7 +54,7 @@ pub struct MintedToken {
     pub expires_in: u64,
 }
 
-pub fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
 

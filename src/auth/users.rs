@@ -10,7 +10,7 @@ use super::throttle;
 use super::Tessera;
 use super::{Actor, AuthError, RequestContext};
 use crate::domain::{NewPassword, Password, Role, Username};
-pub use crate::store::users::UserRow;
+pub(crate) use crate::store::users::UserRow;
 use crate::store::users::{self, NewUser};
 use crate::store::{sessions, Db};
 
@@ -60,13 +60,13 @@ pub async fn create(
 /// User records for `/v1/me`, remembered for a moment (see [`RecentReads`]): a
 /// client typically calls it with the same token many times. What would make a token
 /// unusable (disabling, revocation) goes through the denylist, not this memory.
-pub struct Profiles {
+pub(crate) struct Profiles {
     db: Db,
     recent: RecentReads<Uuid, Option<UserRow>>,
 }
 
 impl Profiles {
-    pub fn new(db: Db) -> Self {
+    pub(crate) fn new(db: Db) -> Self {
         Self {
             db,
             recent: RecentReads::new(std::time::Duration::from_secs(2), 10_000),
@@ -74,7 +74,10 @@ impl Profiles {
     }
 
     #[tracing::instrument(name = "users.profiles.find", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
-    pub async fn find(&self, user_id: Uuid) -> Result<Option<UserRow>, crate::store::StoreError> {
+    pub(crate) async fn find(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Option<UserRow>, crate::store::StoreError> {
         if let Some(row) = self.recent.get(&user_id) {
             return Ok(row);
         }
@@ -86,7 +89,7 @@ impl Profiles {
         Ok(row)
     }
 
-    pub fn forget(&self, user_id: Uuid) {
+    pub(crate) fn forget(&self, user_id: Uuid) {
         self.recent.forget(&user_id);
     }
 }
@@ -132,13 +135,16 @@ pub async fn list(
 
 /// A user's own record for `/v1/me`, from the few-second cache (see [`Profiles`]).
 #[tracing::instrument(name = "users.profile", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
-pub async fn profile(tessera: &Tessera, user_id: Uuid) -> Result<Option<UserRow>, AuthError> {
+pub(crate) async fn profile(
+    tessera: &Tessera,
+    user_id: Uuid,
+) -> Result<Option<UserRow>, AuthError> {
     Ok(tessera.profiles.find(user_id).await?)
 }
 
 /// A user by id.
 #[tracing::instrument(name = "users.find", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
-pub async fn find(tessera: &Tessera, user_id: Uuid) -> Result<UserRow, AuthError> {
+pub(crate) async fn find(tessera: &Tessera, user_id: Uuid) -> Result<UserRow, AuthError> {
     tessera
         .db
         .run(move |conn| users::find_by_id(conn, user_id))
@@ -220,7 +226,7 @@ pub async fn update(
 
 /// Sets a new password chosen by an administrator; every session of the user ends.
 #[tracing::instrument(name = "users.reset_password", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
-pub async fn reset_password(
+pub(crate) async fn reset_password(
     tessera: &Tessera,
     user_id: Uuid,
     password: NewPassword,
@@ -246,7 +252,7 @@ pub async fn reset_password(
 
 /// Ends every session and live access token of a user.
 #[tracing::instrument(name = "users.revoke_everything", level = "debug", skip_all, fields(%user_id, %reason), err(level = "debug"))]
-pub async fn revoke_everything(
+pub(crate) async fn revoke_everything(
     tessera: &Tessera,
     user_id: Uuid,
     reason: &str,
@@ -272,7 +278,7 @@ pub async fn revoke_everything(
 /// Changes a user's password after checking the current one, and ends every other
 /// session of the user in the same transaction (the one in use stays).
 #[tracing::instrument(name = "users.change_password", level = "debug", skip_all, fields(%user_id, sid = %current_session), err(level = "debug"))]
-pub async fn change_password(
+pub(crate) async fn change_password(
     tessera: &Tessera,
     user_id: Uuid,
     current_session: Uuid,
@@ -344,7 +350,7 @@ pub async fn change_password(
     skip_all,
     err(level = "debug")
 )]
-pub async fn register(
+pub(crate) async fn register(
     tessera: &Tessera,
     username: Username,
     password: NewPassword,
@@ -371,7 +377,11 @@ pub async fn register(
 /// Lifts every brute-force delay and lockout on a user's account, from every source
 /// (an admin action, audited).
 #[tracing::instrument(name = "users.unlock", level = "debug", skip_all, fields(%user_id), err(level = "debug"))]
-pub async fn unlock(tessera: &Tessera, user_id: Uuid, actor: &Actor) -> Result<(), AuthError> {
+pub(crate) async fn unlock(
+    tessera: &Tessera,
+    user_id: Uuid,
+    actor: &Actor,
+) -> Result<(), AuthError> {
     let user = tessera
         .db
         .run(move |conn| users::find_by_id(conn, user_id))
@@ -391,7 +401,7 @@ pub async fn unlock(tessera: &Tessera, user_id: Uuid, actor: &Actor) -> Result<(
 }
 
 /// What [`bootstrap_admin`] found or did.
-pub enum Bootstrap {
+pub(crate) enum Bootstrap {
     /// The configured administrator was created (this was the first start).
     Created(String),
     /// There are users already: nothing to do.
@@ -401,7 +411,7 @@ pub enum Bootstrap {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BootstrapError {
+pub(crate) enum BootstrapError {
     /// A configured value is unusable (named by its variable).
     #[error("{variable}: {message}")]
     Invalid { variable: String, message: String },
@@ -417,7 +427,7 @@ pub enum BootstrapError {
     skip_all,
     err(level = "debug")
 )]
-pub async fn bootstrap_admin(tessera: &Tessera) -> Result<Bootstrap, BootstrapError> {
+pub(crate) async fn bootstrap_admin(tessera: &Tessera) -> Result<Bootstrap, BootstrapError> {
     use secrecy::ExposeSecret;
     let failed = |e: AuthError| BootstrapError::Failed(e);
     let users = tessera

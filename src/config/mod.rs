@@ -16,7 +16,9 @@ use std::sync::LazyLock;
 
 pub use parse::parse_duration;
 pub use secrets::{BootstrapAdmin, MasterKeySource};
-pub use sections::{Database, Http, Keys, Log, LogFormat, LoginLimits, Passwords, Redis, Tokens};
+pub(crate) use sections::{
+    Database, Http, Keys, Log, LogFormat, LoginLimits, Passwords, Redis, Tokens,
+};
 pub use sources::{Source, UnknownVariable};
 
 /// A configuration value that could not be used. `variable` is the environment name
@@ -39,7 +41,7 @@ impl ConfigError {
 
 /// Where the development master key lives, relative to the working directory, when no
 /// master key is configured.
-pub const DEVELOPMENT_MASTER_KEY_FILE: &str = ".tessera/master.key";
+pub(crate) const DEVELOPMENT_MASTER_KEY_FILE: &str = ".tessera/master.key";
 
 /// The names of every variable Tessera reads, for `check-config` and the README: what
 /// the settings ask a source for, so no second list can drift from the code.
@@ -69,10 +71,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&Source::from_env()?)
-    }
-
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         let database = Database::read(src)?;
         let redis = Redis::read(src)?;

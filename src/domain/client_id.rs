@@ -6,7 +6,7 @@ pub struct ClientId(String);
 
 impl ClientId {
     /// The built-in public client used when a token request names none.
-    pub const BUILTIN: &'static str = "tessera";
+    pub(crate) const BUILTIN: &'static str = "tessera";
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.is_empty() || raw.len() > 128 {
@@ -24,7 +24,7 @@ impl ClientId {
     /// The id of a client being created: as [`ClientId::parse`], and not shaped like a
     /// UUID (in any spelling the `uuid` crate reads), because a client_credentials
     /// token's `sub` is the client id and must never equal a user's id.
-    pub fn parse_new(raw: &str) -> Result<Self, String> {
+    pub(crate) fn parse_new(raw: &str) -> Result<Self, String> {
         let id = Self::parse(raw)?;
         if uuid::Uuid::try_parse(raw).is_ok() {
             return Err(
@@ -36,11 +36,11 @@ impl ClientId {
         Ok(id)
     }
 
-    pub fn builtin() -> Self {
+    pub(crate) fn builtin() -> Self {
         Self(Self::BUILTIN.to_owned())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

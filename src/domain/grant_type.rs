@@ -19,7 +19,7 @@ string_enum_schema!(GrantType, "The grants of the token endpoint.");
 impl GrantType {
     /// Only a client that can keep a secret may have this grant: it authenticates with
     /// nothing but that secret.
-    pub fn needs_confidential_client(self) -> bool {
+    pub(crate) fn needs_confidential_client(self) -> bool {
         matches!(self, GrantType::ClientCredentials)
     }
 }

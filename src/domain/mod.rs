@@ -18,24 +18,22 @@ mod token_type;
 mod username;
 
 pub use client_id::ClientId;
-pub use grant_type::{GrantType, UnknownGrantType};
-pub use key_bytes::decode_key;
-pub use key_state::KeyState;
+pub(crate) use grant_type::GrantType;
+pub(crate) use key_bytes::decode_key;
+pub(crate) use key_state::KeyState;
 pub use password::{NewPassword, Password, PasswordError, BCRYPT_MAX_BYTES};
 pub use refresh_token::{RefreshToken, RefreshTokenHash};
 pub use revocation_kind::{RevocationKind, UnknownRevocationKind};
 pub use role::Role;
-pub use scope::Scope;
+pub(crate) use scope::Scope;
 pub use signing_algorithm::SigningAlgorithm;
-pub use token_lifetime::{
-    AccessTokenTtl, TtlOutOfRange, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL,
-};
-pub use token_type::TokenType;
+pub(crate) use token_lifetime::{AccessTokenTtl, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL};
+pub(crate) use token_type::TokenType;
 pub use username::Username;
 
 /// A whole number from JSON, also when written `60.0`: JSON Schema counts that as an
 /// integer, so clients generated from the OpenAPI document may send it.
-pub fn whole_number<'de, D>(de: D) -> Result<Option<i64>, D::Error>
+pub(crate) fn whole_number<'de, D>(de: D) -> Result<Option<i64>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

@@ -28,9 +28,9 @@ pub enum PasswordError {
 
 impl Password {
     /// Generous upper bound for login input, so a huge value cannot reach bcrypt.
-    pub const MAX_BYTES: usize = 1024;
+    pub(crate) const MAX_BYTES: usize = 1024;
 
-    pub fn parse(raw: String) -> Result<Self, PasswordError> {
+    pub(crate) fn parse(raw: String) -> Result<Self, PasswordError> {
         if raw.is_empty() {
             return Err(PasswordError::Empty);
         }
@@ -40,7 +40,7 @@ impl Password {
         Ok(Self(SecretString::from(raw)))
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         self.0.expose_secret()
     }
 }
@@ -59,7 +59,7 @@ impl NewPassword {
         Ok(Self(SecretString::from(raw)))
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         self.0.expose_secret()
     }
 }

@@ -12,10 +12,10 @@ pub struct RefreshToken(SecretString);
 pub struct RefreshTokenHash(pub [u8; 32]);
 
 impl RefreshToken {
-    pub const PREFIX: &'static str = "rt_";
+    pub(crate) const PREFIX: &'static str = "rt_";
     const RANDOM_BYTES: usize = 32;
     /// `rt_` + 43 base64url characters.
-    pub const LEN: usize = 3 + 43;
+    pub(crate) const LEN: usize = 3 + 43;
 
     /// A new token from the operating system's CSPRNG.
     pub fn generate() -> Self {
@@ -44,7 +44,7 @@ impl RefreshToken {
 
     /// Tells apart something that looks like a refresh token (e.g. to route a
     /// revocation) from anything else, without validating it.
-    pub fn looks_like(raw: &str) -> bool {
+    pub(crate) fn looks_like(raw: &str) -> bool {
         raw.starts_with(Self::PREFIX)
     }
 
@@ -63,12 +63,6 @@ impl RefreshToken {
 impl std::fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RefreshToken([redacted])")
-    }
-}
-
-impl RefreshTokenHash {
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 pub struct Role(String);
 
 impl Role {
-    pub const ADMIN: &'static str = "admin";
+    pub(crate) const ADMIN: &'static str = "admin";
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok = !raw.is_empty()
@@ -22,7 +22,7 @@ impl Role {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

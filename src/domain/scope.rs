@@ -5,13 +5,13 @@ use std::fmt;
 /// ASCII characters other than space, `"` and `\`. Kept sorted and de-duplicated so
 /// that equal sets compare and print equal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scope(BTreeSet<String>);
+pub(crate) struct Scope(BTreeSet<String>);
 
 impl Scope {
-    pub const MAX_TOKENS: usize = 64;
-    pub const MAX_TOKEN_LEN: usize = 128;
+    pub(crate) const MAX_TOKENS: usize = 64;
+    pub(crate) const MAX_TOKEN_LEN: usize = 128;
 
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, String> {
         let mut set = BTreeSet::new();
         for token in raw.split(' ').filter(|t| !t.is_empty()) {
             Self::check_token(token)?;
@@ -26,7 +26,7 @@ impl Scope {
         Ok(Self(set))
     }
 
-    pub fn from_tokens<I, S>(tokens: I) -> Result<Self, String>
+    pub(crate) fn from_tokens<I, S>(tokens: I) -> Result<Self, String>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -51,24 +51,20 @@ impl Scope {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn is_subset(&self, other: &Scope) -> bool {
+    pub(crate) fn is_subset(&self, other: &Scope) -> bool {
         self.0.is_subset(&other.0)
     }
 
-    pub fn contains(&self, token: &str) -> bool {
+    pub(crate) fn contains(&self, token: &str) -> bool {
         self.0.contains(token)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
 
     /// The scopes of `self` that `allowed` does not grant.
-    pub fn excess_over<'a>(&'a self, allowed: &'a Scope) -> impl Iterator<Item = &'a str> {
+    pub(crate) fn excess_over<'a>(&'a self, allowed: &'a Scope) -> impl Iterator<Item = &'a str> {
         self.0.difference(&allowed.0).map(String::as_str)
     }
 }

@@ -2,17 +2,17 @@ use std::time::Duration;
 
 /// The shortest lifetime an access token may be configured with (setting or client
 /// override).
-pub const MIN_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(10);
+pub(crate) const MIN_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(10);
 
 /// No access token lives longer than this, whatever the configuration or a client's
 /// override: revocations and retired keys are kept for this long, so that lowering a
 /// lifetime or deleting a client never lets an older, longer-lived token slip through.
-pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(86_400);
+pub(crate) const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 
 /// A client's access-token lifetime override, in whole seconds within
 /// [`MIN_ACCESS_TOKEN_TTL`] and [`MAX_ACCESS_TOKEN_TTL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AccessTokenTtl(u32);
+pub(crate) struct AccessTokenTtl(u32);
 
 /// A lifetime outside [`MIN_ACCESS_TOKEN_TTL`] ..= [`MAX_ACCESS_TOKEN_TTL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -21,10 +21,10 @@ pub struct AccessTokenTtl(u32);
     MIN_ACCESS_TOKEN_TTL.as_secs(),
     MAX_ACCESS_TOKEN_TTL.as_secs()
 )]
-pub struct TtlOutOfRange;
+pub(crate) struct TtlOutOfRange;
 
 impl AccessTokenTtl {
-    pub fn from_secs(seconds: i64) -> Result<Self, TtlOutOfRange> {
+    pub(crate) fn from_secs(seconds: i64) -> Result<Self, TtlOutOfRange> {
         let within = u64::try_from(seconds).is_ok_and(|s| {
             (MIN_ACCESS_TOKEN_TTL.as_secs()..=MAX_ACCESS_TOKEN_TTL.as_secs()).contains(&s)
         });
@@ -34,7 +34,7 @@ impl AccessTokenTtl {
         }
     }
 
-    pub fn as_secs(self) -> u32 {
+    pub(crate) fn as_secs(self) -> u32 {
         self.0
     }
 }

@@ -24,7 +24,7 @@ impl TokenType {
     /// The kinds to look a presented token up as, in order. The hint only decides which
     /// comes first (RFC 7009 §2.1: a server that does not find the token under the hint
     /// extends its search); without one, the token's shape does.
-    pub fn lookup_order(hint: Option<TokenType>, token: &str) -> [TokenType; 2] {
+    pub(crate) fn lookup_order(hint: Option<TokenType>, token: &str) -> [TokenType; 2] {
         let refresh_first = match hint {
             Some(hint) => hint == TokenType::RefreshToken,
             None => RefreshToken::looks_like(token),

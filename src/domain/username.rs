@@ -6,7 +6,7 @@ use std::fmt;
 pub struct Username(String);
 
 impl Username {
-    pub const MAX_LEN: usize = 64;
+    pub(crate) const MAX_LEN: usize = 64;
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         let lowered = raw.trim().to_ascii_lowercase();
@@ -28,11 +28,11 @@ impl Username {
         Ok(Self(lowered))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
-    pub fn into_inner(self) -> String {
+    pub(crate) fn into_inner(self) -> String {
         self.0
     }
 }

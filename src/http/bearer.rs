@@ -14,18 +14,18 @@ use crate::error::Problem;
 use crate::http::AppState;
 
 /// A caller who presented a valid access token for Tessera's own API.
-pub struct Caller {
+pub(crate) struct Caller {
     pub claims: AccessClaims,
 }
 
 impl Caller {
     /// The user behind the token; tokens of clients (no session) are refused.
-    pub fn user_id(&self) -> Result<Uuid, Problem> {
+    pub(crate) fn user_id(&self) -> Result<Uuid, Problem> {
         tokens::user_id(&self.claims)
             .ok_or_else(|| Problem::insufficient_scope("this endpoint needs a user's access token"))
     }
 
-    pub fn session_id(&self) -> Result<Uuid, Problem> {
+    pub(crate) fn session_id(&self) -> Result<Uuid, Problem> {
         tokens::session_id(&self.claims)
             .ok_or_else(|| Problem::insufficient_scope("this endpoint needs a user's access token"))
     }

@@ -19,13 +19,13 @@ use serde::de::DeserializeOwned;
 use crate::error::{describe_json_error, Problem};
 
 /// Why a body could not be read.
-pub enum Unread {
+pub(crate) enum Unread {
     TooLarge,
     Broken,
 }
 
 /// Tells an oversized body from a broken connection in an extractor's error.
-pub fn unread(err: &actix_web::Error) -> Unread {
+pub(crate) fn unread(err: &actix_web::Error) -> Unread {
     use actix_web::error::PayloadError;
     let too_large = err
         .as_error::<PayloadError>()
@@ -41,7 +41,7 @@ pub fn unread(err: &actix_web::Error) -> Unread {
 /// What a request's `Content-Type` names, judged by type and subtype alone (RFC 9110
 /// §8.3.1: case-insensitive; parameters such as `charset` are not looked at).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaType {
+pub(crate) enum MediaType {
     /// No `Content-Type` header.
     Absent,
     Json,
@@ -50,7 +50,7 @@ pub enum MediaType {
     Other,
 }
 
-pub fn media_type(req: &HttpRequest) -> MediaType {
+pub(crate) fn media_type(req: &HttpRequest) -> MediaType {
     match req.mime_type() {
         Ok(None) => MediaType::Absent,
         Ok(Some(mime)) if mime.essence_str() == mime::APPLICATION_JSON.essence_str() => {
@@ -66,7 +66,7 @@ pub fn media_type(req: &HttpRequest) -> MediaType {
 }
 
 /// A request body as read (up to `TESSERA_MAX_BODY_BYTES`), not yet checked.
-pub struct JsonBody {
+pub(crate) struct JsonBody {
     media_type: MediaType,
     bytes: Result<Bytes, actix_web::Error>,
     limit: usize,
@@ -95,7 +95,7 @@ impl FromRequest for JsonBody {
 impl JsonBody {
     /// A required JSON document: 413 when too large, 400 when absent, 415 when not
     /// `application/json`, 400 when it does not parse (never echoing a value sent).
-    pub fn parse<T: DeserializeOwned>(self) -> Result<T, Problem> {
+    pub(crate) fn parse<T: DeserializeOwned>(self) -> Result<T, Problem> {
         let bytes = self.read()?;
         if is_blank(&bytes) {
             return Err(Problem::bad_request(
@@ -107,7 +107,7 @@ impl JsonBody {
     }
 
     /// An optional JSON document: no body (or `null`) is `None`.
-    pub fn parse_optional<T: DeserializeOwned>(self) -> Result<Option<T>, Problem> {
+    pub(crate) fn parse_optional<T: DeserializeOwned>(self) -> Result<Option<T>, Problem> {
         let bytes = self.read()?;
         if is_blank(&bytes) {
             return Ok(None);
@@ -128,7 +128,7 @@ impl JsonBody {
 }
 
 /// 413, as a problem document.
-pub fn too_large(limit: usize) -> Problem {
+pub(crate) fn too_large(limit: usize) -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the request body is larger than {limit} bytes"),
@@ -167,7 +167,7 @@ fn is_object_or_null(body: &[u8]) -> bool {
 
 /// A query string, read by the extractor but judged by the handler (after the caller
 /// is known), for the same reason as [`JsonBody`].
-pub struct QueryString(String);
+pub(crate) struct QueryString(String);
 
 impl FromRequest for QueryString {
     type Error = std::convert::Infallible;
@@ -180,7 +180,7 @@ impl FromRequest for QueryString {
 
 impl QueryString {
     /// The parameters, or a 400 that says what was wrong with them.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         serde_urlencoded::from_str(&self.0)
             .map_err(|e| Problem::bad_request(format!("invalid query string: {e}")))
     }

@@ -14,8 +14,8 @@ use actix_web::{HttpRequest, HttpResponseBuilder};
 use crate::config::Settings;
 use crate::error::OAuthError;
 
-pub const COOKIE: &str = "__Host-tessera-rt";
-pub const CSRF_HEADER: &str = "x-tessera-csrf";
+pub(crate) const COOKIE: &str = "__Host-tessera-rt";
+pub(crate) const CSRF_HEADER: &str = "x-tessera-csrf";
 /// `__Host-` cookies must have `Path=/` (and `Secure`, and no `Domain`).
 const COOKIE_PATH: &str = "/";
 
@@ -27,7 +27,7 @@ fn origin_of(url: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
-pub fn check_csrf(req: &HttpRequest, settings: &Settings) -> Result<(), OAuthError> {
+pub(crate) fn check_csrf(req: &HttpRequest, settings: &Settings) -> Result<(), OAuthError> {
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -49,11 +49,11 @@ pub fn check_csrf(req: &HttpRequest, settings: &Settings) -> Result<(), OAuthErr
 }
 
 /// The refresh token from the cookie, if any.
-pub fn refresh_cookie(req: &HttpRequest) -> Option<String> {
+pub(crate) fn refresh_cookie(req: &HttpRequest) -> Option<String> {
     req.cookie(COOKIE).map(|c| c.value().to_owned())
 }
 
-pub fn set_refresh_cookie(
+pub(crate) fn set_refresh_cookie(
     res: &mut HttpResponseBuilder,
     token: &str,
     max_age: std::time::Duration,
@@ -70,7 +70,7 @@ pub fn set_refresh_cookie(
     res.cookie(cookie);
 }
 
-pub fn clear_refresh_cookie(res: &mut HttpResponseBuilder) {
+pub(crate) fn clear_refresh_cookie(res: &mut HttpResponseBuilder) {
     let mut cookie = Cookie::build(COOKIE, "")
         .path(COOKIE_PATH)
         .http_only(true)

@@ -254,7 +254,7 @@ pub fn document_yaml() -> String {
     responses((status = 200, description = "OpenAPI 3.1", body = serde_json::Value))
 )]
 #[get("/openapi.json")]
-pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .content_type("application/json")
@@ -267,14 +267,14 @@ pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 308, description = "To the interactive API reference at /docs/"))
 )]
 #[get("/docs")]
-pub async fn docs_redirect() -> HttpResponse {
+pub(crate) async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header((header::LOCATION, "/docs/"))
         .finish()
 }
 
 /// Swagger UI, served from assets compiled into the binary (no CDN).
-pub fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
+pub(crate) fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
     utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
         .config(utoipa_swagger_ui::Config::from("/openapi.json"))
 }

@@ -123,7 +123,7 @@ fn check_form_encoding(body: &[u8]) -> Result<(), OAuthError> {
 /// Works out which client credentials a request carries: HTTP Basic
 /// (`client_secret_basic`), or `client_id`/`client_secret` in the body
 /// (`client_secret_post`), or a bare `client_id` (public client), or nothing.
-pub fn client_credentials(
+pub(crate) fn client_credentials(
     req: &HttpRequest,
     body_client_id: Option<&str>,
     body_client_secret: Option<String>,

@@ -9,7 +9,7 @@ use crate::error::{Problem, ProblemBody};
 /// Liveness: the process answers.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = serde_json::Value)))]
 #[get("/healthz")]
-pub async fn live() -> HttpResponse {
+pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
@@ -25,7 +25,7 @@ pub async fn live() -> HttpResponse {
     )
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if state.tessera.settings().http.metrics_bind.is_some() {
         return Problem::not_found("no route for GET /metrics").error_response();
     }
@@ -33,12 +33,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Anything else on the metrics listener.
-pub async fn only_metrics() -> HttpResponse {
+pub(crate) async fn only_metrics() -> HttpResponse {
     Problem::not_found("this listener serves GET /metrics only").error_response()
 }
 
 /// The metrics, wherever they are served.
-pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.tessera.render_metrics())
@@ -53,7 +53,7 @@ pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     )
 )]
 #[get("/readyz")]
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let checks = state.tessera.readiness(Duration::from_secs(1)).await;
     let (postgres_ok, redis_ok) = (checks.postgres, checks.redis);
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };

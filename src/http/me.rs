@@ -16,7 +16,7 @@ use crate::error::{no_store, Problem, ProblemBody};
 use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub id: Uuid,
     pub username: String,
     pub roles: Vec<String>,
@@ -39,7 +39,10 @@ pub struct Profile {
     )
 )]
 #[get("/v1/me")]
-pub async fn profile(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+pub(crate) async fn profile(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let user = auth::users::profile(&state.tessera, user_id)
         .await?
@@ -62,7 +65,7 @@ pub async fn profile(caller: Caller, state: web::Data<AppState>) -> Result<HttpR
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct SessionView {
+pub(crate) struct SessionView {
     pub id: Uuid,
     pub client_id: String,
     pub created_at: DateTime<Utc>,
@@ -84,7 +87,10 @@ pub struct SessionView {
     )
 )]
 #[get("/v1/me/sessions")]
-pub async fn sessions(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+pub(crate) async fn sessions(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
     let user_id = caller.user_id()?;
     let current = caller.session_id()?;
     let list: Vec<SessionView> = auth::sessions::list(&state.tessera, user_id)
@@ -118,7 +124,7 @@ pub async fn sessions(caller: Caller, state: web::Data<AppState>) -> Result<Http
     )
 )]
 #[delete("/v1/me/sessions/{sid}")]
-pub async fn end_session(
+pub(crate) async fn end_session(
     caller: Caller,
     req: HttpRequest,
     path: web::Path<String>,
@@ -133,7 +139,7 @@ pub async fn end_session(
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LogoutRequest {
+pub(crate) struct LogoutRequest {
     /// `local` (default), `others` or `global`.
     #[schema(value_type = Option<LogoutScopeName>)]
     scope: Option<String>,
@@ -143,7 +149,7 @@ pub struct LogoutRequest {
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code)] // The schema of `scope`; the handler parses the text.
-pub enum LogoutScopeName {
+pub(crate) enum LogoutScopeName {
     Local,
     Others,
     Global,
@@ -162,7 +168,7 @@ pub enum LogoutScopeName {
     )
 )]
 #[post("/v1/logout")]
-pub async fn logout(
+pub(crate) async fn logout(
     caller: Caller,
     req: HttpRequest,
     body: JsonBody,
@@ -181,7 +187,7 @@ pub async fn logout(
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct PasswordChange {
+pub(crate) struct PasswordChange {
     #[schema(min_length = 1, max_length = 1024)]
     current_password: String,
     /// At least `TESSERA_PASSWORD_MIN_LENGTH` (default 8) characters, at most 72 bytes.
@@ -203,7 +209,7 @@ pub struct PasswordChange {
     )
 )]
 #[post("/v1/me/password")]
-pub async fn change_password(
+pub(crate) async fn change_password(
     caller: Caller,
     req: HttpRequest,
     body: JsonBody,
@@ -230,7 +236,7 @@ pub async fn change_password(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Registration {
+pub(crate) struct Registration {
     /// Letters, digits and `. _ @ + -`; case-insensitive.
     #[schema(pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
     username: String,
@@ -253,7 +259,7 @@ pub struct Registration {
     )
 )]
 #[post("/v1/users")]
-pub async fn register(
+pub(crate) async fn register(
     req: HttpRequest,
     body: JsonBody,
     state: web::Data<AppState>,
@@ -283,7 +289,7 @@ pub async fn register(
 
 /// A new account: no session, client or scope yet (log in for those).
 #[derive(Serialize, ToSchema)]
-pub struct RegisteredUser {
+pub(crate) struct RegisteredUser {
     pub id: Uuid,
     pub username: String,
     pub roles: Vec<String>,

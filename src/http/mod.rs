@@ -3,27 +3,27 @@
 //! `utoipa-actix-web`, so the OpenAPI document is generated from the routes themselves
 //! and cannot drift from them.
 
-pub mod admin;
-pub mod bearer;
-pub mod body;
-pub mod browser;
+pub(crate) mod admin;
+pub(crate) mod bearer;
+pub(crate) mod body;
+pub(crate) mod browser;
 pub mod docs;
 pub mod form;
-pub mod health;
-pub mod me;
-pub mod middleware;
+pub(crate) mod health;
+pub(crate) mod me;
+pub(crate) mod middleware;
 pub mod oauth;
 mod state;
-pub mod wellknown;
+pub(crate) mod wellknown;
 
-pub use state::AppState;
+pub(crate) use state::AppState;
 
 use actix_web::web;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::Problem;
 
-pub fn routes(cfg: &mut ServiceConfig) {
+pub(crate) fn routes(cfg: &mut ServiceConfig) {
     cfg.service(oauth::token)
         .service(oauth::revoke)
         .service(oauth::introspect)
@@ -45,7 +45,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 /// The methods a documented path answers, as an `Allow` header value (RFC 9110 §10.2.1).
-pub fn allowed_methods(item: &utoipa::openapi::path::PathItem) -> String {
+pub(crate) fn allowed_methods(item: &utoipa::openapi::path::PathItem) -> String {
     [
         ("GET", item.get.is_some()),
         ("HEAD", item.head.is_some()),
@@ -73,7 +73,7 @@ fn fits(template: &str, path: &str) -> bool {
 
 /// Anything unrouted: 405 with `Allow` when the path is documented but not with this
 /// method (on any path, scoped or not), else 404; both as problem documents.
-pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+pub(crate) async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     use actix_web::http::{header, StatusCode};
     use actix_web::ResponseError;
     let allow = req

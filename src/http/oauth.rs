@@ -43,7 +43,7 @@ pub struct TokenParams {
 
 /// RFC 6749 §5.1.
 #[derive(Serialize, ToSchema)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     /// A JWT (RFC 9068, `typ: at+jwt`).
     access_token: String,
     #[schema(example = "Bearer")]
@@ -76,7 +76,7 @@ fn requested_scope(raw: Option<&str>) -> Result<Option<Scope>, OAuthError> {
 /// Where the request came from. Behind a reverse proxy that appends the client's
 /// address to `X-Forwarded-For` (and `TESSERA_TRUST_FORWARDED_FOR=true`), the last
 /// entry is the one that proxy saw; anything before it is the client's own claim.
-pub fn request_context(req: &HttpRequest) -> RequestContext {
+pub(crate) fn request_context(req: &HttpRequest) -> RequestContext {
     let user_agent = req
         .headers()
         .get(actix_web::http::header::USER_AGENT)
@@ -122,7 +122,7 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
     )
 )]
 #[post("/oauth/token")]
-pub async fn token(
+pub(crate) async fn token(
     req: HttpRequest,
     body: Result<Bytes, actix_web::Error>,
     state: web::Data<AppState>,
@@ -202,7 +202,7 @@ async fn authenticate(
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct RevokeParams {
+pub(crate) struct RevokeParams {
     /// An access token or a refresh token. Only a browser-mode client may leave it out
     /// on revocation: then the refresh token in its cookie is revoked.
     #[schema(required = true, value_type = String, min_length = 1)]
@@ -231,7 +231,7 @@ pub struct RevokeParams {
     )
 )]
 #[post("/oauth/revoke")]
-pub async fn revoke(
+pub(crate) async fn revoke(
     req: HttpRequest,
     body: Result<Bytes, actix_web::Error>,
     state: web::Data<AppState>,
@@ -265,7 +265,7 @@ pub async fn revoke(
 
 /// RFC 7662 §2.2 response: `active`, and for an active token its members.
 #[derive(Serialize, ToSchema)]
-pub struct IntrospectionResponse {
+pub(crate) struct IntrospectionResponse {
     active: bool,
     #[serde(flatten)]
     token: Option<ActiveToken>,
@@ -288,7 +288,7 @@ pub struct IntrospectionResponse {
     )
 )]
 #[post("/oauth/introspect")]
-pub async fn introspect(
+pub(crate) async fn introspect(
     req: HttpRequest,
     body: Result<Bytes, actix_web::Error>,
     state: web::Data<AppState>,

@@ -6,7 +6,7 @@ use actix_web::web::Bytes;
 use crate::auth::Tessera;
 use crate::config::Settings;
 
-pub struct AppState {
+pub(crate) struct AppState {
     pub tessera: Tessera,
     /// RFC 8414 metadata, serialised once.
     pub metadata: Bytes,
@@ -20,7 +20,7 @@ pub struct AppState {
 impl AppState {
     /// `metadata` is the RFC 8414 document, `document` the OpenAPI one (see
     /// [`super::wellknown::metadata_document`] and [`super::docs::document`]).
-    pub fn new(
+    pub(crate) fn new(
         tessera: Tessera,
         metadata: &serde_json::Value,
         document: utoipa::openapi::OpenApi,
@@ -46,7 +46,7 @@ impl AppState {
         }
     }
 
-    pub fn settings(&self) -> &Settings {
+    pub(crate) fn settings(&self) -> &Settings {
         self.tessera.settings()
     }
 }

@@ -18,7 +18,7 @@ use crate::http::AppState;
     )
 )]
 #[get("/.well-known/jwks.json")]
-pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let keys = state.tessera.key_set();
     let cache = format!(
         "public, max-age={}",
@@ -60,7 +60,7 @@ fn if_none_match_hits(req: &HttpRequest, etag: &str) -> bool {
     responses((status = 200, description = "Endpoints and capabilities", body = serde_json::Value))
 )]
 #[get("/.well-known/oauth-authorization-server")]
-pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     metadata_response(&state)
 }
 
@@ -70,7 +70,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "Endpoints and capabilities", body = serde_json::Value))
 )]
 #[get("/.well-known/openid-configuration")]
-pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
     metadata_response(&state)
 }
 
@@ -81,7 +81,7 @@ fn metadata_response(state: &AppState) -> HttpResponse {
         .body(state.metadata.clone())
 }
 
-pub fn metadata_document(settings: &Settings) -> serde_json::Value {
+pub(crate) fn metadata_document(settings: &Settings) -> serde_json::Value {
     let base = &settings.issuer;
     json!({
         "issuer": base,

@@ -23,7 +23,7 @@ pub struct AuditRow {
 
 #[derive(Insertable)]
 #[diesel(table_name = audit_log)]
-pub struct NewAuditRow<'a> {
+pub(crate) struct NewAuditRow<'a> {
     pub id: Uuid,
     pub action: &'a str,
     pub actor_id: Option<Uuid>,
@@ -35,7 +35,7 @@ pub struct NewAuditRow<'a> {
     pub details: &'a serde_json::Value,
 }
 
-pub fn insert(conn: &mut PgConnection, rows: &[NewAuditRow<'_>]) -> Result<(), StoreError> {
+pub(crate) fn insert(conn: &mut PgConnection, rows: &[NewAuditRow<'_>]) -> Result<(), StoreError> {
     if !rows.is_empty() {
         diesel::insert_into(audit_log::table)
             .values(rows)
@@ -54,7 +54,7 @@ pub struct AuditFilter {
 }
 
 /// Newest first; `before` is the id of the last row of the previous page.
-pub fn list(
+pub(crate) fn list(
     conn: &mut PgConnection,
     filter: &AuditFilter,
     before: Option<Uuid>,

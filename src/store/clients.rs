@@ -26,7 +26,7 @@ pub struct ClientRow {
 
 #[derive(Insertable)]
 #[diesel(table_name = clients)]
-pub struct NewClient<'a> {
+pub(crate) struct NewClient<'a> {
     pub client_id: &'a str,
     pub name: &'a str,
     pub confidential: bool,
@@ -39,7 +39,10 @@ pub struct NewClient<'a> {
     pub introspect_any: bool,
 }
 
-pub fn find(conn: &mut PgConnection, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
+pub(crate) fn find(
+    conn: &mut PgConnection,
+    client_id: &str,
+) -> Result<Option<ClientRow>, StoreError> {
     Ok(clients::table
         .find(client_id)
         .select(ClientRow::as_select())
@@ -47,7 +50,10 @@ pub fn find(conn: &mut PgConnection, client_id: &str) -> Result<Option<ClientRow
         .optional()?)
 }
 
-pub fn insert(conn: &mut PgConnection, new: &NewClient<'_>) -> Result<ClientRow, StoreError> {
+pub(crate) fn insert(
+    conn: &mut PgConnection,
+    new: &NewClient<'_>,
+) -> Result<ClientRow, StoreError> {
     Ok(diesel::insert_into(clients::table)
         .values(new)
         .returning(ClientRow::as_returning())
@@ -55,7 +61,7 @@ pub fn insert(conn: &mut PgConnection, new: &NewClient<'_>) -> Result<ClientRow,
 }
 
 /// Clients ordered by id, after `after` (keyset pagination).
-pub fn list(
+pub(crate) fn list(
     conn: &mut PgConnection,
     after: Option<&str>,
     limit: i64,
@@ -74,7 +80,7 @@ pub fn list(
 /// A partial update; `None` leaves a field as it is.
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = clients)]
-pub struct ClientChanges {
+pub(crate) struct ClientChanges {
     pub name: Option<String>,
     pub grant_types: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
@@ -85,7 +91,7 @@ pub struct ClientChanges {
     pub introspect_any: Option<bool>,
 }
 
-pub fn update(
+pub(crate) fn update(
     conn: &mut PgConnection,
     client_id: &str,
     changes: &ClientChanges,
@@ -98,7 +104,7 @@ pub fn update(
 }
 
 /// Replaces the secret; the old one stays valid for `overlap_seconds` (0: not at all).
-pub fn rotate_secret(
+pub(crate) fn rotate_secret(
     conn: &mut PgConnection,
     client_id: &str,
     new_hash: &[u8],
@@ -122,6 +128,6 @@ pub fn rotate_secret(
     .optional()?)
 }
 
-pub fn delete(conn: &mut PgConnection, client_id: &str) -> Result<bool, StoreError> {
+pub(crate) fn delete(conn: &mut PgConnection, client_id: &str) -> Result<bool, StoreError> {
     Ok(diesel::delete(clients::table.find(client_id)).execute(conn)? == 1)
 }

@@ -33,7 +33,7 @@ pub struct DenyEntry {
 
 /// The denylist's view of one token.
 #[derive(Debug, Default)]
-pub struct DenyState {
+pub(crate) struct DenyState {
     /// False when Redis has lost the list (restart, flush, failover): rebuild first.
     pub ready: bool,
     /// The generation the `ready` marker says Redis is complete up to.
@@ -139,12 +139,8 @@ impl Denylist {
         })
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// The shared Redis connection, for other Redis-backed stores.
-    pub fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> ConnectionManager {
         self.conn.clone()
     }
 
@@ -162,7 +158,7 @@ impl Denylist {
 
     /// Redis's eviction policy, when the server lets us read it (managed services may
     /// hide `CONFIG`).
-    pub async fn eviction_policy(&self) -> Option<String> {
+    pub(crate) async fn eviction_policy(&self) -> Option<String> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = redis::cmd("CONFIG")
             .arg("GET")
@@ -173,7 +169,7 @@ impl Denylist {
         reply.into_iter().nth(1)
     }
 
-    pub async fn ping(&self) -> Result<(), RedisUnavailable> {
+    pub(crate) async fn ping(&self) -> Result<(), RedisUnavailable> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
@@ -182,7 +178,7 @@ impl Denylist {
     /// Writes entries, each expiring with what it denies. Writes only ever move an
     /// entry forward (a later not-before time, a longer life), so an older entry pushed
     /// late (a catch-up, a rebuild racing a new revocation) cannot undo a newer one.
-    pub async fn deny(&self, entries: &[DenyEntry]) -> Result<(), RedisUnavailable> {
+    pub(crate) async fn deny(&self, entries: &[DenyEntry]) -> Result<(), RedisUnavailable> {
         self.write(None, entries).await
     }
 
@@ -271,7 +267,7 @@ impl Denylist {
 
     /// The `ready` marker: `None` when Redis has lost the list (or holds something that
     /// is not a generation), else the generation it is complete up to.
-    pub async fn marker(&self) -> Result<Option<i64>, RedisUnavailable> {
+    pub(crate) async fn marker(&self) -> Result<Option<i64>, RedisUnavailable> {
         let mut conn = self.conn.clone();
         let value: Option<String> = redis::cmd("GET")
             .arg(self.ready_key())
@@ -281,7 +277,7 @@ impl Denylist {
     }
 
     /// Everything about one token, in one round trip.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         jti: &str,
         sid: Option<&str>,

@@ -13,7 +13,7 @@ fn channel(prefix: &str) -> String {
 }
 
 /// Tells every subscribed instance that the keys changed; returns how many received it.
-pub async fn announce(
+pub(crate) async fn announce(
     conn: &mut ConnectionManager,
     prefix: &str,
     kid: &str,
@@ -27,7 +27,7 @@ pub async fn announce(
 }
 
 /// Subscribes to key announcements; the stream ends when the connection is lost.
-pub async fn subscribe(
+pub(crate) async fn subscribe(
     url: &str,
     prefix: &str,
 ) -> Result<impl futures_util::Stream<Item = ()> + Send, RedisUnavailable> {

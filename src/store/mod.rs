@@ -2,17 +2,17 @@
 //! them, as plain functions over `&mut PgConnection` so they compose inside one
 //! transaction. Nothing here knows about HTTP.
 
-pub mod audit;
-pub mod clients;
+pub(crate) mod audit;
+pub(crate) mod clients;
 pub mod denylist;
-pub mod key_events;
-pub mod refresh_tokens;
-pub mod revocations;
-pub mod schema;
-pub mod sessions;
-pub mod signing_keys;
-pub mod throttle;
-pub mod users;
+pub(crate) mod key_events;
+pub(crate) mod refresh_tokens;
+pub(crate) mod revocations;
+pub(crate) mod schema;
+pub(crate) mod sessions;
+pub(crate) mod signing_keys;
+pub(crate) mod throttle;
+pub(crate) mod users;
 
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,7 +36,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn is_foreign_key_violation(&self) -> bool {
+    pub(crate) fn is_foreign_key_violation(&self) -> bool {
         matches!(
             self,
             StoreError::Query(DieselError::DatabaseError(
@@ -46,7 +46,7 @@ impl StoreError {
         )
     }
 
-    pub fn is_unique_violation(&self) -> bool {
+    pub(crate) fn is_unique_violation(&self) -> bool {
         matches!(
             self,
             StoreError::Query(DieselError::DatabaseError(
@@ -59,7 +59,7 @@ impl StoreError {
 
 /// An error type that database closures may return: it can carry a [`StoreError`] and
 /// show it, so [`Db::run`] can tell a lost connection from an ordinary failure.
-pub trait DbError: From<StoreError> + Send + 'static {
+pub(crate) trait DbError: From<StoreError> + Send + 'static {
     fn store_error(&self) -> Option<&StoreError>;
 }
 
@@ -72,12 +72,12 @@ impl DbError for StoreError {
 /// A PostgreSQL connection that remembers when it has seen its server go away, so the
 /// pool drops it instead of handing it out again. (diesel's own check only looks at
 /// the transaction state, and testing every checkout would cost a round trip.)
-pub struct PooledPg {
+pub(crate) struct PooledPg {
     conn: PgConnection,
     broken: bool,
 }
 
-pub struct PgManager {
+pub(crate) struct PgManager {
     inner: r2d2::ConnectionManager<PgConnection>,
 }
 
@@ -101,7 +101,7 @@ impl ManageConnection for PgManager {
     }
 }
 
-pub type PgPool = r2d2::Pool<PgManager>;
+pub(crate) type PgPool = r2d2::Pool<PgManager>;
 
 /// The pool, and the one way the rest of the program talks to PostgreSQL: a closure
 /// run on the blocking thread pool with a connection.
@@ -132,7 +132,7 @@ impl Db {
         }
     }
 
-    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -172,15 +172,15 @@ impl Db {
     }
 
     /// Connections in use and idle, for metrics.
-    pub fn state(&self) -> r2d2::State {
+    pub(crate) fn state(&self) -> r2d2::State {
         self.pool.state()
     }
 
-    pub fn max_size(&self) -> u32 {
+    pub(crate) fn max_size(&self) -> u32 {
         self.pool.max_size()
     }
 
-    pub fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
@@ -214,7 +214,7 @@ fn is_ordinary_query_error(err: &StoreError) -> bool {
 
 /// Creates the database named in `database_url` if it does not exist yet, connecting
 /// to the server's `postgres` database to do so.
-pub fn create_database_if_missing(database_url: &str) -> Result<(), StoreError> {
+pub(crate) fn create_database_if_missing(database_url: &str) -> Result<(), StoreError> {
     let mut url = url::Url::parse(database_url)
         .map_err(|e| StoreError::Unavailable(format!("DATABASE_URL is not a URL: {e}")))?;
     let name = url.path().trim_start_matches('/').to_owned();
@@ -245,7 +245,7 @@ pub fn create_database_if_missing(database_url: &str) -> Result<(), StoreError> 
 
 /// Applies the migrations embedded in the binary. Safe to run from several instances
 /// at once: an advisory lock makes them take turns.
-pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+pub(crate) fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
     // Any fixed number: the lock only serialises Tessera instances against each other.
     const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
     conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;

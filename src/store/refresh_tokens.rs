@@ -11,13 +11,12 @@ use super::StoreError;
 
 /// What a successful rotation returns: enough to mint the access token.
 #[derive(Debug, Queryable)]
-pub struct Rotated {
+pub(crate) struct Rotated {
     pub session_id: Uuid,
     pub user_id: Uuid,
     pub scope: String,
     pub username: String,
     pub roles: Vec<String>,
-    pub refresh_expires_at: DateTime<Utc>,
     /// The access token's `iat`: PostgreSQL's clock (unix seconds, rounded down), read
     /// after the user row was locked and before the statement commits.
     pub issued_at: i64,
@@ -59,7 +58,10 @@ pub struct Rotation<'a> {
     skip_all,
     err(level = "debug")
 )]
-pub fn rotate(conn: &mut PgConnection, r: &Rotation<'_>) -> Result<Option<Rotated>, StoreError> {
+pub(crate) fn rotate(
+    conn: &mut PgConnection,
+    r: &Rotation<'_>,
+) -> Result<Option<Rotated>, StoreError> {
     Ok(RotateQuery(r).get_result::<Rotated>(conn).optional()?)
 }
 
@@ -73,15 +75,7 @@ impl QueryId for RotateQuery<'_> {
 }
 
 impl Query for RotateQuery<'_> {
-    type SqlType = (
-        SqlUuid,
-        SqlUuid,
-        Text,
-        Text,
-        Array<Text>,
-        Timestamptz,
-        BigInt,
-    );
+    type SqlType = (SqlUuid, SqlUuid, Text, Text, Array<Text>, BigInt);
 }
 
 impl RunQueryDsl<PgConnection> for RotateQuery<'_> {}
@@ -158,7 +152,6 @@ impl QueryFragment<Pg> for RotateQuery<'_> {
                  WHERE sessions.id = spent.session_id
             )
             SELECT spent.session_id, spent.user_id, spent.scope, spent.username, spent.roles,
-                   issued.expires_at,
                    -- Evaluated for the output row, so after the owner's row was locked.
                    floor(extract(epoch FROM clock_timestamp()))::bigint AS issued_at
               FROM spent, issued",
@@ -169,7 +162,7 @@ impl QueryFragment<Pg> for RotateQuery<'_> {
 
 /// Everything about a refresh token that did not rotate, to tell why.
 #[derive(Debug, QueryableByName)]
-pub struct TokenState {
+pub(crate) struct TokenState {
     #[diesel(sql_type = SqlUuid)]
     pub session_id: Uuid,
     #[diesel(sql_type = SqlUuid)]
@@ -180,8 +173,6 @@ pub struct TokenState {
     pub scope: String,
     #[diesel(sql_type = Text)]
     pub username: String,
-    #[diesel(sql_type = Array<Text>)]
-    pub roles: Vec<String>,
     #[diesel(sql_type = Bool)]
     pub user_disabled: bool,
     #[diesel(sql_type = Bool)]
@@ -205,13 +196,13 @@ pub struct TokenState {
     pub expires_at: DateTime<Utc>,
 }
 
-pub fn state(
+pub(crate) fn state(
     conn: &mut PgConnection,
     token_hash: &[u8; 32],
     grace_seconds: f64,
 ) -> Result<Option<TokenState>, StoreError> {
     const STATE: &str = "
-        SELECT rt.session_id, s.user_id, s.client_id, s.scope, u.username, u.roles,
+        SELECT rt.session_id, s.user_id, s.client_id, s.scope, u.username,
                u.disabled AS user_disabled,
                (s.revoked_at IS NULL AND s.expires_at > now()) AS session_live,
                (rt.expires_at <= now()) AS token_expired,
@@ -235,7 +226,7 @@ pub fn state(
 }
 
 /// Forgets sealed successors once the grace window that needed them has closed.
-pub fn clear_expired_successors(
+pub(crate) fn clear_expired_successors(
     conn: &mut PgConnection,
     grace_seconds: f64,
 ) -> Result<usize, StoreError> {
@@ -246,13 +237,4 @@ pub fn clear_expired_successors(
     )
     .bind::<Double, _>(grace_seconds)
     .execute(conn)?)
-}
-
-/// How many refresh tokens a session has, spent or not (tests and diagnostics).
-pub fn count_for_session(conn: &mut PgConnection, session_id: Uuid) -> Result<i64, StoreError> {
-    use super::schema::refresh_tokens::dsl;
-    Ok(dsl::refresh_tokens
-        .filter(dsl::session_id.eq(session_id))
-        .count()
-        .get_result(conn)?)
 }

@@ -9,7 +9,7 @@ use crate::domain::RevocationKind;
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = revocations)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
-pub struct RevocationRow {
+pub(crate) struct RevocationRow {
     pub id: Uuid,
     #[diesel(deserialize_as = String)]
     pub kind: RevocationKind,
@@ -24,7 +24,7 @@ pub struct RevocationRow {
 
 #[derive(Insertable)]
 #[diesel(table_name = revocations)]
-pub struct NewRevocation<'a> {
+pub(crate) struct NewRevocation<'a> {
     pub id: Uuid,
     #[diesel(serialize_as = String)]
     pub kind: RevocationKind,
@@ -41,7 +41,7 @@ pub struct NewRevocation<'a> {
 /// order of their generations: once a generation is visible, every revocation of that
 /// generation or an earlier one is too. Take it last in a transaction (after every
 /// other lock) so it is held only for the final inserts.
-pub fn next_generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
+pub(crate) fn next_generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
     use super::schema::denylist_generation::dsl;
     Ok(diesel::update(dsl::denylist_generation)
         .set(dsl::generation.eq(dsl::generation + 1))
@@ -50,14 +50,17 @@ pub fn next_generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
 }
 
 /// The generation of the latest committed revocation.
-pub fn generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
+pub(crate) fn generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
     use super::schema::denylist_generation::dsl;
     Ok(dsl::denylist_generation
         .select(dsl::generation)
         .get_result(conn)?)
 }
 
-pub fn insert(conn: &mut PgConnection, rows: Vec<NewRevocation<'_>>) -> Result<(), StoreError> {
+pub(crate) fn insert(
+    conn: &mut PgConnection,
+    rows: Vec<NewRevocation<'_>>,
+) -> Result<(), StoreError> {
     if !rows.is_empty() {
         diesel::insert_into(revocations::table)
             .values(rows)
@@ -68,7 +71,7 @@ pub fn insert(conn: &mut PgConnection, rows: Vec<NewRevocation<'_>>) -> Result<(
 
 /// Which live revocations to read.
 #[derive(Clone, Copy, Debug)]
-pub enum Live {
+pub(crate) enum Live {
     /// All of them.
     All,
     /// Those of a later generation than this, or recorded since the time, if given.
@@ -79,7 +82,7 @@ pub enum Live {
 }
 
 /// Revocations whose Redis entry must still exist (see [`Live`]), oldest first.
-pub fn live(conn: &mut PgConnection, which: Live) -> Result<Vec<RevocationRow>, StoreError> {
+pub(crate) fn live(conn: &mut PgConnection, which: Live) -> Result<Vec<RevocationRow>, StoreError> {
     let mut query = revocations::table
         .filter(revocations::expires_at.gt(diesel::dsl::now))
         .order(revocations::created_at.asc())
@@ -106,7 +109,10 @@ pub fn live(conn: &mut PgConnection, which: Live) -> Result<Vec<RevocationRow>, 
 }
 
 /// Live revocations not yet confirmed in Redis.
-pub fn unsynced(conn: &mut PgConnection, limit: i64) -> Result<Vec<RevocationRow>, StoreError> {
+pub(crate) fn unsynced(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<RevocationRow>, StoreError> {
     Ok(revocations::table
         .filter(revocations::synced_at.is_null())
         .filter(revocations::expires_at.gt(diesel::dsl::now))
@@ -116,7 +122,7 @@ pub fn unsynced(conn: &mut PgConnection, limit: i64) -> Result<Vec<RevocationRow
         .load(conn)?)
 }
 
-pub fn mark_synced(conn: &mut PgConnection, ids: &[Uuid]) -> Result<usize, StoreError> {
+pub(crate) fn mark_synced(conn: &mut PgConnection, ids: &[Uuid]) -> Result<usize, StoreError> {
     Ok(
         diesel::update(revocations::table.filter(revocations::id.eq_any(ids)))
             .set(revocations::synced_at.eq(diesel::dsl::now))
@@ -125,7 +131,7 @@ pub fn mark_synced(conn: &mut PgConnection, ids: &[Uuid]) -> Result<usize, Store
 }
 
 /// Newest first; `before` is the id of the last row of the previous page.
-pub fn list(
+pub(crate) fn list(
     conn: &mut PgConnection,
     kind: Option<RevocationKind>,
     before: Option<Uuid>,

@@ -8,7 +8,7 @@ use super::StoreError;
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = sessions)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
-pub struct SessionRow {
+pub(crate) struct SessionRow {
     pub id: Uuid,
     pub user_id: Uuid,
     pub client_id: String,
@@ -17,14 +17,13 @@ pub struct SessionRow {
     pub last_used_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-    pub revoked_reason: Option<String>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
 }
 
 #[derive(Insertable)]
 #[diesel(table_name = sessions)]
-pub struct NewSession<'a> {
+pub(crate) struct NewSession<'a> {
     pub id: Uuid,
     pub user_id: Uuid,
     pub client_id: &'a str,
@@ -35,7 +34,7 @@ pub struct NewSession<'a> {
 }
 
 /// Starts a session with its first refresh token. Run it inside a transaction.
-pub fn insert_with_refresh_token(
+pub(crate) fn insert_with_refresh_token(
     conn: &mut PgConnection,
     session: &NewSession<'_>,
     token_hash: &[u8; 32],
@@ -55,7 +54,7 @@ pub fn insert_with_refresh_token(
 }
 
 /// Marks a session revoked. Returns false if it was already revoked or does not exist.
-pub fn revoke(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<bool, StoreError> {
+pub(crate) fn revoke(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<bool, StoreError> {
     let n = diesel::update(
         sessions::table
             .filter(sessions::id.eq(id))
@@ -69,7 +68,7 @@ pub fn revoke(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<bool, S
     Ok(n == 1)
 }
 
-pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+pub(crate) fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
     Ok(sessions::table
         .find(id)
         .select(SessionRow::as_select())
@@ -78,7 +77,7 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<SessionRow>, Sto
 }
 
 /// Drops sessions that ended (expired) more than `keep_days` ago, with their tokens.
-pub fn delete_expired(conn: &mut PgConnection, keep_days: i32) -> Result<usize, StoreError> {
+pub(crate) fn delete_expired(conn: &mut PgConnection, keep_days: i32) -> Result<usize, StoreError> {
     Ok(diesel::sql_query(
         "DELETE FROM sessions WHERE expires_at < now() - make_interval(days => $1)",
     )
@@ -87,7 +86,7 @@ pub fn delete_expired(conn: &mut PgConnection, keep_days: i32) -> Result<usize, 
 }
 
 /// The user's sessions that can still be refreshed, most recently used first.
-pub fn live_for_user(
+pub(crate) fn live_for_user(
     conn: &mut PgConnection,
     user_id: Uuid,
 ) -> Result<Vec<SessionRow>, StoreError> {
@@ -101,7 +100,7 @@ pub fn live_for_user(
 }
 
 /// Revokes every live session of a user, except `keep`; returns the ids revoked.
-pub fn revoke_for_user(
+pub(crate) fn revoke_for_user(
     conn: &mut PgConnection,
     user_id: Uuid,
     keep: Option<Uuid>,

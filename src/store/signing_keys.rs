@@ -23,7 +23,7 @@ pub struct SigningKeyRow {
     pub publish_until: Option<DateTime<Utc>>,
 }
 
-pub struct NewSigningKey<'a> {
+pub(crate) struct NewSigningKey<'a> {
     pub kid: &'a str,
     pub algorithm: SigningAlgorithm,
     pub state: KeyState,
@@ -33,7 +33,7 @@ pub struct NewSigningKey<'a> {
 }
 
 /// Keys in the JWKS: waiting, signing, and retired ones some token may still carry.
-pub fn published(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
+pub(crate) fn published(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
     Ok(signing_keys::table
         .filter(
             signing_keys::state
@@ -45,14 +45,14 @@ pub fn published(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreErr
         .load(conn)?)
 }
 
-pub fn all(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
+pub(crate) fn all(conn: &mut PgConnection) -> Result<Vec<SigningKeyRow>, StoreError> {
     Ok(signing_keys::table
         .order(signing_keys::created_at.desc())
         .select(SigningKeyRow::as_select())
         .load(conn)?)
 }
 
-pub fn in_state(
+pub(crate) fn in_state(
     conn: &mut PgConnection,
     state: KeyState,
 ) -> Result<Option<SigningKeyRow>, StoreError> {
@@ -63,7 +63,7 @@ pub fn in_state(
         .optional()?)
 }
 
-pub fn insert(conn: &mut PgConnection, new: &NewSigningKey<'_>) -> Result<(), StoreError> {
+pub(crate) fn insert(conn: &mut PgConnection, new: &NewSigningKey<'_>) -> Result<(), StoreError> {
     diesel::insert_into(signing_keys::table)
         .values((
             signing_keys::kid.eq(new.kid),
@@ -79,7 +79,7 @@ pub fn insert(conn: &mut PgConnection, new: &NewSigningKey<'_>) -> Result<(), St
 
 /// Serialises key life-cycle changes across every Tessera instance sharing the
 /// database, for the rest of the current transaction.
-pub fn lock_life_cycle(conn: &mut PgConnection) -> Result<(), StoreError> {
+pub(crate) fn lock_life_cycle(conn: &mut PgConnection) -> Result<(), StoreError> {
     const KEY_LOCK: i64 = 0x6b65_7973;
     diesel::sql_query(format!("SELECT pg_advisory_xact_lock({KEY_LOCK})")).execute(conn)?;
     Ok(())
@@ -88,7 +88,7 @@ pub fn lock_life_cycle(conn: &mut PgConnection) -> Result<(), StoreError> {
 /// The database clock at this moment (`clock_timestamp()`), not at the start of the
 /// transaction: a revocation recorded after waiting for a row lock must be later than
 /// whatever committed while it waited.
-pub fn clock_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn clock_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
     Ok(
         diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
             "clock_timestamp()",
@@ -97,7 +97,7 @@ pub fn clock_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
     )
 }
 
-pub fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
     Ok(
         diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())
             .get_result(conn)?,
@@ -106,7 +106,10 @@ pub fn db_now(conn: &mut PgConnection) -> Result<DateTime<Utc>, StoreError> {
 
 /// Retires the signing key: it stays in the JWKS for `publish_seconds` (0 drops it at
 /// once) and its private part is wiped, since it will never sign again.
-pub fn retire_current(conn: &mut PgConnection, publish_seconds: f64) -> Result<usize, StoreError> {
+pub(crate) fn retire_current(
+    conn: &mut PgConnection,
+    publish_seconds: f64,
+) -> Result<usize, StoreError> {
     Ok(diesel::sql_query(
         "UPDATE signing_keys
             SET state = $2, retired_at = now(),
@@ -120,7 +123,7 @@ pub fn retire_current(conn: &mut PgConnection, publish_seconds: f64) -> Result<u
     .execute(conn)?)
 }
 
-pub fn promote_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
+pub(crate) fn promote_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
     Ok(
         diesel::update(signing_keys::table.filter(signing_keys::state.eq(KeyState::Next.as_str())))
             .set((
@@ -132,7 +135,7 @@ pub fn promote_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
 }
 
 /// Drops a waiting key (e.g. one of an algorithm no longer configured).
-pub fn delete_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
+pub(crate) fn delete_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
     Ok(
         diesel::delete(signing_keys::table.filter(signing_keys::state.eq(KeyState::Next.as_str())))
             .execute(conn)?,
@@ -140,7 +143,7 @@ pub fn delete_next(conn: &mut PgConnection) -> Result<usize, StoreError> {
 }
 
 /// Moves the planned start of the waiting key (its `activated_at`).
-pub fn set_next_activation(
+pub(crate) fn set_next_activation(
     conn: &mut PgConnection,
     at: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
@@ -152,7 +155,7 @@ pub fn set_next_activation(
 }
 
 /// How many stored keys still hold (sealed) private material.
-pub fn count_sealed(conn: &mut PgConnection) -> Result<i64, StoreError> {
+pub(crate) fn count_sealed(conn: &mut PgConnection) -> Result<i64, StoreError> {
     Ok(signing_keys::table
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
             "octet_length(private_key_sealed) > 0",

@@ -178,7 +178,7 @@ return 1
 
 /// What brute-force protection counts attempts against.
 #[derive(Clone, Copy, Debug)]
-pub enum Subject<'a> {
+pub(crate) enum Subject<'a> {
     /// Password checks of an account, by the name as submitted (already folded).
     Account(&'a str),
     /// Self-registrations, where a taken name is the "failure".
@@ -187,7 +187,7 @@ pub enum Subject<'a> {
 
 /// Why a reservation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefusedBy {
+pub(crate) enum RefusedBy {
     /// This source's own delay or lockout for the account.
     Source,
     /// The client IP's attempts over every account.
@@ -199,14 +199,14 @@ pub enum RefusedBy {
 /// A granted reservation, to be settled with [`Throttle::failed`] or
 /// [`Throttle::succeeded`].
 #[derive(Clone, Debug)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     base: String,
     ip: String,
     account_counted: bool,
     registration: bool,
 }
 
-pub enum Reservation {
+pub(crate) enum Reservation {
     Allowed(Ticket),
     /// Wait this long first.
     Refused {
@@ -218,14 +218,14 @@ pub enum Reservation {
 }
 
 /// Failures so far, after one more.
-pub struct Failures {
+pub(crate) struct Failures {
     /// Of this source for the account.
     pub source: u64,
     /// Account-wide (0 when this source is exempt from the account-wide count).
     pub account: u64,
 }
 
-pub struct Limits {
+pub(crate) struct Limits {
     pub window_ms: u64,
     pub delay_after: u32,
     pub max_delay_ms: u64,
@@ -245,7 +245,7 @@ const STALE_RESERVATION_MS: u64 = 30_000;
 const KNOWN_SOURCE_MS: u64 = 30 * 86_400 * 1000;
 
 #[derive(Clone)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     conn: ConnectionManager,
     prefix: String,
     reserve: std::sync::Arc<redis::Script>,
@@ -254,7 +254,7 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub(crate) fn new(conn: ConnectionManager, prefix: &str) -> Self {
         Self {
             conn,
             prefix: prefix.to_owned(),
@@ -292,7 +292,7 @@ impl Throttle {
         format!("{}bf:ip:{ip}", self.prefix)
     }
 
-    pub async fn reserve(
+    pub(crate) async fn reserve(
         &self,
         subject: Subject<'_>,
         ip: &str,
@@ -339,7 +339,7 @@ impl Throttle {
     }
 
     /// Settles a reserved check as failed.
-    pub async fn failed(
+    pub(crate) async fn failed(
         &self,
         ticket: &Ticket,
         now_ms: u64,
@@ -367,7 +367,7 @@ impl Throttle {
     }
 
     /// Settles a reserved check as succeeded.
-    pub async fn succeeded(&self, ticket: &Ticket) -> Result<(), RedisUnavailable> {
+    pub(crate) async fn succeeded(&self, ticket: &Ticket) -> Result<(), RedisUnavailable> {
         let mut conn = self.conn.clone();
         self.succeeded
             .key(Self::source_key(&ticket.base, &ticket.ip))
@@ -384,7 +384,7 @@ impl Throttle {
 
     /// Clears an account's counters for every source (an admin unlock); returns how
     /// many sources had counters. The record of sources that logged in is kept.
-    pub async fn unlock(&self, account: &str) -> Result<usize, RedisUnavailable> {
+    pub(crate) async fn unlock(&self, account: &str) -> Result<usize, RedisUnavailable> {
         let base = self.base(Subject::Account(account));
         let mut conn = self.conn.clone();
         let sources: Vec<String> = redis::cmd("SMEMBERS")

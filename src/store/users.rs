@@ -21,21 +21,21 @@ pub struct UserRow {
 
 #[derive(Insertable)]
 #[diesel(table_name = users)]
-pub struct NewUser<'a> {
+pub(crate) struct NewUser<'a> {
     pub id: Uuid,
     pub username: &'a str,
     pub password_hash: &'a str,
     pub roles: &'a [String],
 }
 
-pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> Result<UserRow, StoreError> {
+pub(crate) fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> Result<UserRow, StoreError> {
     Ok(diesel::insert_into(users::table)
         .values(new)
         .returning(UserRow::as_returning())
         .get_result(conn)?)
 }
 
-pub fn find_by_username(
+pub(crate) fn find_by_username(
     conn: &mut PgConnection,
     username: &str,
 ) -> Result<Option<UserRow>, StoreError> {
@@ -46,7 +46,7 @@ pub fn find_by_username(
         .optional()?)
 }
 
-pub fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, StoreError> {
+pub(crate) fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, StoreError> {
     Ok(users::table
         .find(id)
         .select(UserRow::as_select())
@@ -56,7 +56,7 @@ pub fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, 
 
 /// Stores a re-hashed password (same password, new cost) unless the password was
 /// changed meanwhile. Returns whether it was stored.
-pub fn upgrade_password_hash(
+pub(crate) fn upgrade_password_hash(
     conn: &mut PgConnection,
     id: Uuid,
     old_hash: &str,
@@ -72,12 +72,16 @@ pub fn upgrade_password_hash(
     Ok(n == 1)
 }
 
-pub fn count(conn: &mut PgConnection) -> Result<i64, StoreError> {
+pub(crate) fn count(conn: &mut PgConnection) -> Result<i64, StoreError> {
     Ok(users::table.count().get_result(conn)?)
 }
 
 /// Sets a new password hash (a real password change: the time is recorded).
-pub fn set_password_hash(conn: &mut PgConnection, id: Uuid, hash: &str) -> Result<(), StoreError> {
+pub(crate) fn set_password_hash(
+    conn: &mut PgConnection,
+    id: Uuid,
+    hash: &str,
+) -> Result<(), StoreError> {
     diesel::update(users::table.find(id))
         .set((
             users::password_hash.eq(hash),
@@ -90,7 +94,7 @@ pub fn set_password_hash(conn: &mut PgConnection, id: Uuid, hash: &str) -> Resul
 
 /// Users ordered by username after `after`, optionally only those whose name contains
 /// `search` (case-insensitive, taken literally).
-pub fn list(
+pub(crate) fn list(
     conn: &mut PgConnection,
     search: Option<&str>,
     after: Option<&str>,
@@ -116,12 +120,12 @@ pub fn list(
 
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = users)]
-pub struct UserChanges {
+pub(crate) struct UserChanges {
     pub roles: Option<Vec<String>>,
     pub disabled: Option<bool>,
 }
 
-pub fn update(
+pub(crate) fn update(
     conn: &mut PgConnection,
     id: Uuid,
     changes: &UserChanges,
@@ -139,7 +143,7 @@ pub fn update(
 /// The user's roles, if it is still enabled and its password unchanged since
 /// `password_changed_at` was read (a re-hash at a new cost is not a change), locking the
 /// row against changes until the end of the transaction.
-pub fn unchanged_since_check(
+pub(crate) fn unchanged_since_check(
     conn: &mut PgConnection,
     id: Uuid,
     password_changed_at: DateTime<Utc>,
@@ -160,7 +164,7 @@ pub fn unchanged_since_check(
 /// either committed first (its roles are returned), or waits for this transaction and
 /// timestamps its revocation after the clock read here. The clock is an access token's
 /// `iat`, so a token with the old roles is always older than their revocation.
-pub fn roles_and_clock(
+pub(crate) fn roles_and_clock(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<(Vec<String>, i64)>, StoreError> {

@@ -8,7 +8,7 @@ use crate::domain::{GrantType, Scope};
 
 /// `grant_type=client_credentials` (RFC 6749 §4.4): a token for the client itself.
 #[tracing::instrument(name = "grant.client_credentials", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
-pub fn client_credentials(
+pub(crate) fn client_credentials(
     tessera: &Tessera,
     client: &Client,
     requested: Option<&Scope>,

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-pub use client_credentials::client_credentials;
-pub use password::password;
-pub use refresh_token::refresh;
+pub(crate) use client_credentials::client_credentials;
+pub(crate) use password::password;
+pub(crate) use refresh_token::refresh;
 
 use super::clients::Client;
 use super::tokens::{self, MintedToken, Subject, TokenRequest};
@@ -20,7 +20,7 @@ use super::{AuthError, Tessera};
 use crate::domain::{GrantType, RefreshToken, Scope};
 
 /// What a successful grant hands back; the handler turns it into RFC 6749 §5.1 JSON.
-pub struct Granted {
+pub(crate) struct Granted {
     pub access: MintedToken,
     pub refresh_token: Option<RefreshToken>,
     pub scope: Scope,

@@ -14,7 +14,7 @@ use crate::store::{sessions, users};
 
 /// `grant_type=password` (RFC 6749 §4.3): checks the password and starts a session.
 #[tracing::instrument(name = "grant.password", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
-pub async fn password(
+pub(crate) async fn password(
     tessera: &Tessera,
     client: &Client,
     username: &str,

@@ -20,7 +20,7 @@ const SUCCESSOR_PURPOSE: &[u8] = b"refresh-token-successor/v1";
 /// `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
 /// (OAuth 2.0 Security BCP §4.14.2).
 #[tracing::instrument(name = "grant.refresh_token", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
-pub async fn refresh(
+pub(crate) async fn refresh(
     tessera: &Tessera,
     client: &Client,
     presented: RefreshToken,

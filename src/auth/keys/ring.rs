@@ -112,12 +112,12 @@ impl KeySet {
     }
 
     /// A strong validator of [`Self::jwks`]: the quoted SHA-256 of its bytes.
-    pub fn etag(&self) -> &str {
+    pub(crate) fn etag(&self) -> &str {
         &self.etag
     }
 
     /// The claims of a token these keys verified before, if remembered.
-    pub fn verified(&self, token: &str) -> Option<AccessClaims> {
+    pub(crate) fn verified(&self, token: &str) -> Option<AccessClaims> {
         self.verified
             .read()
             .expect("verified-token cache lock")
@@ -125,16 +125,12 @@ impl KeySet {
             .cloned()
     }
 
-    pub fn remember_verified(&self, token: &str, claims: AccessClaims) {
+    pub(crate) fn remember_verified(&self, token: &str, claims: AccessClaims) {
         let mut cache = self.verified.write().expect("verified-token cache lock");
         if cache.len() >= VERIFIED_CACHE_MAX {
             cache.clear();
         }
         cache.insert(token.into(), claims);
-    }
-
-    pub fn kids(&self) -> impl Iterator<Item = &str> {
-        self.verifying.keys().map(String::as_str)
     }
 
     /// The published keys; the signing key too when `master` is given.
@@ -228,7 +224,7 @@ impl KeyRing {
     /// The published public keys only, changing nothing and needing no master key:
     /// enough to verify tokens, never to sign or rotate.
     #[tracing::instrument(name = "keys.public_only", level = "debug", skip_all)]
-    pub async fn public_only(db: Db, policy: KeyPolicy) -> Result<Self, KeyError> {
+    pub(crate) async fn public_only(db: Db, policy: KeyPolicy) -> Result<Self, KeyError> {
         let rows = run(&db, |conn| Ok(store::published(conn)?)).await?;
         let set = KeySet::build(&rows, None)?;
         Ok(Self::new(db, None, policy, set))
@@ -253,13 +249,9 @@ impl KeyRing {
         self.current.load_full()
     }
 
-    pub fn policy(&self) -> &KeyPolicy {
-        &self.policy
-    }
-
     /// Runs the life-cycle step and reloads the key set if the published keys changed.
     #[tracing::instrument(name = "keys.tick", level = "debug", skip_all, err(level = "debug"))]
-    pub async fn tick(&self) -> Result<(), KeyError> {
+    pub(crate) async fn tick(&self) -> Result<(), KeyError> {
         let _one_at_a_time = self.loading.lock().await;
         let (master, policy) = (self.master()?, self.policy.clone());
         let rows = run(&self.db, move |conn| {
@@ -292,7 +284,7 @@ impl KeyRing {
     /// Reloads the key set from the database, without a life-cycle step: what an
     /// instance does when another one announces a key change.
     #[tracing::instrument(name = "keys.reload", level = "debug", skip_all, err(level = "debug"))]
-    pub async fn reload(&self) -> Result<(), KeyError> {
+    pub(crate) async fn reload(&self) -> Result<(), KeyError> {
         let _one_at_a_time = self.loading.lock().await;
         let rows = run(&self.db, |conn| Ok(store::published(conn)?)).await?;
         self.install(&rows)

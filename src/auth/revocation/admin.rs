@@ -10,7 +10,7 @@ use crate::domain::{RefreshToken, RevocationKind};
 use crate::store::{refresh_tokens, revocations, sessions};
 
 /// What an administrator revokes.
-pub enum Revoke {
+pub(crate) enum Revoke {
     /// A presented token: a refresh token ends its session, an access token is denied
     /// by its `jti` until it expires.
     Token(String),
@@ -23,7 +23,7 @@ pub enum Revoke {
 /// An administrator's revocation (admin API), audited with the reason. Answers the
 /// kind and value of what is now denied.
 #[tracing::instrument(name = "revocation.revoke_by_admin", level = "debug", skip_all, fields(%reason), err(level = "debug"))]
-pub async fn revoke_by_admin(
+pub(crate) async fn revoke_by_admin(
     tessera: &Tessera,
     what: Revoke,
     reason: &str,
@@ -99,7 +99,7 @@ async fn target_of_token(
 /// Recorded revocations, newest first, optionally of one kind; `before` is the id of
 /// the last row of the previous page.
 #[tracing::instrument(name = "revocation.list", level = "debug", skip_all)]
-pub async fn list(
+pub(crate) async fn list(
     tessera: &Tessera,
     kind: Option<RevocationKind>,
     before: Option<Uuid>,

@@ -11,7 +11,7 @@ use crate::store::denylist::DenyState;
 
 /// Fails unless the denylist positively says the token is alive.
 #[tracing::instrument(name = "revocation.ensure_not_revoked", level = "debug", skip_all, fields(jti = %claims.jti), err(level = "debug"))]
-pub async fn ensure_not_revoked(
+pub(crate) async fn ensure_not_revoked(
     tessera: &Tessera,
     claims: &AccessClaims,
 ) -> Result<(), CheckError> {

@@ -26,18 +26,18 @@ use std::sync::atomic::{AtomicBool, AtomicI64};
 
 use uuid::Uuid;
 
-pub use admin::{list, revoke_by_admin, Revoke};
-pub use check::ensure_not_revoked;
-pub use record::{revoke, revoke_with};
+pub(crate) use admin::{list, revoke_by_admin, Revoke};
+pub(crate) use check::ensure_not_revoked;
+pub(crate) use record::{revoke, revoke_with};
 pub use sync::{rebuild, sync_pending, Rebuild};
 
 use crate::store::denylist::RedisUnavailable;
-pub use crate::store::revocations::RevocationRow;
+pub(crate) use crate::store::revocations::RevocationRow;
 use crate::store::StoreError;
 
 /// What to revoke.
 #[derive(Clone, Debug)]
-pub enum Target {
+pub(crate) enum Target {
     /// One access token, until it expires (unix seconds).
     AccessToken { jti: String, expires_at: i64 },
     /// One access token known only by its `jti`: denied for the longest lifetime.
@@ -55,7 +55,7 @@ pub enum Target {
 
 /// Per-instance bookkeeping of the denylist's health.
 #[derive(Default)]
-pub struct DenylistSync {
+pub(crate) struct DenylistSync {
     /// Set when this instance failed to reach Redis: before trusting Redis again, push
     /// whatever PostgreSQL has that Redis may have missed.
     suspect: AtomicBool,

@@ -21,7 +21,7 @@ use crate::store::{sessions, signing_keys, StoreError};
 /// Records the revocations (and what they end) in one transaction, then pushes them
 /// to Redis. Succeeds once PostgreSQL has them, even if Redis is down.
 #[tracing::instrument(name = "revocation.revoke", level = "debug", skip_all, fields(%reason, targets = targets.len()), err(level = "debug"))]
-pub async fn revoke(
+pub(crate) async fn revoke(
     tessera: &Tessera,
     targets: Vec<Target>,
     reason: &str,
@@ -43,7 +43,7 @@ pub async fn revoke(
 /// Like [`revoke`], with a change that decides the targets run first in the same
 /// transaction (a password change and the sessions it ends commit together).
 #[tracing::instrument(name = "revocation.revoke_with", level = "debug", skip_all, fields(%reason), err(level = "debug"))]
-pub async fn revoke_with<T, F>(
+pub(crate) async fn revoke_with<T, F>(
     tessera: &Tessera,
     prepare: F,
     reason: &str,

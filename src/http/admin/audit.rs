@@ -12,7 +12,7 @@ use crate::http::AppState;
 
 /// One security event.
 #[derive(Serialize, ToSchema)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     id: uuid::Uuid,
     at: DateTime<Utc>,
     /// What happened, e.g. `login.failed`, `admin.user.disabled`.
@@ -50,7 +50,7 @@ impl From<AuditRow> for AuditEntry {
 /// Taken as text and parsed by the auth layer, so a bad value gets an answer that
 /// names the parameter and its format.
 #[derive(Deserialize)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     user_id: Option<String>,
     action: Option<String>,
     /// RFC 3339; inclusive.
@@ -70,7 +70,7 @@ pub struct AuditQuery {
     responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/audit")]
-pub async fn list(
+pub(crate) async fn list(
     _admin: Admin,
     query: QueryString,
     state: web::Data<AppState>,

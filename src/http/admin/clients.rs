@@ -14,7 +14,7 @@ use crate::http::body::{JsonBody, QueryString};
 use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
-pub struct ClientView {
+pub(crate) struct ClientView {
     client_id: String,
     name: String,
     confidential: bool,
@@ -64,7 +64,7 @@ impl ClientView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // A schema only.
-pub struct NewClient {
+pub(crate) struct NewClient {
     /// Letters, digits and `. _ : -`; generated (`c_...`) when absent.
     #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     client_id: Option<String>,
@@ -100,7 +100,7 @@ pub struct NewClient {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // A schema only.
-pub struct ClientChanges {
+pub(crate) struct ClientChanges {
     #[schema(
         max_length = 128,
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
@@ -125,13 +125,13 @@ pub struct ClientChanges {
 #[derive(ToSchema)]
 #[schema(pattern = "^[!#-\\[\\]-~]{0,128}$")]
 #[allow(dead_code)]
-pub struct ScopeToken(String);
+pub(crate) struct ScopeToken(String);
 
 /// An audience (`aud`): 1 to 256 visible ASCII characters.
 #[derive(ToSchema)]
 #[schema(pattern = "^[!-~]{1,256}$")]
 #[allow(dead_code)]
-pub struct Audience(String);
+pub(crate) struct Audience(String);
 
 /// Lists OAuth clients.
 #[utoipa::path(
@@ -142,7 +142,7 @@ pub struct Audience(String);
     responses((status = 200, body = Page<ClientView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/clients")]
-pub async fn list(
+pub(crate) async fn list(
     _admin: Admin,
     query: QueryString,
     state: web::Data<AppState>,
@@ -170,7 +170,7 @@ pub async fn list(
     responses((status = 201, description = "Created; `client_secret` appears here only, for confidential clients", body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/clients")]
-pub async fn create(
+pub(crate) async fn create(
     admin: Admin,
     body: JsonBody,
     state: web::Data<AppState>,
@@ -190,7 +190,7 @@ pub async fn create(
     responses((status = 200, body = ClientView), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/clients/{id}")]
-pub async fn get(
+pub(crate) async fn get(
     _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -209,7 +209,7 @@ pub async fn get(
     responses((status = 200, body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 409, description = "client_credentials for a public client", body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[patch("/clients/{id}")]
-pub async fn update(
+pub(crate) async fn update(
     admin: Admin,
     path: web::Path<String>,
     body: JsonBody,
@@ -222,7 +222,7 @@ pub async fn update(
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RotateSecret {
+pub(crate) struct RotateSecret {
     /// How long the old secret keeps working; default 1 hour, at most 30 days.
     #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
     #[serde(default, deserialize_with = "crate::domain::whole_number")]
@@ -239,7 +239,7 @@ pub struct RotateSecret {
     responses((status = 200, description = "The new secret, shown once", body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/clients/{id}/secret")]
-pub async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     admin: Admin,
     path: web::Path<String>,
     body: JsonBody,
@@ -279,7 +279,7 @@ pub async fn rotate_secret(
     responses((status = 204, description = "Deleted; its sessions and live access tokens revoked"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[delete("/clients/{id}")]
-pub async fn delete(
+pub(crate) async fn delete(
     admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,

@@ -12,7 +12,7 @@ use crate::http::AppState;
 
 /// State and dates of a signing key; never private material.
 #[derive(Serialize, ToSchema)]
-pub struct KeyView {
+pub(crate) struct KeyView {
     kid: String,
     #[schema(value_type = String)]
     algorithm: SigningAlgorithm,
@@ -53,13 +53,16 @@ async fn views(state: &AppState) -> Result<Vec<KeyView>, Problem> {
     responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/keys")]
-pub async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+pub(crate) async fn list(
+    _admin: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
     Ok(ok(&views(&state).await?))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Rotate {
+pub(crate) struct Rotate {
     /// Stop using the current key at once and drop it from the JWKS (a leaked key).
     #[serde(default)]
     emergency: bool,
@@ -67,7 +70,7 @@ pub struct Rotate {
 
 /// What a rotation did, and the keys after it.
 #[derive(Serialize, ToSchema)]
-pub struct RotationView {
+pub(crate) struct RotationView {
     /// The new key: for a normal rotation the published `next` key, for an emergency
     /// the key that signs now.
     kid: String,
@@ -90,7 +93,7 @@ pub struct RotationView {
     responses((status = 200, description = "What the rotation did, and the keys after it", body = RotationView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/keys/rotate")]
-pub async fn rotate(
+pub(crate) async fn rotate(
     admin: Admin,
     body: JsonBody,
     state: web::Data<AppState>,

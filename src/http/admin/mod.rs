@@ -23,7 +23,7 @@ use crate::domain::Role;
 use crate::error::Problem;
 
 /// A caller holding the admin role.
-pub struct Admin {
+pub(crate) struct Admin {
     pub actor: Actor,
 }
 
@@ -61,7 +61,7 @@ impl FromRequest for Admin {
 
 /// `?limit=&cursor=`: keyset pagination; `cursor` is opaque to clients.
 #[derive(Deserialize)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     // A string: query structs that embed this one with `#[serde(flatten)]` see every
     // value as text.
     pub limit: Option<String>,
@@ -69,7 +69,7 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn limit(&self) -> Result<i64, Problem> {
+    pub(crate) fn limit(&self) -> Result<i64, Problem> {
         // `50.0` is an integer to JSON Schema, so to clients built from the document.
         let whole = |raw: &str| {
             raw.parse::<i64>().ok().or_else(|| {
@@ -87,7 +87,7 @@ impl PageQuery {
     }
 
     /// The cursor of lists ordered by a time-ordered id (audit log, revocations).
-    pub fn id_cursor(&self) -> Result<Option<uuid::Uuid>, Problem> {
+    pub(crate) fn id_cursor(&self) -> Result<Option<uuid::Uuid>, Problem> {
         self.cursor
             .as_deref()
             .map(|c| uuid::Uuid::parse_str(c).map_err(|_| Problem::bad_request("invalid cursor")))
@@ -96,7 +96,7 @@ impl PageQuery {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
+pub(crate) struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,7 +105,7 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// `rows` was fetched with `limit + 1` to learn whether more follow.
-    pub fn from_rows(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Self {
+    pub(crate) fn from_rows(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Self {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_cursor = if more { rows.last().map(key) } else { None };
@@ -116,7 +116,7 @@ impl<T> Page<T> {
     }
 
     /// The same page with every item turned into its response type.
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+    pub(crate) fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),
             next_cursor: self.next_cursor,
@@ -124,7 +124,7 @@ impl<T> Page<T> {
     }
 }
 
-pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope("/v1/admin")
             .service(users::list)
@@ -149,17 +149,17 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     );
 }
 
-pub fn parse_uuid(raw: &str, what: &str) -> Result<uuid::Uuid, Problem> {
+pub(crate) fn parse_uuid(raw: &str, what: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::parse_str(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
 }
 
-pub fn created<T: Serialize>(body: &T) -> actix_web::HttpResponse {
+pub(crate) fn created<T: Serialize>(body: &T) -> actix_web::HttpResponse {
     let mut res = actix_web::HttpResponse::Created();
     crate::error::no_store(&mut res);
     res.json(body)
 }
 
-pub fn ok<T: Serialize>(body: &T) -> actix_web::HttpResponse {
+pub(crate) fn ok<T: Serialize>(body: &T) -> actix_web::HttpResponse {
     let mut res = actix_web::HttpResponse::Ok();
     crate::error::no_store(&mut res);
     res.json(body)

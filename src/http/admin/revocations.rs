@@ -12,7 +12,7 @@ use crate::http::body::{JsonBody, QueryString};
 use crate::http::AppState;
 
 /// A reason is free text for people, but short and printable.
-pub fn check_reason(reason: &str) -> Result<String, Problem> {
+pub(crate) fn check_reason(reason: &str) -> Result<String, Problem> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
         return Err(Problem::bad_request(
@@ -24,7 +24,7 @@ pub fn check_reason(reason: &str) -> Result<String, Problem> {
 
 /// One recorded revocation.
 #[derive(Serialize, ToSchema)]
-pub struct Revocation {
+pub(crate) struct Revocation {
     id: uuid::Uuid,
     /// `jti`, `sid`, `user` or `client`.
     #[schema(value_type = String)]
@@ -60,7 +60,7 @@ impl From<RevocationRow> for Revocation {
 }
 
 #[derive(Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     kind: Option<String>,
     #[serde(flatten)]
     page: PageQuery,
@@ -75,7 +75,7 @@ pub struct ListQuery {
     responses((status = 200, body = Page<Revocation>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/revocations")]
-pub async fn list(
+pub(crate) async fn list(
     _admin: Admin,
     query: QueryString,
     state: web::Data<AppState>,
@@ -98,7 +98,7 @@ pub async fn list(
 /// Exactly one of `token`, `jti` or `sid`, and a reason.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateRevocation {
+pub(crate) struct CreateRevocation {
     /// An access token or a refresh token of this issuer.
     #[schema(min_length = 1)]
     token: Option<String>,
@@ -116,7 +116,7 @@ pub struct CreateRevocation {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct CreatedRevocation {
+pub(crate) struct CreatedRevocation {
     #[schema(value_type = String)]
     kind: RevocationKind,
     value: String,
@@ -131,7 +131,7 @@ pub struct CreatedRevocation {
     responses((status = 201, body = CreatedRevocation), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/revocations")]
-pub async fn create(
+pub(crate) async fn create(
     admin: Admin,
     body: JsonBody,
     state: web::Data<AppState>,

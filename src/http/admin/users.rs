@@ -13,7 +13,7 @@ use crate::http::body::{JsonBody, QueryString};
 use crate::http::AppState;
 
 #[derive(Serialize, ToSchema)]
-pub struct UserView {
+pub(crate) struct UserView {
     id: Uuid,
     username: String,
     roles: Vec<String>,
@@ -48,7 +48,7 @@ fn parse_roles(raw: &[String]) -> Result<Vec<Role>, Problem> {
 }
 
 #[derive(Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Part of a username, case-insensitive.
     q: Option<String>,
     #[serde(flatten)]
@@ -64,7 +64,7 @@ pub struct ListQuery {
     responses((status = 200, body = Page<UserView>), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/users")]
-pub async fn list(
+pub(crate) async fn list(
     _admin: Admin,
     query: QueryString,
     state: web::Data<AppState>,
@@ -80,7 +80,7 @@ pub async fn list(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateUser {
+pub(crate) struct CreateUser {
     /// Letters, digits and `. _ @ + -`; case-insensitive.
     #[schema(pattern = "^[A-Za-z0-9._@+-]{1,64}$")]
     username: String,
@@ -96,7 +96,7 @@ pub struct CreateUser {
 #[derive(ToSchema)]
 #[schema(pattern = "^[a-z0-9_:-]{1,64}$")]
 #[allow(dead_code)]
-pub struct RoleName(String);
+pub(crate) struct RoleName(String);
 
 /// Creates a user.
 #[utoipa::path(
@@ -107,7 +107,7 @@ pub struct RoleName(String);
     responses((status = 201, body = UserView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/users")]
-pub async fn create(
+pub(crate) async fn create(
     admin: Admin,
     body: JsonBody,
     state: web::Data<AppState>,
@@ -135,7 +135,7 @@ async fn find(state: &AppState, raw_id: &str) -> Result<UserRow, Problem> {
     responses((status = 200, body = UserView), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/users/{id}")]
-pub async fn get(
+pub(crate) async fn get(
     _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -145,7 +145,7 @@ pub async fn get(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateUser {
+pub(crate) struct UpdateUser {
     #[schema(value_type = Option<Vec<RoleName>>)]
     roles: Option<Vec<String>>,
     disabled: Option<bool>,
@@ -162,7 +162,7 @@ pub struct UpdateUser {
     responses((status = 200, body = UserView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 409, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[patch("/users/{id}")]
-pub async fn update(
+pub(crate) async fn update(
     admin: Admin,
     path: web::Path<String>,
     body: JsonBody,
@@ -187,7 +187,7 @@ pub async fn update(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ResetPassword {
+pub(crate) struct ResetPassword {
     /// At least `TESSERA_PASSWORD_MIN_LENGTH` (default 8) characters, at most 72 bytes.
     #[schema(min_length = 8, max_length = 72)]
     password: String,
@@ -203,7 +203,7 @@ pub struct ResetPassword {
     responses((status = 204, description = "Set; every session of the user ended"), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/users/{id}/password")]
-pub async fn reset_password(
+pub(crate) async fn reset_password(
     admin: Admin,
     path: web::Path<String>,
     body: JsonBody,
@@ -227,7 +227,7 @@ pub async fn reset_password(
     responses((status = 204, description = "Every source may try the account's password again"), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"), (status = 503, description = "Redis is unavailable", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/users/{id}/unlock")]
-pub async fn unlock(
+pub(crate) async fn unlock(
     admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -238,7 +238,7 @@ pub async fn unlock(
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct AdminSessionView {
+pub(crate) struct AdminSessionView {
     id: Uuid,
     client_id: String,
     scope: String,
@@ -258,7 +258,7 @@ pub struct AdminSessionView {
     responses((status = 200, body = Vec<AdminSessionView>), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[get("/users/{id}/sessions")]
-pub async fn sessions(
+pub(crate) async fn sessions(
     _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -283,7 +283,7 @@ pub async fn sessions(
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RevokeBody {
+pub(crate) struct RevokeBody {
     /// 1 to 200 printable characters; default `revoked_by_admin`.
     #[schema(
         min_length = 1,
@@ -303,7 +303,7 @@ pub struct RevokeBody {
     responses((status = 204, description = "Every session and live access token of the user revoked"), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/users/{id}/revoke")]
-pub async fn revoke_everything(
+pub(crate) async fn revoke_everything(
     admin: Admin,
     path: web::Path<String>,
     body: JsonBody,

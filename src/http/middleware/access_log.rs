@@ -29,7 +29,7 @@ fn method_label(method: &Method) -> &'static str {
 
 /// Logs and counts each answer. Unmatched paths count as the route `unmatched`, so a
 /// scan of random paths creates no new series.
-pub async fn access_log(
+pub(crate) async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

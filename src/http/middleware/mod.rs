@@ -5,7 +5,7 @@
 //! Only the method, route and status of a request are logged: never its query string,
 //! headers or body, where tokens and passwords travel.
 
-pub mod access_log;
-pub mod request_id;
-pub mod security_headers;
-pub mod timeout;
+pub(crate) mod access_log;
+pub(crate) mod request_id;
+pub(crate) mod security_headers;
+pub(crate) mod timeout;

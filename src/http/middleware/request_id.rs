@@ -6,16 +6,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::HttpMessage;
 use tracing::Instrument;
 
 use crate::telemetry::{with_request_id, REQUEST_LOG_TARGET};
 
-pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The request id, also stored in the request's extensions for handlers.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+pub(crate) static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A client-supplied id is kept if it is short and plain; otherwise we make one.
 fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
@@ -29,7 +24,7 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
 
 /// Gives the request its id and its span, and the response its `X-Request-Id`. An
 /// error (a timeout) travels on without the header: its body carries the id instead.
-pub async fn request_id(
+pub(crate) async fn request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -38,7 +33,6 @@ pub async fn request_id(
         .get(&REQUEST_ID_HEADER)
         .and_then(acceptable_request_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         target: REQUEST_LOG_TARGET,
         "request",

@@ -17,12 +17,12 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
 /// The most request-header bytes (names and values together) Tessera reads. A bearer
 /// token and a browser-mode cookie fit many times over; the HTTP parser alone only
 /// limits heads that arrive in pieces.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Refuses oversized request heads, then adds the headers every response carries: no
 /// sniffing, no framing, no referrer, and a content security policy that lets a page do
 /// only what it must.
-pub async fn security_headers(
+pub(crate) async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {

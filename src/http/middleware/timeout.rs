@@ -19,7 +19,7 @@ const DEFAULT_LIMIT: Duration = Duration::from_secs(30);
 #[error("the request took longer than {0:?}")]
 struct Timeout(Duration);
 
-pub async fn timeout(
+pub(crate) async fn timeout(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
