@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
 use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bytes::Bytes;
 use chrono::Utc;
 use diesel::PgConnection;
 use jsonwebtoken::jwk::Jwk;
