@@ -223,6 +223,17 @@ impl LoggedServer {
         .await
     }
 
+    async fn refresh(&self, refresh_token: &str) -> crate::helpers::Tokens {
+        tokens_of(
+            self.token(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .await,
+        )
+        .await
+    }
+
     /// Stops the server (SIGTERM, as in production) and reads what was logged.
     fn stop(&mut self) -> String {
         Command::new("kill")
@@ -269,15 +280,7 @@ async fn no_secret_ever_reaches_the_logs() {
         .send()
         .await
         .unwrap();
-    let second = tokens_of(
-        server
-            .token(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &first.refresh_token),
-            ])
-            .await,
-    )
-    .await;
+    let second = server.refresh(&first.refresh_token).await;
     // A failed login and a replayed refresh token log too.
     server
         .token(&[
@@ -335,15 +338,7 @@ async fn no_secret_ever_reaches_the_logs() {
 async fn a_debug_log_times_each_step_of_a_refresh() {
     let mut server = LoggedServer::start().await;
     let first = server.login().await;
-    let second = tokens_of(
-        server
-            .token(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &first.refresh_token),
-            ])
-            .await,
-    )
-    .await;
+    let second = server.refresh(&first.refresh_token).await;
     let logs = server.stop();
 
     let lines = json_lines(&logs);
