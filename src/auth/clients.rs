@@ -523,10 +523,19 @@ pub(crate) async fn rotate_secret(
         .run(move |conn| {
             use diesel::Connection;
             conn.transaction(|conn| {
-                let row = store::clients::rotate_secret(conn, &id, &hash, overlap.as_secs_f64())?
-                    .ok_or_else(|| {
-                    AuthError::NotFound("no such confidential client".to_owned())
-                })?;
+                let Some(row) =
+                    store::clients::rotate_secret(conn, &id, &hash, overlap.as_secs_f64())?
+                else {
+                    // A public client exists but has no secret: its type is what the
+                    // request conflicts with, as for client_credentials.
+                    return Err(match store::clients::find(conn, &id)? {
+                        Some(_) => AuthError::Conflict(
+                            "this client is public; only confidential clients have a secret"
+                                .to_owned(),
+                        ),
+                        None => AuthError::NotFound("no such client".to_owned()),
+                    });
+                };
                 super::audit::record(conn, &[event], &ctx)?;
                 Ok::<_, AuthError>(row)
             })

@@ -705,7 +705,22 @@ async fn a_rotated_secret_overlaps_with_the_old_one() {
         None,
     )
     .await;
-    assert_eq!(res.status(), 404, "public clients have no secret");
+    // The client exists; its type is what the request conflicts with.
+    assert_eq!(res.status(), 409, "public clients have no secret");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("public"),
+        "{body}"
+    );
+    let res = call(
+        &app,
+        "POST",
+        "/v1/admin/clients/nobody/secret",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 404, "an unknown client");
 }
 
 #[tokio::test]

@@ -236,7 +236,7 @@ pub(crate) struct RotateSecret {
     security(("bearer" = [])),
     params(("id" = String, Path, description = "client_id")),
     request_body = Option<RotateSecret>,
-    responses((status = 200, description = "The new secret, shown once", body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
+    responses((status = 200, description = "The new secret, shown once", body = ClientView), (status = 400, body = ProblemBody, content_type = "application/problem+json"), (status = 404, body = ProblemBody, content_type = "application/problem+json"), (status = 409, description = "The client is public: it has no secret", body = ProblemBody, content_type = "application/problem+json"), (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"), (status = 403, description = "No admin role", body = ProblemBody, content_type = "application/problem+json"))
 )]
 #[post("/clients/{id}/secret")]
 pub(crate) async fn rotate_secret(
