@@ -8,7 +8,6 @@ use super::revocation;
 use super::Tessera;
 use crate::config::Settings;
 use crate::store::denylist::Denylist;
-use crate::store::StoreError;
 
 /// Says at start-up whether Redis is reachable and whether it may evict denylist keys.
 pub(super) async fn report_redis_at_start(settings: &Settings, denylist: &Denylist) {
@@ -153,19 +152,13 @@ pub(crate) fn spawn(tessera: Tessera) -> Vec<tokio::task::JoinHandle<()>> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let grace = tessera.settings.tokens.refresh_reuse_grace.as_secs_f64();
             let result = tessera
                 .db
-                .run(move |conn| {
-                    let cleared =
-                        crate::store::refresh_tokens::clear_expired_successors(conn, grace)?;
-                    let deleted = crate::store::sessions::delete_expired(conn, 7)?;
-                    Ok::<_, StoreError>((cleared, deleted))
-                })
+                .run(move |conn| crate::store::sessions::delete_expired(conn, 7))
                 .await;
             match result {
-                Ok((cleared, deleted)) if cleared + deleted > 0 => {
-                    tracing::debug!(cleared, deleted, "housekeeping");
+                Ok(deleted) if deleted > 0 => {
+                    tracing::debug!(deleted, "housekeeping");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry"),

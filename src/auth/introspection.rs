@@ -13,9 +13,8 @@ use super::clients::Client;
 use super::revocation::{self, CheckError};
 use super::tokens::{self, Audience};
 use super::AuthError;
-use super::Tessera;
-use crate::domain::{RefreshToken, TokenType};
-use crate::store::refresh_tokens;
+use super::{refresh_chain, Tessera};
+use crate::domain::TokenType;
 
 /// The members of an `active: true` answer (RFC 7662 §2.2).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -132,39 +131,31 @@ async fn refresh_token(
     client: &Client,
     token: &str,
 ) -> Result<Option<ActiveToken>, AuthError> {
-    let Ok(token) = RefreshToken::parse(token) else {
-        return Ok(None);
-    };
-    let hash = token.hash();
-    let found = tessera
-        .db
-        .run(move |conn| refresh_tokens::state(conn, &hash.0, 0.0))
-        .await?;
-    let Some(t) = found else {
+    let Some(found) = refresh_chain::find(tessera, token).await? else {
         return Ok(None);
     };
     // A refresh token is a secret between Tessera and its client: no one else may use
     // introspection to probe one (say, a stolen one, without tripping reuse detection).
-    if !client.introspect_any && t.client_id != client.id.as_str() {
+    if !client.introspect_any && found.state.client_id != client.id.as_str() {
         return Ok(None);
     }
-    let live = t.used_at.is_none() && !t.token_expired && t.session_live && !t.user_disabled;
-    if !live {
+    if !found.is_live() {
         return Ok(None);
     }
+    let t = found.state;
     Ok(Some(ActiveToken {
         sub: t.user_id.to_string(),
         scope: t.scope,
         client_id: t.client_id,
         username: Some(t.username),
         token_type: TokenType::RefreshToken.as_str(),
-        exp: t.expires_at.timestamp(),
-        iat: t.created_at.timestamp(),
+        exp: t.refresh_expires_at.timestamp(),
+        iat: t.issued_at.timestamp(),
         nbf: None,
         iss: tessera.settings.issuer.clone(),
         aud: None,
         jti: None,
-        sid: Some(t.session_id.to_string()),
+        sid: Some(found.chain.session_id.to_string()),
         roles: None,
     }))
 }

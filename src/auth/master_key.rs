@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use aws_lc_rs::{hkdf, hmac};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use secrecy::ExposeSecret;
@@ -19,7 +20,14 @@ pub enum MasterKeyError {
     BadFile { path: String, reason: String },
 }
 
-pub struct MasterKey(SealingKey);
+/// HKDF salt of the keys derived from the master key.
+const DERIVATION_SALT: &[u8] = b"tessera/master-key";
+
+pub struct MasterKey {
+    sealing: SealingKey,
+    /// HKDF's pseudo-random key from the master key, for keys derived by purpose.
+    derivation: hkdf::Prk,
+}
 
 impl MasterKey {
     /// Loads the key. With nothing configured, a development key file is created on
@@ -54,7 +62,22 @@ impl MasterKey {
     }
 
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(SealingKey::from_bytes(&bytes))
+        let bytes = zeroize::Zeroizing::new(bytes);
+        Self {
+            sealing: SealingKey::from_bytes(&bytes),
+            derivation: hkdf::Salt::new(hkdf::HKDF_SHA256, DERIVATION_SALT).extract(&bytes[..]),
+        }
+    }
+
+    /// An HMAC-SHA256 key for one purpose, derived with HKDF (RFC 5869); another
+    /// purpose gives an unrelated key.
+    pub(crate) fn derive_hmac_key(&self, purpose: &[u8]) -> hmac::Key {
+        let purposes = [purpose];
+        let okm = self
+            .derivation
+            .expand(&purposes, hmac::HMAC_SHA256)
+            .expect("HKDF output of one SHA-256 block is always possible");
+        hmac::Key::from(okm)
     }
 
     /// A fresh random key, printed as base64: what `tessera keys generate-master-key` shows.
@@ -65,7 +88,7 @@ impl MasterKey {
     }
 
     pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
-        self.0.seal(plaintext, aad)
+        self.sealing.seal(plaintext, aad)
     }
 
     pub(crate) fn open(
@@ -73,7 +96,7 @@ impl MasterKey {
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<secrecy::SecretSlice<u8>, OpenError> {
-        self.0.open(sealed, aad)
+        self.sealing.open(sealed, aad)
     }
 }
 

@@ -12,6 +12,8 @@ pub mod keys;
 pub mod master_key;
 pub(crate) mod passwords;
 pub(crate) mod recent;
+pub(crate) mod refresh_chain;
+pub mod refresh_mac;
 pub mod revocation;
 pub mod sealing;
 pub(crate) mod service;
@@ -59,8 +61,19 @@ pub struct Parts {
     pub(in crate::auth) clients: Directory,
     pub(in crate::auth) profiles: Profiles,
     pub(in crate::auth) keys: KeyRing,
+    /// The refresh-token MAC key; `None` on a handle opened without the master key.
+    pub(in crate::auth) refresh_mac: Option<refresh_mac::RefreshMac>,
     pub(in crate::auth) passwords: PasswordHasher,
     pub(in crate::auth) metrics: Metrics,
+}
+
+impl Tessera {
+    /// The refresh-token MAC key, which only a handle opened with the master key has.
+    pub(in crate::auth) fn refresh_mac(&self) -> Result<&refresh_mac::RefreshMac, AuthError> {
+        self.refresh_mac
+            .as_ref()
+            .ok_or(AuthError::Keys(keys::KeyError::PublicOnly))
+    }
 }
 
 impl Deref for Tessera {

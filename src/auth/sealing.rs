@@ -1,11 +1,9 @@
 //! Authenticated encryption (AES-256-GCM, random 96-bit nonces) for what Tessera must
-//! store but not expose: private signing keys (under the master key) and the successor
-//! of a just-rotated refresh token (under a key derived from the token it replaces).
+//! store but not expose: private signing keys, under the master key.
 //!
 //! Sealed layout: `version (1) || nonce (12) || ciphertext || tag (16)`.
 
 use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
-use aws_lc_rs::hkdf;
 use secrecy::SecretSlice;
 use zeroize::Zeroizing;
 
@@ -20,17 +18,6 @@ pub struct SealingKey(RandomizedNonceKey);
 impl SealingKey {
     pub(crate) fn from_bytes(key: &[u8; 32]) -> Self {
         Self(RandomizedNonceKey::new(&AES_256_GCM, key).expect("a 32-byte key fits AES-256-GCM"))
-    }
-
-    /// Derives a key from high-entropy input keying material (HKDF-SHA256); `purpose`
-    /// separates keys derived from the same input for different uses.
-    pub fn derive(ikm: &[u8], purpose: &[u8]) -> Self {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tessera").extract(ikm);
-        let mut key = Zeroizing::new([0u8; 32]);
-        prk.expand(&[purpose], &AES_256_GCM)
-            .and_then(|okm| okm.fill(key.as_mut_slice()))
-            .expect("HKDF output of 32 bytes is always possible");
-        Self::from_bytes(&key)
     }
 
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
@@ -86,20 +73,5 @@ mod tests {
         assert!(key.open(&altered, b"kid-1").is_err());
         let other = SealingKey::from_bytes(&[8u8; 32]);
         assert!(other.open(&sealed, b"kid-1").is_err());
-    }
-
-    #[test]
-    fn derived_keys_depend_on_input_and_purpose() {
-        let a = SealingKey::derive(b"token-a", b"p");
-        let sealed = a.seal(b"x", b"");
-        assert!(SealingKey::derive(b"token-a", b"p")
-            .open(&sealed, b"")
-            .is_ok());
-        assert!(SealingKey::derive(b"token-b", b"p")
-            .open(&sealed, b"")
-            .is_err());
-        assert!(SealingKey::derive(b"token-a", b"q")
-            .open(&sealed, b"")
-            .is_err());
     }
 }

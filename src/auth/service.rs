@@ -7,6 +7,7 @@ use super::clients::Directory;
 use super::keys::{KeyError, KeyPolicy, KeyRing, KeySet};
 use super::master_key::{MasterKey, MasterKeyError};
 use super::passwords::{HashError, PasswordHasher};
+use super::refresh_mac::RefreshMac;
 use super::users::Profiles;
 use super::{Parts, Tessera};
 use crate::config::{MasterKeySource, Settings};
@@ -45,8 +46,9 @@ impl Tessera {
     pub async fn open(settings: Settings) -> Result<Self, OpenError> {
         let db = open_database(&settings).await?;
         let master = load_master_key(&settings, &db).await?;
+        let refresh_mac = RefreshMac::from_master(&master);
         let keys = KeyRing::start(db.clone(), master, key_policy(&settings)).await?;
-        let tessera = Self::assemble(settings, db, keys).await?;
+        let tessera = Self::assemble(settings, db, keys, Some(refresh_mac)).await?;
         super::background::report_redis_at_start(&tessera.settings, &tessera.denylist).await;
         Ok(tessera)
     }
@@ -59,10 +61,15 @@ impl Tessera {
     pub async fn open_admin(settings: Settings) -> Result<Self, OpenError> {
         let db = open_database(&settings).await?;
         let keys = KeyRing::public_only(db.clone(), key_policy(&settings)).await?;
-        Self::assemble(settings, db, keys).await
+        Self::assemble(settings, db, keys, None).await
     }
 
-    async fn assemble(settings: Settings, db: Db, keys: KeyRing) -> Result<Self, OpenError> {
+    async fn assemble(
+        settings: Settings,
+        db: Db,
+        keys: KeyRing,
+        refresh_mac: Option<RefreshMac>,
+    ) -> Result<Self, OpenError> {
         let passwords = PasswordHasher::new(
             settings.passwords.bcrypt_cost,
             settings.passwords.bcrypt_max_concurrency,
@@ -80,6 +87,7 @@ impl Tessera {
             denylist_sync: Default::default(),
             throttle,
             keys,
+            refresh_mac,
             passwords,
             metrics: Metrics::new(),
         })))

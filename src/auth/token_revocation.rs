@@ -5,9 +5,8 @@ use super::revocation::{revoke, Target};
 use crate::auth::audit::{self, AuditEvent};
 use crate::auth::clients::Client;
 use crate::auth::tokens;
-use crate::auth::{AuthError, RequestContext, Tessera};
-use crate::domain::{RefreshToken, TokenType};
-use crate::store::refresh_tokens;
+use crate::auth::{refresh_chain, AuthError, RequestContext, Tessera};
+use crate::domain::TokenType;
 
 /// RFC 7009: revokes a token presented by `client`. A refresh token ends its whole
 /// session; an access token is denied by `jti`. The hint only decides which kind is
@@ -43,30 +42,23 @@ async fn revoke_refresh_token(
     token: &str,
     ctx: &RequestContext,
 ) -> Result<bool, AuthError> {
-    let Ok(token) = RefreshToken::parse(token) else {
+    let Some(found) = refresh_chain::find(tessera, token).await? else {
         return Ok(false);
     };
-    let hash = token.hash();
-    let Some(found) = tessera
-        .db
-        .run(move |conn| refresh_tokens::state(conn, &hash.0, 0.0))
-        .await?
-    else {
-        return Ok(false);
-    };
-    if found.client_id != client.id.as_str() {
+    if found.state.client_id != client.id.as_str() {
         return Err(not_yours());
     }
-    if found.session_live {
+    // Any genuine link ends its session, the live one or one spent before it.
+    if found.state.live {
         let event = AuditEvent::new(audit::action::SESSION_REVOKED)
-            .user(found.user_id)
+            .user(found.state.user_id)
             .client(client.id.as_str())
-            .session(found.session_id)
+            .session(found.chain.session_id)
             .detail("via", TokenType::RefreshToken.as_str());
         revoke_for_client(
             tessera,
             client,
-            Target::Session(found.session_id),
+            Target::Session(found.chain.session_id),
             event,
             ctx,
         )

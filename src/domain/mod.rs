@@ -22,7 +22,7 @@ pub(crate) use grant_type::GrantType;
 pub(crate) use key_bytes::decode_key;
 pub(crate) use key_state::KeyState;
 pub use password::{NewPassword, Password, PasswordError, BCRYPT_MAX_BYTES};
-pub use refresh_token::{RefreshToken, RefreshTokenHash};
+pub use refresh_token::{Chain, RefreshToken};
 pub use revocation_kind::{RevocationKind, UnknownRevocationKind};
 pub use role::Role;
 pub(crate) use scope::Scope;

@@ -27,9 +27,9 @@ pub struct TokenParams {
     /// For `password`; at most 1024 bytes (a password can be at most 72).
     #[schema(min_length = 1, max_length = 1024)]
     password: Option<String>,
-    /// For `refresh_token`: `rt_` and 43 base64url characters. A browser-mode client
+    /// For `refresh_token`: `rt_` and 76 base64url characters. A browser-mode client
     /// sends it in its cookie instead.
-    #[schema(pattern = "^rt_[A-Za-z0-9_-]{43}$")]
+    #[schema(pattern = "^rt_[A-Za-z0-9_-]{76}$")]
     refresh_token: Option<String>,
     /// Space-separated; narrows what is granted.
     scope: Option<String>,

@@ -6,7 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod clients;
 pub mod denylist;
 pub(crate) mod key_events;
-pub(crate) mod refresh_tokens;
+pub(crate) mod refresh;
 pub(crate) mod revocations;
 pub(crate) mod schema;
 pub(crate) mod sessions;

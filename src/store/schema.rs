@@ -42,18 +42,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    refresh_tokens (token_hash) {
-        token_hash -> Bytea,
-        session_id -> Uuid,
-        created_at -> Timestamptz,
-        expires_at -> Timestamptz,
-        used_at -> Nullable<Timestamptz>,
-        successor_hash -> Nullable<Bytea>,
-        retry_sealed -> Nullable<Bytea>,
-    }
-}
-
-diesel::table! {
     revocations (id) {
         id -> Uuid,
         kind -> Text,
@@ -81,6 +69,11 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         ip -> Nullable<Text>,
+        generation -> Int8,
+        rotated_at -> Nullable<Timestamptz>,
+        refresh_expires_at -> Timestamptz,
+        username -> Text,
+        roles -> Array<Text>,
     }
 }
 
@@ -111,7 +104,6 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> clients (client_id));
 diesel::joinable!(sessions -> users (user_id));
 
@@ -119,7 +111,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     clients,
     denylist_generation,
-    refresh_tokens,
     revocations,
     sessions,
     signing_keys,

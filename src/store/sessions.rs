@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{refresh_tokens, sessions};
+use super::schema::sessions;
 use super::StoreError;
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -29,26 +29,18 @@ pub(crate) struct NewSession<'a> {
     pub client_id: &'a str,
     pub scope: &'a str,
     pub expires_at: DateTime<Utc>,
+    /// Idle expiry of the login's refresh token (generation 0).
+    pub refresh_expires_at: DateTime<Utc>,
+    pub username: &'a str,
+    pub roles: &'a [String],
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
 }
 
-/// Starts a session with its first refresh token. Run it inside a transaction.
-pub(crate) fn insert_with_refresh_token(
-    conn: &mut PgConnection,
-    session: &NewSession<'_>,
-    token_hash: &[u8; 32],
-    token_expires_at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+/// Starts a session at generation 0: its first refresh token.
+pub(crate) fn insert(conn: &mut PgConnection, session: &NewSession<'_>) -> Result<(), StoreError> {
     diesel::insert_into(sessions::table)
         .values(session)
-        .execute(conn)?;
-    diesel::insert_into(refresh_tokens::table)
-        .values((
-            refresh_tokens::token_hash.eq(&token_hash[..]),
-            refresh_tokens::session_id.eq(session.id),
-            refresh_tokens::expires_at.eq(token_expires_at),
-        ))
         .execute(conn)?;
     Ok(())
 }
@@ -76,7 +68,7 @@ pub(crate) fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<SessionRo
         .optional()?)
 }
 
-/// Drops sessions that ended (expired) more than `keep_days` ago, with their tokens.
+/// Drops sessions that ended (expired) more than `keep_days` ago.
 pub(crate) fn delete_expired(conn: &mut PgConnection, keep_days: i32) -> Result<usize, StoreError> {
     Ok(diesel::sql_query(
         "DELETE FROM sessions WHERE expires_at < now() - make_interval(days => $1)",

@@ -158,31 +158,3 @@ pub(crate) fn unchanged_since_check(
         .filter(|(changed, disabled, _)| *changed == password_changed_at && !disabled)
         .map(|(_, _, roles)| roles))
 }
-
-/// The roles of an enabled user and PostgreSQL's clock (unix seconds, rounded down),
-/// the clock read while this transaction holds the user row `FOR SHARE`: a role change
-/// either committed first (its roles are returned), or waits for this transaction and
-/// timestamps its revocation after the clock read here. The clock is an access token's
-/// `iat`, so a token with the old roles is always older than their revocation.
-pub(crate) fn roles_and_clock(
-    conn: &mut PgConnection,
-    id: Uuid,
-) -> Result<Option<(Vec<String>, i64)>, StoreError> {
-    conn.transaction(|conn| {
-        let roles: Option<Vec<String>> = users::table
-            .find(id)
-            .filter(users::disabled.eq(false))
-            .select(users::roles)
-            .for_share()
-            .first(conn)
-            .optional()?;
-        let Some(roles) = roles else {
-            return Ok(None);
-        };
-        let now: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "floor(extract(epoch FROM clock_timestamp()))::bigint",
-        ))
-        .get_result(conn)?;
-        Ok(Some((roles, now)))
-    })
-}

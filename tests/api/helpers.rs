@@ -10,9 +10,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use tessera::auth::master_key::MasterKey;
+use tessera::auth::refresh_mac::RefreshMac;
 use tessera::auth::{users, Tessera};
 use tessera::config::{Settings, Source};
-use tessera::domain::{NewPassword, Role, Username};
+use tessera::domain::{Chain, NewPassword, RefreshToken, Role, Username};
 use tessera::startup::Application;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -178,6 +179,37 @@ pub struct Tokens {
 }
 
 impl TestApp {
+    /// The refresh-token MAC of this app's master key: tests read and mint chain links
+    /// with it, as the server does.
+    pub fn refresh_mac(&self) -> RefreshMac {
+        use base64::Engine;
+        let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(&self.master_key)
+            .expect("the tests' master key is base64")
+            .try_into()
+            .expect("32 bytes");
+        RefreshMac::from_master(&MasterKey::from_bytes(bytes))
+    }
+
+    /// The session a refresh token continues and its generation.
+    pub fn chain_of(&self, refresh_token: &str) -> Chain {
+        let token = RefreshToken::parse(refresh_token).expect("a refresh token");
+        self.refresh_mac()
+            .verify(&token)
+            .expect("a genuine refresh token")
+    }
+
+    /// A genuine token for any link of any chain.
+    pub fn mint_refresh(&self, session_id: Uuid, generation: u64) -> String {
+        self.refresh_mac()
+            .issue(Chain {
+                session_id,
+                generation,
+            })
+            .expose()
+            .to_owned()
+    }
+
     /// Stops this instance (server and background jobs), keeping its database.
     pub async fn stop(&self) {
         self.server.stop(true).await;

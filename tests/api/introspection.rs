@@ -151,9 +151,8 @@ async fn spent_revoked_and_expired_refresh_tokens_are_inactive() {
         .await;
     let expired = app.login("alice").await;
     diesel::sql_query(format!(
-        "UPDATE refresh_tokens SET expires_at = now() - interval '1 second'
-          WHERE token_hash = sha256('{}'::bytea)",
-        expired.refresh_token
+        "UPDATE sessions SET refresh_expires_at = now() - interval '1 second' WHERE id = '{}'",
+        app.chain_of(&expired.refresh_token).session_id
     ))
     .execute(&mut app.db())
     .unwrap();
@@ -352,7 +351,7 @@ async fn probing_another_clients_refresh_token_never_spends_it_nor_counts_as_reu
     let second = tokens_of(res).await;
     // Probing the spent one long after does not end the session either.
     diesel::sql_query(
-        "UPDATE refresh_tokens SET used_at = now() - interval '1 hour' WHERE used_at IS NOT NULL",
+        "UPDATE sessions SET rotated_at = now() - interval '1 hour' WHERE rotated_at IS NOT NULL",
     )
     .execute(&mut app.db())
     .unwrap();

@@ -23,4 +23,5 @@ mod revocation;
 mod telemetry;
 mod token_password;
 mod token_refresh;
+mod upgrade;
 mod verifier;

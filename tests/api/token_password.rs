@@ -20,7 +20,7 @@ async fn password_grant_returns_tokens_and_no_store() {
     assert_eq!(body["expires_in"], 300);
     assert_eq!(body["scope"], "profile");
     assert!(tokens.refresh_token.starts_with("rt_"));
-    assert_eq!(tokens.refresh_token.len(), 46);
+    assert_eq!(tokens.refresh_token.len(), 79);
 
     let header = header_of(&tokens.access_token);
     assert_eq!(header["typ"], "at+jwt");
@@ -41,15 +41,21 @@ async fn password_grant_returns_tokens_and_no_store() {
     for claim in ["jti", "sid"] {
         assert!(claims[claim].is_string(), "{claim} missing");
     }
-    // The session and its first refresh token are stored; the token only as a hash.
-    assert_eq!(app.count("SELECT count(*) FROM sessions"), 1);
+    // The session is stored at generation 0, its first refresh token; the token
+    // itself is stored nowhere (its MAC key is derived from the master key).
+    let chain = app.chain_of(&tokens.refresh_token);
+    assert_eq!(
+        chain.session_id.to_string(),
+        claims["sid"].as_str().unwrap()
+    );
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM refresh_tokens WHERE token_hash = sha256('{}'::bytea)",
-            tokens.refresh_token
+            "SELECT count(*) FROM sessions WHERE id = '{}' AND generation = 0",
+            chain.session_id
         )),
         1
     );
+    assert_eq!(app.count("SELECT count(*) FROM sessions"), 1);
 }
 
 #[tokio::test]

@@ -4,10 +4,6 @@ use diesel::RunQueryDsl;
 
 use crate::helpers::{assert_oauth_error, claims_of, spawn, spawn_app, tokens_of, PASSWORD};
 
-fn hash_sql(token: &str) -> String {
-    format!("sha256('{token}'::bytea)")
-}
-
 #[tokio::test]
 async fn refresh_rotates_the_token_within_one_session() {
     let app = spawn_app().await;
@@ -28,13 +24,19 @@ async fn refresh_rotates_the_token_within_one_session() {
     assert_eq!(a["sid"], b["sid"], "one login, one session");
     assert_ne!(a["jti"], b["jti"]);
     assert_eq!(second.body["scope"], "profile");
-    // The old token is spent and points at its successor.
+    // Both tokens name the session; the successor is the next generation, and the
+    // session row, the only one there is, says it is the live one.
+    let (old, new) = (
+        app.chain_of(&first.refresh_token),
+        app.chain_of(&second.refresh_token),
+    );
+    assert_eq!(old.session_id.to_string(), a["sid"].as_str().unwrap());
+    assert_eq!(new.session_id, old.session_id);
+    assert_eq!((old.generation, new.generation), (0, 1));
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM refresh_tokens WHERE token_hash = {} AND used_at IS NOT NULL
-               AND successor_hash = {}",
-            hash_sql(&first.refresh_token),
-            hash_sql(&second.refresh_token)
+            "SELECT generation FROM sessions WHERE id = '{}'",
+            old.session_id
         )),
         1
     );
@@ -56,10 +58,10 @@ async fn retry_within_the_grace_window_returns_the_same_successor() {
         a.refresh_token, b.refresh_token,
         "the chain must not branch"
     );
-    assert_eq!(app.count("SELECT count(*) FROM refresh_tokens"), 2);
     assert_eq!(
-        app.count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL"),
-        1
+        app.count("SELECT generation FROM sessions WHERE revoked_at IS NULL"),
+        1,
+        "one live session, rotated once"
     );
     // The successor still works: nobody was logged out.
     app.refresh(&a.refresh_token).await;
@@ -165,9 +167,9 @@ async fn fifty_parallel_refreshes_share_one_successor() {
     }
     assert_eq!(successors.len(), 1, "one and the same new refresh token");
     assert_eq!(
-        app.count("SELECT count(*) FROM refresh_tokens"),
-        2,
-        "exactly one new token"
+        app.count("SELECT generation FROM sessions"),
+        1,
+        "exactly one rotation"
     );
     assert_eq!(
         app.count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL"),
@@ -183,7 +185,7 @@ async fn idle_lifetime_is_enforced() {
     app.create_user("alice", &[]).await;
     let first = app.login("alice").await;
     // Simulate two idle weeks.
-    diesel::sql_query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
+    diesel::sql_query("UPDATE sessions SET refresh_expires_at = now() - interval '1 second'")
         .execute(&mut app.db())
         .unwrap();
 
@@ -220,9 +222,9 @@ async fn refresh_never_extends_a_session_past_its_absolute_end() {
     let second = app.refresh(&first.refresh_token).await;
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
-              WHERE rt.token_hash = {} AND rt.expires_at <= s.expires_at",
-            hash_sql(&second.refresh_token)
+            "SELECT count(*) FROM sessions
+              WHERE id = '{}' AND generation = 1 AND refresh_expires_at <= expires_at",
+            app.chain_of(&second.refresh_token).session_id
         )),
         1
     );
@@ -313,22 +315,134 @@ async fn refresh_may_narrow_the_scope_but_not_widen_it() {
 #[tokio::test]
 async fn unknown_refresh_token_is_invalid_grant() {
     let app = spawn_app().await;
+    // Genuine, but of a session that does not exist (deleted, or never was).
     let res = app
-        .refresh_grant("rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .refresh_grant(&app.mint_refresh(uuid::Uuid::now_v7(), 0))
         .await;
     assert_oauth_error(res, 400, "invalid_grant").await;
 }
 
 #[tokio::test]
-async fn disabled_user_cannot_refresh() {
+async fn a_token_of_the_retired_random_format_is_invalid_grant_not_malformed() {
+    // What versions before generations issued: rt_ and 256 random bits.
+    let app = spawn_app().await;
+    let res = app
+        .refresh_grant("rt_W3IBR7aRjfwZuqDXdnyrdbduF5mIN9BK9D8vNGPFNQ8")
+        .await;
+    let body = assert_oauth_error(res, 400, "invalid_grant").await;
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("invalid, expired or revoked"));
+}
+
+#[tokio::test]
+async fn a_forged_link_of_a_real_session_is_refused_and_ends_nothing() {
     let app = spawn_app().await;
     app.create_user("alice", &[]).await;
     let first = app.login("alice").await;
-    diesel::sql_query("UPDATE users SET disabled = true")
-        .execute(&mut app.db())
+    let chain = app.chain_of(&first.refresh_token);
+    // The right session and generation under another key: what someone who read the
+    // database, but not the master key, could put together.
+    let other_key = tessera::auth::refresh_mac::RefreshMac::from_master(
+        &tessera::auth::master_key::MasterKey::from_bytes([7; 32]),
+    );
+    let forged = other_key.issue(chain);
+
+    let res = app.refresh_grant(forged.expose()).await;
+
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND generation = 0"),
+        1,
+        "the session lives on, not rotated"
+    );
+    app.refresh(&first.refresh_token).await;
+}
+
+#[tokio::test]
+async fn a_link_from_ahead_of_the_database_is_refused_without_ending_the_session() {
+    // A genuine token the database has not reached: it was restored from a backup
+    // older than the token. Refused, and not taken for a replay.
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    let ahead = app.mint_refresh(app.chain_of(&first.refresh_token).session_id, 5);
+
+    let res = app.refresh_grant(&ahead).await;
+
+    assert_oauth_error(res, 400, "invalid_grant").await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM sessions WHERE revoked_at IS NULL"),
+        1
+    );
+    app.refresh(&first.refresh_token).await;
+}
+
+#[tokio::test]
+async fn a_refresh_updates_the_session_row_and_writes_nothing_else() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let mut token = app.login("alice").await.refresh_token;
+    let rows = "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM audit_log)
+                     + (SELECT count(*) FROM revocations) + (SELECT count(*) FROM users)";
+    let before = app.count(rows);
+    for _ in 0..5 {
+        token = app.refresh(&token).await.refresh_token;
+    }
+    assert_eq!(app.count(rows), before, "no row added by a refresh");
+    assert_eq!(app.count("SELECT generation FROM sessions"), 5);
+    assert_eq!(app.chain_of(&token).generation, 5);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'refresh_tokens'"
+        ),
+        0,
+        "no table of spent tokens to grow"
+    );
+}
+
+#[tokio::test]
+async fn a_user_disabled_by_an_administrator_cannot_refresh() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let alice = app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    let res = app
+        .api
+        .patch(app.url(&format!("/v1/admin/users/{alice}")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"disabled": true}))
+        .send()
+        .await
         .unwrap();
+    assert_eq!(res.status(), 200);
     let res = app.refresh_grant(&first.refresh_token).await;
     assert_oauth_error(res, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn a_role_change_reaches_the_next_refresh_of_every_session() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let bob = app.create_user("bob", &[]).await;
+    let (phone, laptop) = (app.login("bob").await, app.login("bob").await);
+    let res = app
+        .api
+        .patch(app.url(&format!("/v1/admin/users/{bob}")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"roles": ["viewer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for session in [phone, laptop] {
+        let next = app.refresh(&session.refresh_token).await;
+        assert_eq!(
+            claims_of(&next.access_token)["roles"],
+            serde_json::json!(["viewer"])
+        );
+    }
 }
 
 #[tokio::test]
@@ -404,16 +518,19 @@ async fn a_refresh_racing_a_role_change_never_outlives_the_change_with_the_old_r
     let bob = app.create_user("bob", &[]).await;
     let first = app.login("bob").await;
 
-    // Hold the refresh token's row, so the refresh below stalls inside its statement
-    // after it has started (and, before the fix, read the roles).
+    // Hold the session row, so the refresh below stalls inside its statement after it
+    // has started (and, before the fix, read the roles).
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let (url, hash) = (app.database_url.clone(), hash_sql(&first.refresh_token));
+    let (url, sid) = (
+        app.database_url.clone(),
+        app.chain_of(&first.refresh_token).session_id,
+    );
     let holder = std::thread::spawn(move || {
         let mut conn = diesel::PgConnection::establish(&url).unwrap();
         let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
             diesel::sql_query(format!(
-                "SELECT 1 FROM refresh_tokens WHERE token_hash = {hash} FOR UPDATE"
+                "SELECT 1 FROM sessions WHERE id = '{sid}' FOR UPDATE"
             ))
             .execute(conn)?;
             locked_tx.send(()).unwrap();

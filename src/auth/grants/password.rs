@@ -9,7 +9,7 @@ use super::{count_issued, mint_for_user, Granted};
 use crate::auth::audit::{self, action, AuditEvent};
 use crate::auth::clients::Client;
 use crate::auth::{chrono_duration, throttle, tokens, AuthError, RequestContext, Tessera};
-use crate::domain::{GrantType, Password, RefreshToken, Scope, Username};
+use crate::domain::{Chain, GrantType, Password, Scope, Username};
 use crate::store::{sessions, users};
 
 /// `grant_type=password` (RFC 6749 §4.3): checks the password and starts a session.
@@ -75,16 +75,19 @@ pub(crate) async fn password(
         upgrade_hash_in_background(tessera, user.id, user.password_hash.clone(), password);
     }
 
-    let refresh = RefreshToken::generate();
     let session_id = Uuid::now_v7();
+    let refresh = tessera.refresh_mac()?.issue(Chain {
+        session_id,
+        generation: 0,
+    });
     let now = Utc::now();
     let session_expires = now + chrono_duration(tessera.settings.tokens.session_max_ttl);
-    let token_expires =
+    let refresh_expires =
         (now + chrono_duration(tessera.settings.tokens.refresh_idle_ttl)).min(session_expires);
-    let (hash, scope_text, client_id, ctx2) = (
-        refresh.hash(),
+    let (scope_text, client_id, username, ctx2) = (
         scope.to_string(),
         client.id.as_str().to_owned(),
+        user.username.clone(),
         ctx.clone(),
     );
     let user_id = user.id;
@@ -100,15 +103,16 @@ pub(crate) async fn password(
                 // The password was checked against a hash read before bcrypt ran; if an
                 // admin reset it or disabled the account meanwhile, that change wins. The
                 // row lock orders this login before or after any change to the user: a
-                // change made first is seen here (its roles go into the token); a change
-                // made after waits for this commit, and its revocation, timestamped
-                // later, catches the token, whose `iat` is fixed before the commit.
+                // change made first is seen here (its roles go into the token and the
+                // session); a change made after waits for this commit, updates the new
+                // session's roles, and its revocation, timestamped later, catches the
+                // token, whose `iat` is fixed before the commit.
                 let Some(roles) = users::unchanged_since_check(conn, user_id, password_changed_at)?
                 else {
                     return Ok::<_, crate::store::StoreError>(None);
                 };
                 let issued_at = tokens::now_unix();
-                sessions::insert_with_refresh_token(
+                sessions::insert(
                     conn,
                     &sessions::NewSession {
                         id: session_id,
@@ -116,11 +120,12 @@ pub(crate) async fn password(
                         client_id: &client_id,
                         scope: &scope_text,
                         expires_at: session_expires,
+                        refresh_expires_at: refresh_expires,
+                        username: &username,
+                        roles: &roles,
                         user_agent: ctx2.user_agent.as_deref(),
                         ip: ctx2.ip.as_deref(),
                     },
-                    &hash.0,
-                    token_expires,
                 )?;
                 audit::record(conn, &[event], &ctx2)?;
                 Ok(Some((roles, issued_at)))

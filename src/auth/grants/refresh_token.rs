@@ -1,21 +1,24 @@
 //! `grant_type=refresh_token`: rotation, the grace window for retries, and reuse
 //! detection, which ends the session.
+//!
+//! A token names its session and a generation (`domain::RefreshToken`); the session row
+//! holds the live generation. Presented with generation `g` while the row holds `c`:
+//! - `g == c`: the rotation moves the row to `c + 1` and the answer carries that link;
+//! - `g == c - 1` within the grace window after that rotation: a retry (a lost answer,
+//!   racing tabs), answered with the same successor, recomputed from its generation;
+//! - any other `g < c`: a replay of a spent token. Someone else may hold the chain, so
+//!   the session ends, and with it every access token minted in it.
 
-use chrono::Utc;
-use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::{count_issued, mint_for_user, Granted};
 use crate::auth::audit::{self, action, AuditEvent};
 use crate::auth::clients::Client;
 use crate::auth::revocation::{self, Target};
-use crate::auth::sealing::SealingKey;
 use crate::auth::{AuthError, RequestContext, Tessera};
-use crate::domain::{GrantType, RefreshToken, Scope};
-use crate::store::{refresh_tokens, users};
-
-/// HKDF purpose for the key that seals a successor refresh token.
-const SUCCESSOR_PURPOSE: &[u8] = b"refresh-token-successor/v1";
+use crate::domain::{Chain, GrantType, RefreshToken, Scope};
+use crate::store::refresh::{self, ChainState, Rotation};
+use crate::store::StoreError;
 
 /// `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
 /// (OAuth 2.0 Security BCP §4.14.2).
@@ -28,66 +31,49 @@ pub(crate) async fn refresh(
     ctx: &RequestContext,
 ) -> Result<Granted, AuthError> {
     client.may_use_grant(GrantType::RefreshToken)?;
-    let hash = presented.hash();
-    let successor = RefreshToken::generate();
-    let successor_hash = successor.hash();
-    let sealed = SealingKey::derive(presented.expose().as_bytes(), SUCCESSOR_PURPOSE)
-        .seal(successor.expose().as_bytes(), &hash.0);
+    let mac = tessera.refresh_mac()?;
+    // A forged, altered or retired token goes no further than this.
+    let chain = mac
+        .verify(&presented)
+        .ok_or(AuthError::InvalidRefreshToken)?;
+    let generation = i64::try_from(chain.generation).map_err(|_| AuthError::InvalidRefreshToken)?;
     let idle_seconds = tessera.settings.tokens.refresh_idle_ttl.as_secs_f64();
     let (client_id, ctx2) = (client.id.as_str().to_owned(), ctx.clone());
     let rotated = tessera
         .db
         .run(move |conn| {
-            refresh_tokens::rotate(
+            refresh::rotate(
                 conn,
-                &refresh_tokens::Rotation {
-                    token_hash: &hash.0,
-                    successor_hash: &successor_hash.0,
-                    successor_sealed: &sealed,
-                    idle_seconds,
+                &Rotation {
+                    session_id: chain.session_id,
+                    generation,
                     client_id: &client_id,
+                    idle_seconds,
                     ip: ctx2.ip.as_deref(),
                     user_agent: ctx2.user_agent.as_deref(),
                 },
             )
         })
         .await?;
-
-    // Roles and `iat` are read under the user row lock, from PostgreSQL's clock, on both
-    // paths (see `refresh_tokens::rotate`): a role change racing this refresh never
-    // leaves a token with the old roles that its revocation does not catch.
-    let (session_id, user_id, username, roles, session_scope, refresh_token, issued_at) =
-        match rotated {
-            Some(r) => (
-                r.session_id,
-                r.user_id,
-                r.username,
-                r.roles,
-                r.scope,
-                successor,
-                r.issued_at,
-            ),
-            None => {
-                let retry = explain_failed_rotation(tessera, client, &presented, ctx).await?;
-                (
-                    retry.session_id,
-                    retry.user_id,
-                    retry.username,
-                    retry.roles,
-                    retry.scope,
-                    retry.successor,
-                    retry.issued_at,
-                )
-            }
-        };
+    let link = match rotated {
+        Some(r) => Link {
+            user_id: r.user_id,
+            username: r.username,
+            roles: r.roles,
+            scope: r.scope,
+            generation: r.generation,
+            issued_at: r.issued_at,
+        },
+        None => explain_failed_rotation(tessera, client, chain, ctx).await?,
+    };
+    let successor = mac.issue(Chain {
+        session_id: chain.session_id,
+        generation: u64::try_from(link.generation).map_err(|_| corrupt("generation"))?,
+    });
 
     // The refresh token keeps the session's scope (RFC 6749 §6); the access token may
     // ask for less, and never gets more than the client may have today.
-    let session_scope = Scope::parse(&session_scope).map_err(|e| {
-        AuthError::Store(crate::store::StoreError::Corrupt(format!(
-            "session scope: {e}"
-        )))
-    })?;
+    let session_scope = Scope::parse(&link.scope).map_err(|e| corrupt(&format!("scope: {e}")))?;
     let scope = match requested {
         Some(r) if !r.is_subset(&session_scope) => {
             return Err(AuthError::InvalidScope(format!(
@@ -103,118 +89,120 @@ pub(crate) async fn refresh(
     let access = mint_for_user(
         tessera,
         client,
-        user_id,
-        &username,
-        &roles,
-        session_id,
+        link.user_id,
+        &link.username,
+        &link.roles,
+        chain.session_id,
         &scope,
-        Some(issued_at),
+        Some(link.issued_at),
     )?;
     count_issued(tessera, GrantType::RefreshToken);
     Ok(Granted {
         access,
-        refresh_token: Some(refresh_token),
+        refresh_token: Some(successor),
         scope,
     })
 }
 
-/// A retry within the grace window, answered with the successor already issued.
-struct GraceRetry {
-    session_id: Uuid,
+/// The link a refresh answers with, and what its access token carries.
+struct Link {
     user_id: Uuid,
     username: String,
     roles: Vec<String>,
     scope: String,
-    successor: RefreshToken,
+    generation: i64,
+    /// The access token's `iat`, from PostgreSQL's clock after the session row lock.
     issued_at: i64,
 }
 
-/// The rotation matched nothing: find out why. A token spent moments ago gets the same
-/// successor again; one spent earlier is a replay, and the whole session dies.
+fn corrupt(what: &str) -> AuthError {
+    AuthError::Store(StoreError::Corrupt(format!("session {what}")))
+}
+
+/// The rotation matched nothing: find out why. The link spent moments ago gets the
+/// same successor again; one spent earlier is a replay, and the whole session dies.
 async fn explain_failed_rotation(
     tessera: &Tessera,
     client: &Client,
-    presented: &RefreshToken,
+    chain: Chain,
     ctx: &RequestContext,
-) -> Result<GraceRetry, AuthError> {
-    let hash = presented.hash();
+) -> Result<Link, AuthError> {
     let grace = tessera.settings.tokens.refresh_reuse_grace.as_secs_f64();
+    let session_id = chain.session_id;
+    // Decided on the row locked against role changes: the answer to a retry is minted
+    // from it (see `refresh::state_locked`). The lock is released at once for anything
+    // else.
     let found = tessera
         .db
-        .run(move |conn| refresh_tokens::state(conn, &hash.0, grace))
+        .run(move |conn| {
+            use diesel::Connection;
+            conn.transaction(|conn| refresh::state_locked(conn, session_id, grace))
+        })
         .await?;
-    let Some(token) = found else {
+    let Some(state) = found else {
         return Err(AuthError::InvalidRefreshToken);
     };
     // Bound to the client it was issued to (RFC 6749 §10.4); telling more would help
     // someone holding a stolen token.
-    if token.client_id != client.id.as_str() {
+    if state.client_id != client.id.as_str() || !state.live {
         return Err(AuthError::InvalidRefreshToken);
     }
-    if !token.session_live || token.user_disabled {
+    let presented = i64::try_from(chain.generation).unwrap_or(i64::MAX);
+    if presented >= state.generation {
+        // The live link failed its own rotation (its idle lifetime ran out meanwhile),
+        // or a link from ahead of the database (restored from an older backup).
         return Err(AuthError::InvalidRefreshToken);
     }
-    if token.used_at.is_none() {
-        // Not spent, so it failed on its own expiry.
-        return Err(AuthError::InvalidRefreshToken);
+    // Only the link just before the live one, and only within the window: an honest
+    // retry never finds its successor already rotated, since whoever lost the first
+    // answer cannot have used it.
+    if presented == state.generation - 1 && state.within_grace {
+        return grace_retry(tessera, client, session_id, state, ctx).await;
     }
-    // An honest retry never finds its successor already rotated: whoever lost the first
-    // answer cannot have used it. So a spent successor makes this a replay, grace or not.
-    if token.within_grace && !token.successor_spent {
-        let successor = token
-            .successor_sealed
-            .as_deref()
-            .and_then(|sealed| {
-                SealingKey::derive(presented.expose().as_bytes(), SUCCESSOR_PURPOSE)
-                    .open(sealed, &hash.0)
-                    .ok()
-            })
-            .and_then(|plain| {
-                std::str::from_utf8(plain.expose_secret())
-                    .ok()
-                    .and_then(|s| RefreshToken::parse(s).ok())
-            });
-        let successor_alive = token.successor_expires_at.is_some_and(|at| at > Utc::now());
-        if let (Some(successor), true) = (successor, successor_alive) {
-            // The roles as of now, under the user row lock (they may have changed since
-            // the rotation this retry repeats).
-            let user_id = token.user_id;
-            let Some((roles, issued_at)) = tessera
-                .db
-                .run(move |conn| users::roles_and_clock(conn, user_id))
-                .await?
-            else {
-                return Err(AuthError::InvalidRefreshToken);
-            };
-            tracing::info!(sid = %token.session_id, "refresh retried within the grace window");
-            // Audited with where it came from: a retry from another address or device
-            // than the rotation it repeats is how a token stolen after use shows up.
-            let event = AuditEvent::new(action::REFRESH_GRACE_RETRY)
-                .user(token.user_id)
-                .client(client.id.as_str())
-                .session(token.session_id);
-            let ctx2 = ctx.clone();
-            tessera
-                .db
-                .run(move |conn| audit::record(conn, &[event], &ctx2))
-                .await?;
-            tessera.metrics.refresh_grace_retries.inc();
-            return Ok(GraceRetry {
-                session_id: token.session_id,
-                user_id: token.user_id,
-                username: token.username,
-                roles,
-                scope: token.scope,
-                successor,
-                issued_at,
-            });
-        }
-    }
-    // Replay of a spent token: someone else may hold the chain. End the session, and
-    // with it every access token minted in it.
-    let session_id = token.session_id;
+    reuse_detected(tessera, client, session_id, &state, ctx).await
+}
+
+async fn grace_retry(
+    tessera: &Tessera,
+    client: &Client,
+    session_id: Uuid,
+    state: ChainState,
+    ctx: &RequestContext,
+) -> Result<Link, AuthError> {
+    tracing::info!(sid = %session_id, "refresh retried within the grace window");
+    // Audited with where it came from: a retry from another address or device than the
+    // rotation it repeats is how a token stolen after use shows up.
+    let event = AuditEvent::new(action::REFRESH_GRACE_RETRY)
+        .user(state.user_id)
+        .client(client.id.as_str())
+        .session(session_id);
+    let ctx2 = ctx.clone();
+    tessera
+        .db
+        .run(move |conn| audit::record(conn, &[event], &ctx2))
+        .await?;
+    tessera.metrics.refresh_grace_retries.inc();
+    Ok(Link {
+        user_id: state.user_id,
+        username: state.username,
+        roles: state.roles,
+        scope: state.scope,
+        generation: state.generation,
+        issued_at: state.read_at,
+    })
+}
+
+/// Replay of a spent link: end the session, and with it every access token minted in
+/// it.
+async fn reuse_detected(
+    tessera: &Tessera,
+    client: &Client,
+    session_id: Uuid,
+    state: &ChainState,
+    ctx: &RequestContext,
+) -> Result<Link, AuthError> {
     let event = AuditEvent::new(action::REFRESH_REUSE_DETECTED)
-        .user(token.user_id)
+        .user(state.user_id)
         .client(client.id.as_str())
         .session(session_id);
     revocation::revoke(
@@ -229,7 +217,7 @@ async fn explain_failed_rotation(
     tessera.metrics.refresh_reuse.inc();
     tracing::warn!(
         sid = %session_id,
-        user_id = %token.user_id,
+        user_id = %state.user_id,
         client_id = %client.id,
         "refresh token reuse detected: session revoked"
     );

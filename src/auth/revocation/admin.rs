@@ -5,9 +5,9 @@ use uuid::Uuid;
 use super::{revoke, RevocationRow, Target};
 use crate::auth::audit;
 use crate::auth::tokens;
-use crate::auth::{Actor, AuthError, Tessera};
+use crate::auth::{refresh_chain, Actor, AuthError, Tessera};
 use crate::domain::{RefreshToken, RevocationKind};
-use crate::store::{refresh_tokens, revocations, sessions};
+use crate::store::{revocations, sessions};
 
 /// What an administrator revokes.
 pub(crate) enum Revoke {
@@ -69,17 +69,15 @@ async fn target_of_token(
     tessera: &Tessera,
     token: &str,
 ) -> Result<(Target, RevocationKind, String), AuthError> {
-    if let Ok(refresh) = RefreshToken::parse(token) {
-        let hash = refresh.hash();
-        let found = tessera
-            .db
-            .run(move |conn| refresh_tokens::state(conn, &hash.0, 0.0))
+    if RefreshToken::looks_like(token) {
+        let found = refresh_chain::find(tessera, token)
             .await?
             .ok_or_else(|| AuthError::NotFound("no such refresh token".to_owned()))?;
+        let session_id = found.chain.session_id;
         return Ok((
-            Target::Session(found.session_id),
+            Target::Session(session_id),
             RevocationKind::Session,
-            found.session_id.to_string(),
+            session_id.to_string(),
         ));
     }
     let keys = tessera.keys.snapshot();
