@@ -44,6 +44,7 @@ impl Tessera {
     /// down: calls that need it answer 503 until it is back).
     #[tracing::instrument(name = "tessera.open", skip_all)]
     pub async fn open(settings: Settings) -> Result<Self, OpenError> {
+        super::keys::signer::install();
         let db = open_database(&settings).await?;
         let master = load_master_key(&settings, &db).await?;
         let refresh_mac = RefreshMac::from_master(&master);
@@ -59,6 +60,7 @@ impl Tessera {
     /// change through this handle (that answers [`KeyError::PublicOnly`]).
     #[tracing::instrument(name = "tessera.open_admin", skip_all)]
     pub async fn open_admin(settings: Settings) -> Result<Self, OpenError> {
+        super::keys::signer::install();
         let db = open_database(&settings).await?;
         let keys = KeyRing::public_only(db.clone(), key_policy(&settings)).await?;
         Self::assemble(settings, db, keys, None).await

@@ -60,6 +60,7 @@ pub(crate) fn now_unix() -> i64 {
 
 #[tracing::instrument(name = "token.mint", level = "debug", skip_all, fields(client_id = req.client_id, kid = keys.signing().ok().map(|k| k.kid.as_str())), err(level = "debug"))]
 pub fn mint(keys: &KeySet, req: TokenRequest<'_>) -> Result<MintedToken, KeyError> {
+    super::keys::signer::install();
     let key = keys.signing()?;
     let now = req.issued_at.unwrap_or_else(now_unix);
     let ttl = req.ttl.as_secs();

@@ -11,6 +11,7 @@
 mod generate;
 mod life_cycle;
 mod ring;
+pub(crate) mod signer;
 
 use std::time::Duration;
 
