@@ -1,21 +1,23 @@
--- Live refresh tokens number first..last of a token set, each in a session of its own
--- (one session per token: concurrent refreshes never queue on one session row), for
--- the built-in public client `tessera`, owned round-robin by the users of user_set.
+-- Live sessions number first..last of a token set (one session per refresh token:
+-- concurrent refreshes never queue on one session row), for the built-in public client
+-- `tessera`, owned round-robin by the users of user_set, each at generation 0: the
+-- state a password login leaves (src/auth/grants/password.rs), with username and roles
+-- copied from the owner's users row as the login does.
 --
--- Token i of set P is 'rt_' || base64url(sha256('P-i')) without padding: the shape
--- Tessera issues (rt_ + 43 characters), and computable here, by the driver and by the
--- pgbench script alike. Only sha256(token) is stored, as Tessera does.
+-- A refresh token names its session and generation and carries an HMAC under a key
+-- derived from the master key, so nothing about it is stored: the driver computes
+-- token i of set P itself (bench/src/fixtures.rs `refresh_token`) for the session
+-- md5('P-session-i')::uuid at generation 0, and pgbench names the same session id.
 --
 -- psql variables: prefix, first, last, user_set, users.
-INSERT INTO sessions (id, user_id, client_id, scope, expires_at)
+INSERT INTO sessions (id, user_id, client_id, scope, expires_at, generation,
+                      refresh_expires_at, username, roles)
 SELECT md5(:'prefix' || '-session-' || i)::uuid,
-       md5(:'user_set' || '-' || (i % :users))::uuid,
-       'tessera', 'profile', now() + interval '30 days'
-  FROM generate_series(:first, :last) AS i;
-
-INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
-SELECT sha256(convert_to('rt_' || rtrim(translate(encode(
-           sha256(convert_to(:'prefix' || '-' || i, 'UTF8')), 'base64'), '+/', '-_'), '='), 'UTF8')),
-       md5(:'prefix' || '-session-' || i)::uuid,
-       now() + interval '14 days'
-  FROM generate_series(:first, :last) AS i;
+       u.id,
+       'tessera', 'profile', now() + interval '30 days', 0,
+       -- The idle lifetime of a fresh token (TESSERA_REFRESH_IDLE_TTL, 14 days by
+       -- default), capped by the session's absolute lifetime.
+       now() + interval '14 days',
+       u.username, u.roles
+  FROM generate_series(:first, :last) AS i
+  JOIN users AS u ON u.id = md5(:'user_set' || '-' || (i % :users))::uuid;

@@ -1,6 +1,6 @@
-//! The benchmark's data: users, a confidential client and refresh tokens, written
-//! straight into the database (bench/sql). Nothing here goes through a login: 100k
-//! refresh tokens through 100k bcrypt verifications would take hours.
+//! The benchmark's data: users, a confidential client and sessions with their refresh
+//! tokens, written straight into the database (bench/sql). Nothing here goes through a
+//! login: 100k refresh tokens through 100k bcrypt verifications would take hours.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::postgres::Postgres;
@@ -21,11 +24,59 @@ pub const TESSERA_TOKENS: &str = "bench";
 /// The refresh tokens pgbench spends, never presented to Tessera.
 pub const PGBENCH_TOKENS: &str = "pgbench";
 
-/// Token `i` of a set, as bench/sql/prepare_tokens.sql stores it: `rt_` and the
-/// unpadded base64url of sha256("<set>-<i>"), the shape Tessera issues and accepts.
-pub fn refresh_token(set: &str, i: u64) -> String {
-    let digest = Sha256::digest(format!("{set}-{i}").as_bytes());
-    format!("rt_{}", URL_SAFE_NO_PAD.encode(digest))
+/// HKDF salt and purpose of Tessera's refresh-token MAC key (src/auth/master_key.rs,
+/// src/auth/refresh_mac.rs): the same derivation, so the tokens are genuine.
+const DERIVATION_SALT: &[u8] = b"tessera/master-key";
+const REFRESH_MAC_PURPOSE: &[u8] = b"refresh-token-mac/v1";
+/// The first byte of a refresh token (src/domain/refresh_token.rs).
+const TOKEN_VERSION: u8 = 1;
+
+/// The key Tessera checks refresh tokens with, derived from the master key the bench
+/// gives the server: HKDF-SHA256 (salt `tessera/master-key`, info
+/// `refresh-token-mac/v1`), 32 bytes, used as an HMAC-SHA256 key.
+#[derive(Clone)]
+pub struct RefreshKey(Hmac<Sha256>);
+
+impl RefreshKey {
+    pub fn from_master(master: &[u8; 32]) -> Self {
+        let mut okm = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(DERIVATION_SALT), master)
+            .expand(REFRESH_MAC_PURPOSE, &mut okm)
+            .expect("32 bytes is one block of HKDF-SHA256");
+        Self(Hmac::new_from_slice(&okm).expect("HMAC takes a key of any length"))
+    }
+
+    /// The token of (session, generation): `rt_` and unpadded base64url of
+    /// `version 1 || session id (16) || generation (u64, big-endian) || tag (32)`,
+    /// the tag HMAC-SHA256 over the first 25 bytes.
+    pub fn token(&self, session: [u8; 16], generation: u64) -> String {
+        let mut bytes = Vec::with_capacity(57);
+        bytes.push(TOKEN_VERSION);
+        bytes.extend_from_slice(&session);
+        bytes.extend_from_slice(&generation.to_be_bytes());
+        let mut mac = self.0.clone();
+        mac.update(&bytes);
+        bytes.extend_from_slice(&mac.finalize().into_bytes());
+        format!("rt_{}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+}
+
+impl std::fmt::Debug for RefreshKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshKey([redacted])")
+    }
+}
+
+/// The id of session `i` of a set, as bench/sql/prepare_tokens.sql computes it:
+/// `md5('<set>-session-<i>')::uuid`, whose 16 bytes are the digest itself.
+pub fn session_id(set: &str, i: u64) -> [u8; 16] {
+    Md5::digest(format!("{set}-session-{i}").as_bytes()).into()
+}
+
+/// Token `i` of a set: the refresh token of its prepared session at generation 0, the
+/// one a login would have handed out.
+pub fn refresh_token(key: &RefreshKey, set: &str, i: u64) -> String {
+    key.token(session_id(set, i), 0)
 }
 
 pub fn user_set(cost: u32) -> String {
@@ -103,19 +154,22 @@ impl ConfidentialClient {
     }
 }
 
-/// A growing set of prepared refresh tokens, each handed out once.
+/// A growing set of prepared sessions, each with its generation-0 refresh token,
+/// handed out once.
 pub struct TokenSet {
     name: &'static str,
     owners: String,
+    key: RefreshKey,
     prepared: AtomicU64,
     next: AtomicU64,
 }
 
 impl TokenSet {
-    pub fn new(name: &'static str, owner_cost: u32) -> Arc<Self> {
+    pub fn new(name: &'static str, owner_cost: u32, key: RefreshKey) -> Arc<Self> {
         Arc::new(Self {
             name,
             owners: user_set(owner_cost),
+            key,
             prepared: AtomicU64::new(0),
             next: AtomicU64::new(0),
         })
@@ -124,7 +178,7 @@ impl TokenSet {
     /// A token never handed out before, or `None` when the prepared ones are spent.
     pub fn take(&self) -> Option<String> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        (i < self.prepared.load(Ordering::Relaxed)).then(|| refresh_token(self.name, i))
+        (i < self.prepared.load(Ordering::Relaxed)).then(|| refresh_token(&self.key, self.name, i))
     }
 
     /// Token numbers handed out so far (or reserved for pgbench via [`Self::reserve`]).
@@ -139,7 +193,7 @@ impl TokenSet {
         self.next.fetch_add(count, Ordering::Relaxed)
     }
 
-    /// Makes sure at least `fresh` tokens are prepared beyond those handed out. Call
+    /// Makes sure at least `fresh` sessions are prepared beyond those handed out. Call
     /// it between scenarios, never during one: inserting is heavy.
     pub fn ensure_fresh(&self, pg: &Postgres, fresh: u64) -> anyhow::Result<()> {
         let prepared = self.prepared.load(Ordering::Relaxed);
@@ -160,7 +214,7 @@ impl TokenSet {
             ],
         )?;
         // Fresh statistics, so the planner sees the tables as they now are.
-        pg.query("VACUUM ANALYZE sessions, refresh_tokens")?;
+        pg.query("VACUUM ANALYZE sessions")?;
         self.prepared.store(wanted, Ordering::Relaxed);
         Ok(())
     }
@@ -168,22 +222,61 @@ impl TokenSet {
 
 #[cfg(test)]
 mod tests {
-    use super::refresh_token;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::Mac;
+
+    use super::{refresh_token, session_id, RefreshKey};
+
+    /// `SELECT md5('t-session-7')::uuid`, as PostgreSQL 15 printed it.
+    const SQL_SESSION_T_7: &str = "24ce6416-98d8-1db1-edf9-9a0ea6ba7d2b";
+
+    fn key() -> RefreshKey {
+        RefreshKey::from_master(&[7; 32])
+    }
 
     #[test]
     fn tokens_have_the_shape_tessera_issues() {
-        let token = refresh_token("bench", 7);
-        assert_eq!(token.len(), 46);
+        let token = refresh_token(&key(), "bench", 7);
+        // rt_ + base64url of 57 bytes (src/domain/refresh_token.rs, LEN).
+        assert_eq!(token.len(), 79);
         assert!(token.starts_with("rt_"));
         assert!(!token.contains('='));
     }
 
     #[test]
-    fn tokens_match_the_sql_derivation() {
-        // sha256('t-7') in base64url, as bench/sql/prepare_tokens.sql computes it.
+    fn tokens_match_a_fixed_vector() {
+        // Computed once, outside this crate, with Python's hmac and hashlib: HKDF-SHA256
+        // of master key [7; 32] (salt "tessera/master-key", info
+        // "refresh-token-mac/v1"), then HMAC-SHA256 over 0x01 || md5("t-session-7") ||
+        // 0u64 big-endian.
         assert_eq!(
-            refresh_token("t", 7),
-            "rt_TksI-v1bbh6sW_nULOAiMLfBNtu-28gh2zpyFdVtjvY"
+            refresh_token(&key(), "t", 7),
+            "rt_ASTOZBaY2B2x7fmaDqa6fSsAAAAAAAAAAOOlP4_Y5coRoKYO0gx6Rv4MAsMN8RA12XdmG7ZlM0XU"
         );
+    }
+
+    #[test]
+    fn a_token_names_the_session_sql_derives_at_generation_0() {
+        let token = refresh_token(&key(), "t", 7);
+        let bytes = URL_SAFE_NO_PAD.decode(&token[3..]).unwrap();
+        assert_eq!(bytes.len(), 57);
+        assert_eq!(bytes[0], 1, "version");
+        let sql_id = hex::decode(SQL_SESSION_T_7.replace('-', "")).unwrap();
+        assert_eq!(&bytes[1..17], &sql_id[..], "md5('t-session-7')::uuid");
+        assert_eq!(&bytes[1..17], &session_id("t", 7));
+        assert_eq!(&bytes[17..25], &[0u8; 8], "generation 0");
+        let mut mac = key().0;
+        mac.update(&bytes[..25]);
+        mac.verify_slice(&bytes[25..])
+            .expect("the tag covers the first 25 bytes");
+    }
+
+    #[test]
+    fn another_master_key_or_generation_gives_another_token() {
+        let other = RefreshKey::from_master(&[8; 32]);
+        assert_ne!(refresh_token(&key(), "t", 7), refresh_token(&other, "t", 7));
+        let id = session_id("t", 7);
+        assert_ne!(key().token(id, 0), key().token(id, 1));
     }
 }

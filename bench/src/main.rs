@@ -14,6 +14,8 @@ mod report;
 mod resilience;
 mod scenarios;
 mod server;
+mod storage;
+mod writes;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,15 +42,19 @@ pub enum Scenario {
     /// Mixed traffic at a fixed rate for --soak-secs, memory and connections sampled
     /// (only when asked for).
     Soak,
+    /// 1,000,000 chained refreshes over 1,000 sessions on a private PostgreSQL with
+    /// autovacuum at its defaults: the database must not grow (only when asked for).
+    Storage,
 }
 
 impl Scenario {
     /// Scenarios that run only when `--only` names them: they kill servers or take
-    /// ten minutes.
-    pub const ON_REQUEST: [Scenario; 3] = [
+    /// minutes.
+    pub const ON_REQUEST: [Scenario; 4] = [
         Scenario::OutageRedis,
         Scenario::OutagePostgres,
         Scenario::Soak,
+        Scenario::Storage,
     ];
 }
 
@@ -117,6 +123,12 @@ pub struct Args {
     /// Seconds of the soak.
     #[arg(long, default_value_t = 600)]
     pub soak_secs: u64,
+    /// Sessions of the storage scenario, each refreshed in a chain of its own.
+    #[arg(long, default_value_t = 1_000)]
+    pub storage_sessions: u64,
+    /// Refreshes of the storage scenario, over all its sessions.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub storage_refreshes: u64,
     /// Keep the benchmark database afterwards (for inspection).
     #[arg(long)]
     pub keep_database: bool,

@@ -1,7 +1,8 @@
-//! The ceiling for refreshes: pgbench sending PostgreSQL exactly the statements Tessera
+//! The ceiling for refreshes: pgbench sending PostgreSQL exactly the statement Tessera
 //! sends per refresh (bench/sql/pgbench_refresh.sql), with as many clients as the
-//! driver has connections, on a token set of its own. Tessera's refresh rate as a
-//! fraction of this is what its own code costs.
+//! driver has connections, on a set of sessions of its own. Tessera's refresh rate as a
+//! fraction of this is what its own code costs. Beside it, the floor of any durable
+//! refresh: one bare HOT update of one session row (bench/sql/pgbench_bare_update.sql).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,6 +14,7 @@ use hdrhistogram::Histogram;
 use tokio::time::{sleep, Instant};
 
 use crate::fixtures::TokenSet;
+use crate::http::USER_AGENT;
 use crate::machine::{CpuSnapshot, CpuUse};
 use crate::postgres::Postgres;
 
@@ -23,14 +25,40 @@ const WARMUP_TRANSACTIONS_PER_CLIENT: u64 = 50;
 /// pgbench names its per-transaction logs `<prefix>.<pid>[.<thread>]`.
 const LOG_PREFIX: &str = "pgbench";
 
+/// The parameters Tessera binds besides the session and generation: the request's
+/// address and user agent (bench/src/http.rs sends this one) and the client.
+const REQUEST_IP: &str = "127.0.0.1";
+const CLIENT_ID: &str = "tessera";
+
+/// A pgbench script of bench/sql, each transaction presenting one fresh session.
+#[derive(Clone, Copy)]
+pub struct Script {
+    pub file: &'static str,
+    /// How the report names it.
+    pub label: &'static str,
+}
+
+/// Tessera's rotation statement.
+pub const ROTATION: Script = Script {
+    file: "pgbench_refresh.sql",
+    label: "pgbench: rotation statement",
+};
+
+/// One HOT update of one session row.
+pub const BARE_UPDATE: Script = Script {
+    file: "pgbench_bare_update.sql",
+    label: "pgbench: bare HOT update",
+};
+
 pub struct PgbenchResult {
+    pub script: Script,
     pub clients: usize,
     pub transactions: u64,
     pub tps: f64,
     /// Latency per transaction (both statements), microseconds, from pgbench's log.
     pub latency: Histogram<u64>,
-    /// Tokens actually spent; fewer than `transactions` means the set ran dry and
-    /// some transactions rotated nothing (pgbench cannot tell).
+    /// Sessions actually moved on; fewer than `transactions` means the set ran dry and
+    /// some transactions updated nothing (pgbench cannot tell).
     pub rotated: u64,
     pub cpu: CpuUse,
 }
@@ -56,7 +84,9 @@ impl Pgbench<'_> {
     pub async fn measure(
         &self,
         tokens: &TokenSet,
+        script: Script,
         duration: Duration,
+        rate_hint: f64,
     ) -> anyhow::Result<PgbenchResult> {
         let clients = self.clients as u64;
         let warmup_count = WARMUP_TRANSACTIONS_PER_CLIENT * clients;
@@ -64,20 +94,23 @@ impl Pgbench<'_> {
         let warmup_base = tokens.reserve(warmup_count);
         let warmup = finish(
             self.command(
+                script,
                 &["-t", &WARMUP_TRANSACTIONS_PER_CLIENT.to_string()],
                 warmup_base,
             )
             .output()
             .context("starting pgbench")?,
         )?;
-        // Room for twice the warm-up's rate, whatever the measured run does.
-        let expected = (warmup.tps * duration.as_secs_f64() * 2.0) as u64;
+        // Room for four times the warm-up's rate (or the hint, a rate measured before,
+        // when it is higher): the short warm-up, still connecting and cold, can come
+        // out at half the measured rate. Sessions are cheap to prepare.
+        let expected = (warmup.tps.max(rate_hint) * duration.as_secs_f64() * 4.0) as u64;
         tokens.ensure_fresh(self.pg, expected + clients * 100)?;
         let base = tokens.used();
         let spent_before = self.spent_tokens()?;
 
         remove_old_logs(&self.log_dir, LOG_PREFIX)?;
-        let mut command = self.command(&["-T", &duration.as_secs().to_string()], base);
+        let mut command = self.command(script, &["-T", &duration.as_secs().to_string()], base);
         command
             .arg("-l")
             .arg(format!(
@@ -91,25 +124,31 @@ impl Pgbench<'_> {
         let run = finish(child.wait_with_output()?)?;
 
         let rotated = self.spent_tokens()? - spent_before;
-        tokens.reserve(run.transactions);
+        let (latency, most_per_client) = read_logs(&self.log_dir, LOG_PREFIX)?;
+        // Clients do not all get as many transactions: the busiest one used session
+        // numbers up to base + its count * clients, so the next run starts past those.
+        tokens.reserve((most_per_client * clients).max(run.transactions));
         Ok(PgbenchResult {
+            script,
             clients: self.clients,
             transactions: run.transactions,
             tps: run.tps,
-            latency: read_latency_logs(&self.log_dir, LOG_PREFIX)?,
+            latency,
             rotated,
             cpu,
         })
     }
 
+    /// Sessions whose generation-0 token was spent (by anyone: only the difference
+    /// over a run counts).
     fn spent_tokens(&self) -> anyhow::Result<u64> {
         self.pg
-            .query_number("SELECT count(*) FROM refresh_tokens WHERE used_at IS NOT NULL")
+            .query_number("SELECT count(*) FROM sessions WHERE generation > 0")
     }
 
-    /// pgbench from token number `base`; `-M prepared` because Tessera prepares the
+    /// pgbench from session number `base`; `-M prepared` because Tessera prepares the
     /// rotation once per connection and then only binds and executes it.
-    fn command(&self, length: &[&str], base: u64) -> Command {
+    fn command(&self, script: Script, length: &[&str], base: u64) -> Command {
         let clients = self.clients.to_string();
         let mut command = Command::new("pgbench");
         command
@@ -117,8 +156,11 @@ impl Pgbench<'_> {
             .args(length)
             .args(["-D", "k=0", "-D", &format!("base={base}")])
             .args(["-D", &format!("clients={clients}")])
+            .args(["-D", &format!("ip={REQUEST_IP}")])
+            .args(["-D", &format!("user_agent={USER_AGENT}")])
+            .args(["-D", &format!("oauth_client={CLIENT_ID}")])
             .arg("-f")
-            .arg(self.pg.sql_file("pgbench_refresh.sql"))
+            .arg(self.pg.sql_file(script.file))
             .arg(self.pg.database_url());
         command
     }
@@ -199,22 +241,45 @@ fn remove_old_logs(dir: &Path, prefix: &str) -> anyhow::Result<()> {
 }
 
 /// pgbench's per-transaction log: `client transaction latency_us script epoch us`.
-fn read_latency_logs(dir: &Path, prefix: &str) -> anyhow::Result<Histogram<u64>> {
+/// The latencies, and the most transactions any one client ran (an upper bound: its
+/// highest transaction number, plus one).
+fn read_logs(dir: &Path, prefix: &str) -> anyhow::Result<(Histogram<u64>, u64)> {
     let mut histogram = Histogram::new_with_bounds(1, 60_000_000, 3)?;
+    let mut most = 0;
     for log in pgbench_logs(dir, prefix)? {
         let text = std::fs::read_to_string(&log)?;
         for line in text.lines() {
-            if let Some(latency) = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
+            let mut fields = line.split_whitespace();
+            let transaction = fields.nth(1).and_then(|v| v.parse::<u64>().ok());
+            if let Some(latency) = fields.next().and_then(|v| v.parse().ok()) {
                 histogram.saturating_record(latency);
+            }
+            if let Some(transaction) = transaction {
+                most = most.max(transaction + 1);
             }
         }
     }
-    Ok(histogram)
+    Ok((histogram, most))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_summary;
+    use super::{parse_summary, read_logs};
+
+    #[test]
+    fn reads_the_busiest_client_from_the_logs() {
+        let dir = std::env::temp_dir().join(format!("tessera-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("t.1"),
+            "0 0 500 0 1796154836 434718\n1 0 700 0 1796154836 434737\n0 1 600 0 1796154836 434743\n",
+        )
+        .unwrap();
+        let (latency, most) = read_logs(&dir, "t").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(latency.len(), 3);
+        assert_eq!(most, 2);
+    }
 
     #[test]
     fn reads_pgbench_15_summary() {

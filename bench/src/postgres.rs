@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
+#[derive(Clone)]
 pub struct Postgres {
     /// `postgres://user@host:port`, without a database.
     server: String,

@@ -5,6 +5,7 @@
 use crate::load::{Measurement, StreamResult};
 use crate::machine::{CpuUse, MachineInfo};
 use crate::pgbench::PgbenchResult;
+use crate::writes::Writes;
 use crate::Args;
 
 pub fn header(machine: &MachineInfo, args: &Args) {
@@ -65,10 +66,41 @@ pub fn measurement(measurement: &Measurement) {
     println!("    {}", cpu_line(&measurement.cpu));
 }
 
+/// CPU time per refresh (or per pgbench transaction), in microseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuPerRefresh {
+    pub tessera_us: f64,
+    pub postgres_us: f64,
+}
+
+impl CpuPerRefresh {
+    /// From the cores used during a window and the refreshes per second in it.
+    pub fn of(cpu: &CpuUse, rate: f64) -> Self {
+        let per = |cores: f64| {
+            if rate > 0.0 {
+                cores * 1e6 / rate
+            } else {
+                f64::NAN
+            }
+        };
+        Self {
+            tessera_us: per(cpu.server),
+            postgres_us: per(cpu.postgres),
+        }
+    }
+
+    pub fn line(&self, what: &str) -> String {
+        format!(
+            "cpu per {what}: tessera {:.1} µs, postgres {:.1} µs",
+            self.tessera_us, self.postgres_us
+        )
+    }
+}
+
 pub fn pgbench(result: &PgbenchResult) {
     println!(
         "{:<34} {:>4} conn {:>9.1} tx/s   p50 {:>8.2} ms  p99 {:>8.2} ms  rotated {}/{}",
-        "pgbench: Tessera's refresh SQL",
+        result.script.label,
         result.clients,
         result.tps,
         result.percentile_ms(50.0),
@@ -77,11 +109,30 @@ pub fn pgbench(result: &PgbenchResult) {
         result.transactions
     );
     if result.rotated < result.transactions {
-        println!(
-            "    SOME TRANSACTIONS FOUND NO TOKEN: the token set ran dry; the rate is too high"
-        );
+        println!("    SOME TRANSACTIONS FOUND NO SESSION: the set ran dry; the rate is too high");
     }
     println!("    {}", cpu_line(&result.cpu));
+    println!(
+        "    cpu per transaction: postgres {:.1} µs",
+        CpuPerRefresh::of(&result.cpu, result.tps).postgres_us
+    );
+}
+
+/// A pgbench run, as the summary compares it.
+pub struct PgbenchLine {
+    pub label: &'static str,
+    pub tps: f64,
+    pub postgres_us: f64,
+}
+
+impl PgbenchLine {
+    pub fn of(result: &PgbenchResult) -> Self {
+        Self {
+            label: result.script.label,
+            tps: result.tps,
+            postgres_us: CpuPerRefresh::of(&result.cpu, result.tps).postgres_us,
+        }
+    }
 }
 
 /// One line of the results table.
@@ -132,7 +183,10 @@ pub struct Summary {
     pub storm: Option<(f64, f64)>,
     /// Tessera's refresh rate at the main concurrency.
     pub refresh_rate: Option<f64>,
-    pub pgbench_tps: Option<f64>,
+    pub refresh_cpu: Option<CpuPerRefresh>,
+    pub refresh_writes: Option<Writes>,
+    /// The rotation statement, then the bare update.
+    pub pgbench: Vec<PgbenchLine>,
     /// (bcrypt cost of the server, VmRSS kB, VmHWM kB) after its scenarios.
     pub memory: Vec<(u32, u64, u64)>,
 }
@@ -177,15 +231,7 @@ impl Summary {
                 verdict(ratio < 3.0)
             );
         }
-        if let (Some(tessera), Some(pgbench)) = (self.refresh_rate, self.pgbench_tps) {
-            let fraction = tessera / pgbench;
-            println!(
-                "- refresh: Tessera {tessera:.0}/s vs pgbench {pgbench:.0} tx/s with the same SQL \
-                 = {:.0} % (goal: over 60 %) {}",
-                100.0 * fraction,
-                verdict(fraction > 0.6)
-            );
-        }
+        self.print_refresh();
         for (cost, rss, peak) in &self.memory {
             println!(
                 "- server memory after its scenarios (bcrypt {cost}): VmRSS {:.1} MiB, \
@@ -197,6 +243,63 @@ impl Summary {
         let failures: u64 = self.rows.iter().map(|r| r.non_2xx + r.errors).sum();
         if failures > 0 {
             println!("- {failures} FAILED REQUESTS: see the scenarios above");
+        }
+    }
+}
+
+impl Summary {
+    /// Tessera's refresh, the rotation statement and the bare update side by side.
+    fn print_refresh(&self) {
+        if self.refresh_rate.is_none() && self.pgbench.is_empty() {
+            return;
+        }
+        println!("- refresh, side by side (each at its own rate; CPU per refresh or transaction):");
+        if let Some(rate) = self.refresh_rate {
+            let cpu = self.refresh_cpu.map_or(String::new(), |c| {
+                format!(
+                    "postgres {:>6.1} µs  tessera {:.1} µs",
+                    c.postgres_us, c.tessera_us
+                )
+            });
+            println!("    {:<30} {rate:>9.0}/s     {cpu}", "Tessera refresh");
+        }
+        for line in &self.pgbench {
+            println!(
+                "    {:<30} {:>9.0} tx/s  postgres {:>6.1} µs",
+                line.label, line.tps, line.postgres_us
+            );
+        }
+        let rotation = self.pgbench.first();
+        let bare = self.pgbench.get(1);
+        if let (Some(tessera), Some(rotation)) = (self.refresh_rate, rotation) {
+            let fraction = tessera / rotation.tps;
+            println!(
+                "- refresh: Tessera {tessera:.0}/s = {:.0} % of the rotation statement in pgbench \
+                 ({:.0} tx/s) (goal: over 60 %) {}",
+                100.0 * fraction,
+                rotation.tps,
+                verdict(fraction > 0.6)
+            );
+            if let Some(bare) = bare {
+                println!(
+                    "- refresh: Tessera = {:.0} % of the bare HOT update ({:.0} tx/s); the rotation \
+                     statement = {:.0} % of it",
+                    100.0 * tessera / bare.tps,
+                    bare.tps,
+                    100.0 * rotation.tps / bare.tps
+                );
+            }
+        }
+        if let Some(cpu) = self.refresh_cpu {
+            println!(
+                "- CPU per refresh: PostgreSQL {:.1} µs, Tessera {:.1} µs",
+                cpu.postgres_us, cpu.tessera_us
+            );
+        }
+        if let Some(writes) = &self.refresh_writes {
+            for (i, line) in writes.lines().iter().enumerate() {
+                println!("{}{line}", if i == 0 { "- " } else { "  " });
+            }
         }
     }
 }

@@ -75,7 +75,7 @@ impl RequestSource for TokenForm {
     }
 }
 
-fn refresh_form(token: &str) -> String {
+pub(crate) fn refresh_form(token: &str) -> String {
     format!("grant_type=refresh_token&refresh_token={token}")
 }
 
@@ -188,19 +188,21 @@ async fn drive(
 }
 
 /// Everything a scenario's server needs, on the given PostgreSQL and Redis.
-struct Deployment {
-    pg: Postgres,
+pub(crate) struct Deployment {
+    pub pg: Postgres,
     redis_url: String,
     redis_prefix: String,
-    env: ServerEnv,
+    pub env: ServerEnv,
     password: Secret,
-    tokens: Arc<TokenSet>,
+    pub tokens: Arc<TokenSet>,
     client: ConfidentialClient,
-    cost: u32,
+    pub cost: u32,
 }
 
 impl Deployment {
-    fn prepare(
+    /// A fresh database on `pg_server` with `tokens` prepared sessions, users and the
+    /// confidential client, and a server configuration for it.
+    pub fn prepare(
         args: &Args,
         pg_server: &str,
         redis_url: &str,
@@ -234,7 +236,7 @@ impl Deployment {
         let password = Secret::random("")?;
         fixtures::create_users(&pg, cost, &password)?;
         let client = ConfidentialClient::create(&pg)?;
-        let token_set = TokenSet::new(fixtures::TESSERA_TOKENS, cost);
+        let token_set = TokenSet::new(fixtures::TESSERA_TOKENS, cost, env.refresh_key()?);
         token_set.ensure_fresh(&pg, tokens)?;
         Ok(Self {
             pg,
@@ -257,7 +259,7 @@ impl Deployment {
         })
     }
 
-    fn token_endpoint(&self, addr: SocketAddr) -> RequestTemplate {
+    pub fn token_endpoint(&self, addr: SocketAddr) -> RequestTemplate {
         RequestTemplate::post_form(addr, "/oauth/token", String::new())
     }
 
@@ -325,7 +327,7 @@ impl Deployment {
         Ok((live_templates, revoked_templates))
     }
 
-    fn clean_up(&self) {
+    pub fn clean_up(&self) {
         let _ = redis::clear_prefix(&self.redis_url, &self.redis_prefix);
         let _ = self.pg.drop_database();
     }

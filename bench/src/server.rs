@@ -9,9 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use tokio::time::{sleep, Instant};
 
-use crate::fixtures::Secret;
+use crate::fixtures::{RefreshKey, Secret};
 use crate::http::{send_once, RequestTemplate};
 use crate::machine;
 
@@ -82,6 +84,21 @@ impl ServerEnv {
             master_key: Secret::new(key.trim().to_owned()),
             extra,
         })
+    }
+
+    /// The key the server checks refresh tokens with, derived from its master key as
+    /// the server derives it, so the driver can mint the tokens of prepared sessions.
+    pub fn refresh_key(&self) -> anyhow::Result<RefreshKey> {
+        // `generate-master-key` prints base64; Tessera also reads 64 hex digits.
+        let text = self.master_key.expose();
+        let bytes = hex::decode(text)
+            .ok()
+            .or_else(|| STANDARD.decode(text).ok())
+            .context("the generated master key is neither hex nor base64")?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the generated master key is not 32 bytes"))?;
+        Ok(RefreshKey::from_master(&bytes))
     }
 
     fn command(&self, bcrypt_cost: u32) -> Command {
