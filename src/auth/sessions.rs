@@ -75,6 +75,12 @@ pub(crate) async fn logout(
             if scope != LogoutScope::Others {
                 targets.push(Target::Session(current));
             }
+            // Locked in id order, as every change of several sessions is (see
+            // `store::sessions::revoke_for_user`).
+            targets.sort_by_key(|t| match t {
+                Target::Session(id) => *id,
+                _ => Uuid::nil(),
+            });
             Ok(((), targets))
         },
         "logout",

@@ -48,8 +48,9 @@ async fn revoke_refresh_token(
     if found.state.client_id != client.id.as_str() {
         return Err(not_yours());
     }
-    // Any genuine link ends its session, the live one or one spent before it.
-    if found.state.live {
+    // Any genuine link ends its session, the live one or one spent before it, even
+    // once its idle lifetime has run out: the session's access tokens may live longer.
+    if found.state.open {
         let event = AuditEvent::new(audit::action::SESSION_REVOKED)
             .user(found.state.user_id)
             .client(client.id.as_str())

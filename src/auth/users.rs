@@ -199,13 +199,19 @@ pub async fn update(
         Some(false) => events.push(actor.event(action::USER_ENABLED).user(user_id)),
         None => {}
     }
+    let disable_asked = disabled == Some(true);
     let changes = users::UserChanges { roles, disabled };
     let updated = revocation::revoke_with(
         tessera,
         move |conn| {
-            let before = users::find_by_id(conn, user_id)?.ok_or_else(no_such_user)?;
+            // Locked, so two changes of one user are decided one after the other: a
+            // disable racing an enable always ends the sessions the enable let start,
+            // and a role change racing another always revokes the tokens of the first.
+            let before = users::find_by_id_for_update(conn, user_id)?.ok_or_else(no_such_user)?;
             let after = users::update(conn, user_id, &changes)?.ok_or_else(no_such_user)?;
-            let targets = if after.disabled && !before.disabled {
+            // Asked to disable, the sessions end even if the flag was set already: a
+            // session left open by some earlier path ends now (ending is idempotent).
+            let targets = if after.disabled && (!before.disabled || disable_asked) {
                 vec![Target::User(user_id)]
             } else if after.roles != before.roles {
                 vec![Target::UserTokens(user_id)]

@@ -140,6 +140,9 @@ pub(crate) struct ChainState {
     /// Not revoked, within its absolute lifetime, and its live token within its idle one.
     #[diesel(sql_type = Bool)]
     pub live: bool,
+    /// Not revoked and within its absolute lifetime (its live token may be idle-expired).
+    #[diesel(sql_type = Bool)]
+    pub open: bool,
     /// The live generation was issued by a rotation less than the grace window ago.
     #[diesel(sql_type = Bool)]
     pub within_grace: bool,
@@ -156,6 +159,7 @@ pub(crate) struct ChainState {
 const STATE: &str = "
     SELECT user_id, client_id, scope, username, roles, generation,
            (revoked_at IS NULL AND expires_at > now() AND refresh_expires_at > now()) AS live,
+           (revoked_at IS NULL AND expires_at > now()) AS open,
            (rotated_at IS NOT NULL AND rotated_at > now() - make_interval(secs => $2))
                AS within_grace,
            COALESCE(rotated_at, created_at) AS issued_at,

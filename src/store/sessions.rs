@@ -91,30 +91,33 @@ pub(crate) fn live_for_user(
         .load(conn)?)
 }
 
-/// Revokes every live session of a user, except `keep`; returns the ids revoked.
+/// Revokes every live session of a user, except `keep`; returns the ids revoked. The
+/// rows are locked in id order, as every statement that locks several sessions of one
+/// user does (the roles trigger of migration 000103, a logout of several), so two of
+/// them never wait for each other in a cycle.
 pub(crate) fn revoke_for_user(
     conn: &mut PgConnection,
     user_id: Uuid,
     keep: Option<Uuid>,
     reason: &str,
 ) -> Result<Vec<Uuid>, StoreError> {
-    let live = sessions::table
-        .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(diesel::dsl::now));
-    let set = (
-        sessions::revoked_at.eq(diesel::dsl::now),
-        sessions::revoked_reason.eq(reason),
-    );
-    let ids = match keep {
-        Some(keep) => diesel::update(live.filter(sessions::id.ne(keep)))
-            .set(set)
-            .returning(sessions::id)
-            .get_results(conn)?,
-        None => diesel::update(live)
-            .set(set)
-            .returning(sessions::id)
-            .get_results(conn)?,
-    };
-    Ok(ids)
+    #[derive(QueryableByName)]
+    struct Revoked {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+    }
+    let revoked: Vec<Revoked> = diesel::sql_query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+          WHERE id IN (SELECT id FROM sessions
+                        WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+                          AND id IS DISTINCT FROM $3
+                        ORDER BY id
+                          FOR UPDATE)
+         RETURNING id",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .bind::<diesel::sql_types::Text, _>(reason)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(keep)
+    .load(conn)?;
+    Ok(revoked.into_iter().map(|r| r.id).collect())
 }

@@ -54,6 +54,21 @@ pub(crate) fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<Use
         .optional()?)
 }
 
+/// The user, its row locked against every other change until the transaction ends: a
+/// change that decides what to revoke from the row as it was (disabled before? roles
+/// before?) must not race another change of the same row.
+pub(crate) fn find_by_id_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?)
+}
+
 /// Stores a re-hashed password (same password, new cost) unless the password was
 /// changed meanwhile. Returns whether it was stored.
 pub(crate) fn upgrade_password_hash(

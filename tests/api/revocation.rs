@@ -348,3 +348,25 @@ async fn a_pass_that_lost_a_batch_does_not_mark_the_denylist_complete() {
         redis("DEL", &key);
     }
 }
+
+#[tokio::test]
+async fn a_refresh_token_past_its_idle_lifetime_still_ends_its_session() {
+    // Its session's access tokens may outlive the idle refresh token: revoking it must
+    // still end them.
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let tokens = app.login("alice").await;
+    diesel::sql_query("UPDATE sessions SET refresh_expires_at = now() - interval '1 second'")
+        .execute(&mut app.db())
+        .unwrap();
+
+    let res = revoke(&app, &[("token", &tokens.refresh_token)]).await;
+
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        app.count("SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL"),
+        1
+    );
+    let me = app.get_with_token("/v1/me", &tokens.access_token).await;
+    assert_eq!(me.status(), 401);
+}

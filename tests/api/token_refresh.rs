@@ -422,6 +422,38 @@ async fn a_user_disabled_by_an_administrator_cannot_refresh() {
 }
 
 #[tokio::test]
+async fn disabling_a_user_ends_sessions_left_open_even_when_the_flag_was_already_set() {
+    // The state a disable racing an enable could once leave: the flag set, a session
+    // still open. Disabling again ends it.
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let alice = app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    diesel::sql_query(format!(
+        "UPDATE users SET disabled = true WHERE id = '{alice}'"
+    ))
+    .execute(&mut app.db())
+    .unwrap();
+    let res = app
+        .api
+        .patch(app.url(&format!("/v1/admin/users/{alice}")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_oauth_error(
+        app.refresh_grant(&first.refresh_token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    let me = app.get_with_token("/v1/me", &first.access_token).await;
+    assert_eq!(me.status(), 401, "and its access tokens");
+}
+
+#[tokio::test]
 async fn a_role_change_reaches_the_next_refresh_of_every_session() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;

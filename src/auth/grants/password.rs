@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::{count_issued, mint_for_user, Granted};
 use crate::auth::audit::{self, action, AuditEvent};
 use crate::auth::clients::Client;
-use crate::auth::{chrono_duration, throttle, tokens, AuthError, RequestContext, Tessera};
+use crate::auth::{chrono_duration, throttle, AuthError, RequestContext, Tessera};
 use crate::domain::{Chain, GrantType, Password, Scope, Username};
-use crate::store::{sessions, users};
+use crate::store::{sessions, signing_keys, users};
 
 /// `grant_type=password` (RFC 6749 §4.3): checks the password and starts a session.
 #[tracing::instrument(name = "grant.password", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
@@ -111,7 +111,9 @@ pub(crate) async fn password(
                 else {
                     return Ok::<_, crate::store::StoreError>(None);
                 };
-                let issued_at = tokens::now_unix();
+                // PostgreSQL's clock, read under the lock, as a rotation reads it: a
+                // racing role change's not-before comes from the same clock.
+                let issued_at = signing_keys::clock_now(conn)?.timestamp();
                 sessions::insert(
                     conn,
                     &sessions::NewSession {

@@ -148,9 +148,19 @@ async fn explain_failed_rotation(
         return Err(AuthError::InvalidRefreshToken);
     }
     let presented = i64::try_from(chain.generation).unwrap_or(i64::MAX);
-    if presented >= state.generation {
-        // The live link failed its own rotation (its idle lifetime ran out meanwhile),
-        // or a link from ahead of the database (restored from an older backup).
+    if presented > state.generation {
+        // A genuine link the database has not reached: it was restored from a backup
+        // older than the token. Nothing to end; the operator should know.
+        tracing::warn!(
+            sid = %session_id,
+            presented,
+            current = state.generation,
+            "refresh token from a later generation than the database holds (restored from a backup?)"
+        );
+        return Err(AuthError::InvalidRefreshToken);
+    }
+    if presented == state.generation {
+        // The live link failed its own rotation: its idle lifetime ran out meanwhile.
         return Err(AuthError::InvalidRefreshToken);
     }
     // Only the link just before the live one, and only within the window: an honest

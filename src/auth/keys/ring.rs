@@ -297,6 +297,7 @@ impl KeyRing {
         let set = KeySet::build(rows, self.master.as_deref())?;
         tracing::info!(keys = %set.fingerprint, "loaded a new key set");
         self.current.store(Arc::new(set));
+        super::signer::forget();
         Ok(())
     }
 }

@@ -5,9 +5,8 @@
 //! work again as the ES256 signature itself), `RsaKeyPair::from_der` re-validates the
 //! whole RSA key. Tessera installs its own provider through jsonwebtoken's extension
 //! point ([`CryptoProvider`]): the same aws-lc signatures, from key pairs parsed on first
-//! use and kept, found by the SHA-256 of the algorithm and key bytes (a handful of keys
-//! over a process's life: the ring's signing key and the next one). Verification and the
-//! JWK helpers are aws-lc's own.
+//! use and kept, found by the SHA-256 of the algorithm and key bytes, until the key set
+//! changes. Verification and the JWK helpers are aws-lc's own.
 
 use std::sync::{Arc, LazyLock};
 
@@ -30,13 +29,28 @@ static PROVIDER: LazyLock<CryptoProvider> = LazyLock::new(|| CryptoProvider {
     key_utils: aws_lc::DEFAULT_PROVIDER.key_utils.clone(),
 });
 
-static PARSED: LazyLock<moka::sync::Cache<[u8; 32], Arc<KeyPair>>> =
-    LazyLock::new(|| moka::sync::Cache::new(PARSED_KEYS));
+/// Parsed key pairs are private keys in memory: each is dropped once unused for this
+/// long, and all of them whenever the key set changes ([`forget`]), so a retired or
+/// dropped key does not outlive the set it was in.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+static PARSED: LazyLock<moka::sync::Cache<[u8; 32], Arc<KeyPair>>> = LazyLock::new(|| {
+    moka::sync::Cache::builder()
+        .max_capacity(PARSED_KEYS)
+        .time_to_idle(IDLE)
+        .build()
+});
 
 /// Makes this the process's provider. It must run before jsonwebtoken is first used
 /// (which otherwise settles on its own); later calls change nothing.
 pub(crate) fn install() {
     let _ = PROVIDER.install_default();
+}
+
+/// Drops every parsed key pair (the key set changed); the keys in use are parsed again
+/// on their next signature.
+pub(crate) fn forget() {
+    PARSED.invalidate_all();
 }
 
 enum KeyPair {
