@@ -63,6 +63,8 @@ pub struct Parts {
     pub(in crate::auth) keys: KeyRing,
     /// The refresh-token MAC key; `None` on a handle opened without the master key.
     pub(in crate::auth) refresh_mac: Option<refresh_mac::RefreshMac>,
+    /// The refresh rotation's async connections, on the HTTP workers' own threads.
+    pub(in crate::auth) rotation: crate::store::rotation::RotationPools,
     pub(in crate::auth) passwords: PasswordHasher,
     pub(in crate::auth) metrics: Metrics,
 }

@@ -13,6 +13,7 @@ use super::{Parts, Tessera};
 use crate::config::{MasterKeySource, Settings};
 use crate::metrics::Metrics;
 use crate::store::denylist::{Denylist, RedisUnavailable};
+use crate::store::rotation::RotationPools;
 use crate::store::throttle::Throttle;
 use crate::store::{self, Db, StoreError};
 
@@ -80,7 +81,14 @@ impl Tessera {
         .await?;
         let denylist = Denylist::new(&settings.redis.url, &settings.redis.prefix)?;
         let throttle = Throttle::new(denylist.connection(), &settings.redis.prefix);
+        let rotation = RotationPools::new(
+            &settings.database.url,
+            settings.database.pool_size,
+            settings.http.workers,
+            settings.database.pool_timeout,
+        );
         Ok(Self(Arc::new(Parts {
+            rotation,
             clients: Directory::new(db.clone()),
             profiles: Profiles::new(db.clone()),
             settings,

@@ -8,6 +8,7 @@ pub mod denylist;
 pub(crate) mod key_events;
 pub(crate) mod refresh;
 pub(crate) mod revocations;
+pub(crate) mod rotation;
 pub(crate) mod schema;
 pub(crate) mod sessions;
 pub(crate) mod signing_keys;

@@ -71,9 +71,29 @@ pub(crate) fn rotate(
     Ok(RotateQuery(r).get_result::<Rotated>(conn).optional()?)
 }
 
-/// The rotation as a query diesel prepares once per connection and reuses (a
-/// `sql_query` is parsed and planned on every call, in an extra round trip).
+/// The rotation statement; its parameters, in order: the idle lifetime in seconds, the
+/// request's ip and user agent, the session id, the generation presented, the client id.
 /// `bench/sql/pgbench_refresh.sql` is the same statement: keep them in step.
+pub(crate) const ROTATE_SQL: &str = "UPDATE sessions
+    SET generation = generation + 1,
+        rotated_at = now(),
+        last_used_at = now(),
+        refresh_expires_at = LEAST(now() + make_interval(secs => $1), expires_at),
+        ip = COALESCE($2, ip),
+        user_agent = COALESCE($3, user_agent)
+  WHERE id = $4
+    AND generation = $5
+    AND client_id = $6
+    AND revoked_at IS NULL
+    AND expires_at > now()
+    AND refresh_expires_at > now()
+RETURNING user_id, scope, username, roles, generation,
+          -- Evaluated for the updated row, so after its lock was taken.
+          floor(extract(epoch FROM clock_timestamp()))::bigint";
+
+/// The rotation as a query diesel prepares once per connection and reuses (a
+/// `sql_query` is parsed and planned on every call, in an extra round trip): the text
+/// of [`ROTATE_SQL`], its `$n` bound in order.
 struct RotateQuery<'a>(&'a Rotation<'a>);
 
 impl QueryId for RotateQuery<'_> {
@@ -90,32 +110,24 @@ impl RunQueryDsl<PgConnection> for RotateQuery<'_> {}
 impl QueryFragment<Pg> for RotateQuery<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let r = self.0;
-        out.push_sql(
-            "UPDATE sessions
-                SET generation = generation + 1,
-                    rotated_at = now(),
-                    last_used_at = now(),
-                    refresh_expires_at = LEAST(now() + make_interval(secs => ",
-        );
-        out.push_bind_param::<Double, _>(&r.idle_seconds)?;
-        out.push_sql("), expires_at), ip = COALESCE(");
-        out.push_bind_param::<Nullable<Text>, _>(&r.ip)?;
-        out.push_sql(", ip), user_agent = COALESCE(");
-        out.push_bind_param::<Nullable<Text>, _>(&r.user_agent)?;
-        out.push_sql(", user_agent) WHERE id = ");
-        out.push_bind_param::<SqlUuid, _>(&r.session_id)?;
-        out.push_sql(" AND generation = ");
-        out.push_bind_param::<BigInt, _>(&r.generation)?;
-        out.push_sql(" AND client_id = ");
-        out.push_bind_param::<Text, _>(&r.client_id)?;
-        out.push_sql(
-            " AND revoked_at IS NULL
-              AND expires_at > now()
-              AND refresh_expires_at > now()
-            RETURNING user_id, scope, username, roles, generation,
-                      -- Evaluated for the updated row, so after its lock was taken.
-                      floor(extract(epoch FROM clock_timestamp()))::bigint",
-        );
+        let mut rest = ROTATE_SQL;
+        for n in 1..=6 {
+            let placeholder = format!("${n}");
+            let at = rest
+                .find(&placeholder)
+                .expect("ROTATE_SQL names $1 to $6 in order");
+            out.push_sql(&rest[..at]);
+            match n {
+                1 => out.push_bind_param::<Double, _>(&r.idle_seconds)?,
+                2 => out.push_bind_param::<Nullable<Text>, _>(&r.ip)?,
+                3 => out.push_bind_param::<Nullable<Text>, _>(&r.user_agent)?,
+                4 => out.push_bind_param::<SqlUuid, _>(&r.session_id)?,
+                5 => out.push_bind_param::<BigInt, _>(&r.generation)?,
+                _ => out.push_bind_param::<Text, _>(&r.client_id)?,
+            }
+            rest = &rest[at + placeholder.len()..];
+        }
+        out.push_sql(rest);
         Ok(())
     }
 }

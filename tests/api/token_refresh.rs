@@ -637,3 +637,42 @@ async fn a_refresh_racing_a_role_change_never_outlives_the_change_with_the_old_r
         serde_json::json!(["viewer"])
     );
 }
+
+/// The refresh rotation's own async connections of this app's database, and whether
+/// they use TLS.
+fn rotation_connections(app: &crate::helpers::TestApp, ssl: bool) -> i64 {
+    app.count(&format!(
+        "SELECT count(*) FROM pg_stat_activity AS a JOIN pg_stat_ssl AS s USING (pid)
+          WHERE a.datname = current_database() AND a.application_name = 'tessera refresh'
+            AND s.ssl = {ssl}"
+    ))
+}
+
+#[tokio::test]
+async fn refreshes_run_on_the_async_connections_of_the_http_workers() {
+    let app = spawn_app().await;
+    app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    app.refresh(&first.refresh_token).await;
+    assert!(rotation_connections(&app, false) >= 1);
+}
+
+#[tokio::test]
+async fn with_sslmode_require_the_async_connections_use_tls() {
+    // libpq's `require`: encrypted, the certificate not checked. The local PostgreSQL
+    // has TLS on (Debian's default, a snakeoil certificate).
+    let template = spawn();
+    let url = template.settings().database.url.clone();
+    let app = template
+        .with(
+            "DATABASE_URL",
+            &url.replace("sslmode=disable", "sslmode=require"),
+        )
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+    app.refresh(&first.refresh_token).await;
+    assert!(rotation_connections(&app, true) >= 1);
+    assert_eq!(rotation_connections(&app, false), 0);
+}

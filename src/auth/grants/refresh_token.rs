@@ -38,23 +38,36 @@ pub(crate) async fn refresh(
         .ok_or(AuthError::InvalidRefreshToken)?;
     let generation = i64::try_from(chain.generation).map_err(|_| AuthError::InvalidRefreshToken)?;
     let idle_seconds = tessera.settings.tokens.refresh_idle_ttl.as_secs_f64();
-    let (client_id, ctx2) = (client.id.as_str().to_owned(), ctx.clone());
-    let rotated = tessera
-        .db
-        .run(move |conn| {
-            refresh::rotate(
-                conn,
-                &Rotation {
-                    session_id: chain.session_id,
-                    generation,
-                    client_id: &client_id,
-                    idle_seconds,
-                    ip: ctx2.ip.as_deref(),
-                    user_agent: ctx2.user_agent.as_deref(),
-                },
-            )
-        })
-        .await?;
+    let rotation = Rotation {
+        session_id: chain.session_id,
+        generation,
+        client_id: client.id.as_str(),
+        idle_seconds,
+        ip: ctx.ip.as_deref(),
+        user_agent: ctx.user_agent.as_deref(),
+    };
+    let rotated = match tessera.rotation.rotate(&rotation).await {
+        Some(rotated) => rotated?,
+        None => {
+            let (client_id, ctx2) = (client.id.as_str().to_owned(), ctx.clone());
+            tessera
+                .db
+                .run(move |conn| {
+                    refresh::rotate(
+                        conn,
+                        &Rotation {
+                            session_id: chain.session_id,
+                            generation,
+                            client_id: &client_id,
+                            idle_seconds,
+                            ip: ctx2.ip.as_deref(),
+                            user_agent: ctx2.user_agent.as_deref(),
+                        },
+                    )
+                })
+                .await?
+        }
+    };
     let link = match rotated {
         Some(r) => Link {
             user_id: r.user_id,
