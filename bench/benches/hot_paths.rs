@@ -225,6 +225,9 @@ fn jwks(c: &mut Criterion, keys: &KeySet) {
 }
 
 fn hot_paths(c: &mut Criterion) {
+    // What `Tessera::open` does first: signatures with key pairs parsed once, as the
+    // server makes them (jsonwebtoken settles on its own provider at its first use).
+    tessera::auth::keys::signer::install();
     refresh_tokens(c);
     let url = database_url();
     if let Some(sets) = key_sets(&url) {

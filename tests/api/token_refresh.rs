@@ -402,21 +402,31 @@ async fn a_refresh_updates_the_session_row_and_writes_nothing_else() {
     );
 }
 
+/// An administrator's change of a user (`PATCH /v1/admin/users/{id}`), which succeeds.
+async fn change_user(
+    app: &crate::helpers::TestApp,
+    admin: &str,
+    user: uuid::Uuid,
+    change: serde_json::Value,
+) {
+    let res = app
+        .api
+        .patch(app.url(&format!("/v1/admin/users/{user}")))
+        .bearer_auth(admin)
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 #[tokio::test]
 async fn a_user_disabled_by_an_administrator_cannot_refresh() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let alice = app.create_user("alice", &[]).await;
     let first = app.login("alice").await;
-    let res = app
-        .api
-        .patch(app.url(&format!("/v1/admin/users/{alice}")))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    change_user(&app, &admin, alice, serde_json::json!({"disabled": true})).await;
     let res = app.refresh_grant(&first.refresh_token).await;
     assert_oauth_error(res, 400, "invalid_grant").await;
 }
@@ -434,15 +444,7 @@ async fn disabling_a_user_ends_sessions_left_open_even_when_the_flag_was_already
     ))
     .execute(&mut app.db())
     .unwrap();
-    let res = app
-        .api
-        .patch(app.url(&format!("/v1/admin/users/{alice}")))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    change_user(&app, &admin, alice, serde_json::json!({"disabled": true})).await;
     assert_oauth_error(
         app.refresh_grant(&first.refresh_token).await,
         400,
@@ -459,15 +461,7 @@ async fn a_role_change_reaches_the_next_refresh_of_every_session() {
     let admin = app.admin_token().await;
     let bob = app.create_user("bob", &[]).await;
     let (phone, laptop) = (app.login("bob").await, app.login("bob").await);
-    let res = app
-        .api
-        .patch(app.url(&format!("/v1/admin/users/{bob}")))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"roles": ["viewer"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    change_user(&app, &admin, bob, serde_json::json!({"roles": ["viewer"]})).await;
     for session in [phone, laptop] {
         let next = app.refresh(&session.refresh_token).await;
         assert_eq!(

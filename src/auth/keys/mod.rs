@@ -11,7 +11,7 @@
 mod generate;
 mod life_cycle;
 mod ring;
-pub(crate) mod signer;
+pub mod signer;
 
 use std::time::Duration;
 

@@ -43,7 +43,7 @@ static PARSED: LazyLock<moka::sync::Cache<[u8; 32], Arc<KeyPair>>> = LazyLock::n
 
 /// Makes this the process's provider. It must run before jsonwebtoken is first used
 /// (which otherwise settles on its own); later calls change nothing.
-pub(crate) fn install() {
+pub fn install() {
     let _ = PROVIDER.install_default();
 }
 
