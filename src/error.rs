@@ -32,6 +32,10 @@ pub enum OAuthErrorCode {
     TemporarilyUnavailable,
     /// Brute-force protection (registered by RFC 8628; 429 with Retry-After here).
     SlowDown,
+    /// RFC 6750 §3.1, at userinfo: the access token is missing, invalid or revoked.
+    InvalidToken,
+    /// RFC 6750 §3.1, at userinfo: the token lacks the `openid` scope or a user.
+    InsufficientScope,
 }
 
 /// An RFC 6749 error response.
@@ -144,6 +148,7 @@ impl From<AuthError> for OAuthError {
             | AuthError::WrongPassword
             | AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReused => Self::new(InvalidGrant, err.to_string()),
+            AuthError::InvalidGrant(d) => Self::new(InvalidGrant, d),
             AuthError::InvalidScope(d) => Self::new(InvalidScope, d),
             AuthError::UnauthorizedClient(d) => Self::new(UnauthorizedClient, d),
             AuthError::InvalidClient(d) => Self::new(InvalidClient, d),
@@ -195,7 +200,7 @@ fn unavailable_detail(cause: &(dyn std::error::Error + 'static)) -> &'static str
     "the service is temporarily unavailable; retry shortly"
 }
 
-fn is_unavailable(err: &StoreError) -> bool {
+pub(crate) fn is_unavailable(err: &StoreError) -> bool {
     matches!(err, StoreError::Unavailable(_))
 }
 

@@ -77,7 +77,8 @@ enum ClientCommand {
         /// A confidential client (it gets a secret); otherwise public.
         #[arg(long)]
         confidential: bool,
-        /// An allowed grant type; repeat for several (password, refresh_token, client_credentials).
+        /// An allowed grant type; repeat for several (authorization_code, refresh_token,
+        /// client_credentials, password).
         #[arg(long = "grant", required = true)]
         grants: Vec<String>,
         /// An allowed scope; repeat for several.
@@ -96,6 +97,16 @@ enum ClientCommand {
         /// those meant for its audiences.
         #[arg(long)]
         introspect_any: bool,
+        /// Where the browser may be sent back with a code (authorization_code); repeat
+        /// for several. Matched exactly; https, or http on localhost/127.0.0.1/[::1].
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Where the browser may be sent after signing out (/oauth/logout); repeat.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// The operator's own app: its users see no consent page.
+        #[arg(long)]
+        first_party: bool,
     },
     /// List clients.
     List,
@@ -272,6 +283,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             access_token_ttl,
             browser_mode,
             introspect_any,
+            redirect_uris,
+            post_logout_redirect_uris,
+            first_party,
         }) => {
             let ttl = access_token_ttl
                 .map(|t| tessera::config::parse_duration(&t).map(|d| d.as_secs() as i64))
@@ -288,6 +302,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 access_token_ttl_seconds: Some(ttl),
                 browser_mode: Some(browser_mode),
                 introspect_any: Some(introspect_any),
+                redirect_uris: Some(redirect_uris),
+                post_logout_redirect_uris: Some(post_logout_redirect_uris),
+                first_party: Some(first_party),
             };
             let (row, secret) =
                 auth::clients::create(&tessera, spec, &auth::Actor::command_line()).await?;
@@ -323,6 +340,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
             if row.introspect_any {
                 println!("introspection: any token");
+            }
+            if row.first_party {
+                println!("first party:   yes (no consent page)");
+            }
+            for uri in &row.redirect_uris {
+                println!("redirect uri:  {uri}");
+            }
+            for uri in &row.post_logout_redirect_uris {
+                println!("after logout:  {uri}");
             }
             if let Some(secret) = secret {
                 use secrecy::ExposeSecret;

@@ -205,6 +205,7 @@ fn build_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Ser
             .split_for_parts();
         let origins = state.settings().http.cors_origins.clone();
         app.service(http::docs::swagger_ui())
+            .configure(http::pages)
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(

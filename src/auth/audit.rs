@@ -22,6 +22,9 @@ pub(crate) mod action {
     pub(crate) const TOKEN_REVOKED: &str = "token.revoked";
     pub(crate) const SESSION_REVOKED: &str = "session.revoked";
     pub(crate) const LOGOUT: &str = "logout";
+    pub(crate) const CONSENT_GRANTED: &str = "consent.granted";
+    pub(crate) const CONSENT_REVOKED: &str = "consent.revoked";
+    pub(crate) const AUTHORIZATION_CODE_REPLAYED: &str = "authorization_code.replayed";
     pub(crate) const PASSWORD_CHANGED: &str = "password.changed";
     pub(crate) const PASSWORD_CHANGE_FAILED: &str = "password.change_failed";
     pub(crate) const USER_CREATED: &str = "admin.user.created";

@@ -154,7 +154,14 @@ pub(crate) fn spawn(tessera: Tessera) -> Vec<tokio::task::JoinHandle<()>> {
             tick.tick().await;
             let result = tessera
                 .db
-                .run(move |conn| crate::store::sessions::delete_expired(conn, 7))
+                .run(move |conn| {
+                    use crate::store::{authorization_codes, browser_sessions, sessions};
+                    Ok::<_, crate::store::StoreError>(
+                        sessions::delete_expired(conn, 7)?
+                            + browser_sessions::delete_expired(conn, 7)?
+                            + authorization_codes::delete_expired(conn, 10)?,
+                    )
+                })
                 .await;
             match result {
                 Ok(deleted) if deleted > 0 => {

@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 use super::recent::RecentReads;
 use super::{AuthError, Tessera};
-use crate::domain::{AccessTokenTtl, ClientId, GrantType, Scope};
+use crate::domain::{AccessTokenTtl, ClientId, GrantType, RedirectUri, Scope};
 pub(crate) use crate::store::clients::ClientRow;
 use crate::store::{self, Db};
 
@@ -36,6 +36,8 @@ impl ClientCredentials {
 #[derive(Clone, Debug)]
 pub(crate) struct Client {
     pub id: ClientId,
+    /// The display name, shown on the consent page.
+    pub name: String,
     pub confidential: bool,
     pub grant_types: Vec<GrantType>,
     pub scopes: Scope,
@@ -45,6 +47,12 @@ pub(crate) struct Client {
     pub browser_mode: bool,
     /// Introspection answers about every token, not only its own and its audiences'.
     pub introspect_any: bool,
+    /// Where `/oauth/authorize` may send a browser back with a code.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Where `/oauth/logout` may send a browser after signing out.
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// The operator's own app: no consent page.
+    pub first_party: bool,
 }
 
 impl Client {
@@ -55,8 +63,17 @@ impl Client {
                 row.client_id
             )))
         };
+        let uris = |list: &[String]| {
+            list.iter()
+                .map(|u| RedirectUri::parse(u))
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(Self {
             id: ClientId::parse(&row.client_id).map_err(corrupt)?,
+            name: row.name.clone(),
+            redirect_uris: uris(&row.redirect_uris).map_err(corrupt)?,
+            post_logout_redirect_uris: uris(&row.post_logout_redirect_uris).map_err(corrupt)?,
+            first_party: row.first_party,
             confidential: row.confidential,
             scopes: Scope::from_tokens(&row.scopes).map_err(corrupt)?,
             // A name this version does not know grants nothing.
@@ -73,6 +90,20 @@ impl Client {
             browser_mode: row.browser_mode,
             introspect_any: row.introspect_any,
         })
+    }
+
+    /// The registered redirect URI that `presented` is (RFC 6749 §3.1.2.3), if any.
+    pub(crate) fn redirect_uri(&self, presented: &str) -> Option<&RedirectUri> {
+        self.redirect_uris.iter().find(|uri| uri.matches(presented))
+    }
+
+    /// The client as it is now, for a step that names it by id (a login page posted a
+    /// while after the request began): unknown or deleted clients are `None`.
+    pub(crate) async fn current(tessera: &Tessera, id: &str) -> Result<Option<Self>, AuthError> {
+        match tessera.clients.find(id).await? {
+            Some(row) => Ok(Some(Self::from_row(row)?)),
+            None => Ok(None),
+        }
     }
 
     pub(crate) fn may_use_grant(&self, grant_type: GrantType) -> Result<(), AuthError> {
@@ -230,6 +261,14 @@ pub struct ClientSpec {
     /// answers `active: true` only for tokens issued to this client or whose audience
     /// names one of this client's audiences (other than Tessera's own) or its id.
     pub introspect_any: Option<bool>,
+    /// For `authorization_code`: where the browser may be sent back with a code, each
+    /// matched exactly; `https`, or `http` on localhost, 127.0.0.1 or [::1] (on a
+    /// loopback IP literal any port matches, RFC 8252 §7.3). No fragments, no wildcards.
+    pub redirect_uris: Option<Vec<String>>,
+    /// Where `/oauth/logout` may send the browser after signing out, by the same rules.
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// The operator's own app: its users are not asked for consent.
+    pub first_party: Option<bool>,
 }
 
 /// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
@@ -278,6 +317,33 @@ fn check_grant_types(grants: &[String], confidential: bool) -> Result<Vec<String
     }
     // The column holds the names.
     Ok(out.iter().map(|g| g.as_str().to_owned()).collect())
+}
+
+fn check_redirect_uris(uris: &[String], what: &str) -> Result<Vec<String>, AuthError> {
+    if uris.len() > 10 {
+        return Err(invalid(format!("at most 10 {what}")));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for uri in uris {
+        let uri = RedirectUri::parse(uri).map_err(|e| invalid(format!("{what}: {e}")))?;
+        if !out.iter().any(|u| u == uri.as_str()) {
+            out.push(uri.as_str().to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// The code flow needs somewhere to send the browser back to.
+fn check_grant_needs(grants: &[String], redirect_uris: &[String]) -> Result<(), AuthError> {
+    let has_code_grant = grants
+        .iter()
+        .any(|name| name == GrantType::AuthorizationCode.as_str());
+    if has_code_grant && redirect_uris.is_empty() {
+        return Err(invalid(
+            "the authorization_code grant needs at least one redirect_uris entry",
+        ));
+    }
+    Ok(())
 }
 
 fn check_scopes(scopes: &[String]) -> Result<Vec<String>, AuthError> {
@@ -353,6 +419,18 @@ pub async fn create(
         .transpose()?;
     let introspect_any = spec.introspect_any.unwrap_or(false);
     check_introspect_any(introspect_any, confidential)?;
+    let redirect_uris = check_redirect_uris(
+        spec.redirect_uris.as_deref().unwrap_or_default(),
+        "redirect_uris",
+    )?;
+    let post_logout_redirect_uris = check_redirect_uris(
+        spec.post_logout_redirect_uris
+            .as_deref()
+            .unwrap_or_default(),
+        "post_logout_redirect_uris",
+    )?;
+    let first_party = spec.first_party.unwrap_or(false);
+    check_grant_needs(&grant_types, &redirect_uris)?;
     let (secret, hash) = if confidential {
         let (secret, hash) = generate_secret();
         (Some(secret), Some(hash))
@@ -382,6 +460,9 @@ pub async fn create(
                         access_token_ttl_seconds: ttl,
                         browser_mode: spec.browser_mode.unwrap_or(false),
                         introspect_any,
+                        redirect_uris: &redirect_uris,
+                        post_logout_redirect_uris: &post_logout_redirect_uris,
+                        first_party,
                     },
                 )?;
                 super::audit::record(conn, &[event], &ctx)?;
@@ -474,7 +555,29 @@ pub(crate) async fn update(
             .transpose()?,
         browser_mode: spec.browser_mode,
         introspect_any: spec.introspect_any,
+        redirect_uris: spec
+            .redirect_uris
+            .as_deref()
+            .map(|u| check_redirect_uris(u, "redirect_uris"))
+            .transpose()?,
+        post_logout_redirect_uris: spec
+            .post_logout_redirect_uris
+            .as_deref()
+            .map(|u| check_redirect_uris(u, "post_logout_redirect_uris"))
+            .transpose()?,
+        first_party: spec.first_party,
     };
+    // The client as it will be, judged whole: a change of one field can break a rule
+    // that ties it to another.
+    if let Err(AuthError::InvalidRequest(why)) = check_grant_needs(
+        changes.grant_types.as_ref().unwrap_or(&current.grant_types),
+        changes
+            .redirect_uris
+            .as_ref()
+            .unwrap_or(&current.redirect_uris),
+    ) {
+        return Err(AuthError::Conflict(why));
+    }
     if spec.introspect_any == Some(true) && !current.confidential {
         // As with client_credentials: the request is fine, the client's type is not.
         return Err(AuthError::Conflict(

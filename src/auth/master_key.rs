@@ -80,6 +80,18 @@ impl MasterKey {
         hmac::Key::from(okm)
     }
 
+    /// An AES-256-GCM key for one purpose, derived with HKDF like
+    /// [`MasterKey::derive_hmac_key`] (another purpose gives an unrelated key).
+    pub(crate) fn derive_sealing_key(&self, purpose: &[u8]) -> SealingKey {
+        let purposes = [purpose];
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        self.derivation
+            .expand(&purposes, hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut bytes[..]))
+            .expect("HKDF output of one SHA-256 block is always possible");
+        SealingKey::from_bytes(&bytes)
+    }
+
     /// A fresh random key, printed as base64: what `tessera keys generate-master-key` shows.
     pub fn generate_encoded() -> String {
         let mut bytes = [0u8; 32];

@@ -4,11 +4,16 @@
 
 pub(crate) mod access;
 pub mod audit;
+pub(crate) mod authorize;
 pub(crate) mod background;
+pub(crate) mod browser_sessions;
 pub mod clients;
+pub(crate) mod consents;
 pub(crate) mod grants;
+pub(crate) mod id_token;
 pub(crate) mod introspection;
 pub mod keys;
+pub(crate) mod login;
 pub mod master_key;
 pub(crate) mod passwords;
 pub(crate) mod recent;
@@ -63,6 +68,8 @@ pub struct Parts {
     pub(in crate::auth) keys: KeyRing,
     /// The refresh-token MAC key; `None` on a handle opened without the master key.
     pub(in crate::auth) refresh_mac: Option<refresh_mac::RefreshMac>,
+    /// The keys of login flows and their forms; `None` like `refresh_mac`.
+    pub(in crate::auth) flow_keys: Option<authorize::FlowKeys>,
     /// The refresh rotation's async connections, on the HTTP workers' own threads.
     pub(in crate::auth) rotation: crate::store::rotation::RotationPools,
     pub(in crate::auth) passwords: PasswordHasher,
@@ -70,6 +77,14 @@ pub struct Parts {
 }
 
 impl Tessera {
+    /// The keys of login flows and forms, which only a handle opened with the master
+    /// key has.
+    pub(in crate::auth) fn flow_keys(&self) -> Result<&authorize::FlowKeys, AuthError> {
+        self.flow_keys
+            .as_ref()
+            .ok_or(AuthError::Keys(keys::KeyError::PublicOnly))
+    }
+
     /// The refresh-token MAC key, which only a handle opened with the master key has.
     pub(in crate::auth) fn refresh_mac(&self) -> Result<&refresh_mac::RefreshMac, AuthError> {
         self.refresh_mac
@@ -155,6 +170,10 @@ pub enum AuthError {
     InvalidRefreshToken,
     #[error("the refresh token was already used; the session has been revoked")]
     RefreshTokenReused,
+    /// A grant that cannot be honoured (an authorization code that is unknown, spent,
+    /// expired or bound to something else): RFC 6749 `invalid_grant`.
+    #[error("{0}")]
+    InvalidGrant(String),
     #[error("{0}")]
     InvalidScope(String),
     #[error("{0}")]

@@ -38,6 +38,12 @@ pub enum OpenError {
     Hash(#[from] HashError),
 }
 
+/// The keys derived from the master key, which only [`Tessera::open`] has.
+struct Derived {
+    refresh_mac: RefreshMac,
+    flow_keys: super::authorize::FlowKeys,
+}
+
 impl Tessera {
     /// Opens everything a request needs: creates and migrates the database as needed,
     /// checks the master key against the stored keys, ensures a signing key exists and
@@ -48,9 +54,12 @@ impl Tessera {
         super::keys::signer::install();
         let db = open_database(&settings).await?;
         let master = load_master_key(&settings, &db).await?;
-        let refresh_mac = RefreshMac::from_master(&master);
+        let derived = Derived {
+            refresh_mac: RefreshMac::from_master(&master),
+            flow_keys: super::authorize::FlowKeys::from_master(&master),
+        };
         let keys = KeyRing::start(db.clone(), master, key_policy(&settings)).await?;
-        let tessera = Self::assemble(settings, db, keys, Some(refresh_mac)).await?;
+        let tessera = Self::assemble(settings, db, keys, Some(derived)).await?;
         super::background::report_redis_at_start(&tessera.settings, &tessera.denylist).await;
         Ok(tessera)
     }
@@ -71,8 +80,12 @@ impl Tessera {
         settings: Settings,
         db: Db,
         keys: KeyRing,
-        refresh_mac: Option<RefreshMac>,
+        derived: Option<Derived>,
     ) -> Result<Self, OpenError> {
+        let (refresh_mac, flow_keys) = match derived {
+            Some(d) => (Some(d.refresh_mac), Some(d.flow_keys)),
+            None => (None, None),
+        };
         let passwords = PasswordHasher::new(
             settings.passwords.bcrypt_cost,
             settings.passwords.bcrypt_max_concurrency,
@@ -98,6 +111,7 @@ impl Tessera {
             throttle,
             keys,
             refresh_mac,
+            flow_keys,
             passwords,
             metrics: Metrics::new(),
         })))

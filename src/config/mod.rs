@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 pub use parse::parse_duration;
 pub use secrets::{BootstrapAdmin, MasterKeySource};
 pub(crate) use sections::{
-    Database, Http, Keys, Log, LogFormat, LoginLimits, Passwords, Redis, Tokens,
+    Database, Http, Keys, Log, LogFormat, LoginLimits, LoginPage, Passwords, Redis, Tokens,
 };
 pub use sources::{Source, UnknownVariable};
 
@@ -64,6 +64,7 @@ pub struct Settings {
     pub keys: Keys,
     pub passwords: Passwords,
     pub login_limits: LoginLimits,
+    pub login_page: LoginPage,
     /// Self-registration at `POST /v1/users`.
     pub allow_registration: bool,
     pub bootstrap_admin: Option<BootstrapAdmin>,
@@ -89,6 +90,7 @@ impl Settings {
             keys: Keys::read(src)?,
             passwords: Passwords::read(src)?,
             login_limits: LoginLimits::read(src)?,
+            login_page: LoginPage::read(src)?,
             allow_registration: src.read("TESSERA_ALLOW_REGISTRATION", false, parse::boolean)?,
             bootstrap_admin: BootstrapAdmin::read(src)?,
             log: Log::read(src)?,

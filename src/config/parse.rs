@@ -229,3 +229,33 @@ mod properties {
         }
     }
 }
+
+/// A name to show people: 1 to 64 characters, no control characters.
+pub(super) fn display_name(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > 64 || v.chars().any(char::is_control) {
+        return Err("must be 1 to 64 printable characters".to_owned());
+    }
+    Ok(v.to_owned())
+}
+
+/// An image a login page may load: an absolute https URL (http only on loopback).
+pub(super) fn image_url(v: &str) -> Result<String, String> {
+    let url = url::Url::parse(v).map_err(|_| format!("`{v}` is not an absolute URL"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => Ok(v.to_owned()),
+        "http" if loopback => Ok(v.to_owned()),
+        _ => Err(format!("`{v}` must be an https URL")),
+    }
+}
+
+/// A CSS colour as `#rgb` or `#rrggbb`.
+pub(super) fn css_hex_color(v: &str) -> Result<String, String> {
+    let hex = v.strip_prefix('#').unwrap_or("");
+    if matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err(format!("`{v}` is not a colour like #2454d6"))
+    }
+}

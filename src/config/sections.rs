@@ -314,3 +314,40 @@ impl Log {
         })
     }
 }
+
+/// Tessera's own login pages (the authorization-code flow): the browser session and
+/// the branding.
+#[derive(Clone, Debug)]
+pub struct LoginPage {
+    /// How long a sign-in on the login page lasts (single sign-on across apps).
+    pub session_ttl: Duration,
+    /// The name shown on the pages.
+    pub product_name: String,
+    /// An image shown above the form (an absolute https URL, or http on loopback).
+    pub logo_url: Option<String>,
+    /// The colour of buttons and links, `#rgb` or `#rrggbb`.
+    pub accent_color: String,
+}
+
+impl LoginPage {
+    pub(super) fn read(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            session_ttl: src.read("TESSERA_LOGIN_SESSION_TTL", secs(12 * 3600), |v| {
+                duration_within(v, secs(60), days(30))
+            })?,
+            product_name: src.read(
+                "TESSERA_LOGIN_PRODUCT_NAME",
+                "Tessera".to_owned(),
+                parse::display_name,
+            )?,
+            logo_url: src.read("TESSERA_LOGIN_LOGO_URL", None, |v| {
+                parse::image_url(v).map(Some)
+            })?,
+            accent_color: src.read(
+                "TESSERA_LOGIN_ACCENT_COLOR",
+                "#2454d6".to_owned(),
+                parse::css_hex_color,
+            )?,
+        })
+    }
+}

@@ -5,6 +5,8 @@ use super::vocabulary::{string_enum_schema, vocabulary};
 vocabulary! {
     /// The grants of the token endpoint.
     pub enum GrantType {
+        /// RFC 6749 §4.1: a code from Tessera's login page, with PKCE (RFC 7636).
+        AuthorizationCode = "authorization_code",
         /// RFC 6749 §4.3: a user's name and password, for first-party clients.
         Password = "password",
         /// RFC 6749 §6: a rotating refresh token.
@@ -53,7 +55,7 @@ mod tests {
         for name in [
             "",
             "implicit",
-            "authorization_code",
+            "authorization-code",
             "Password",
             "password ",
         ] {
@@ -61,7 +63,7 @@ mod tests {
         }
         assert_eq!(
             GrantType::names(", ", " or "),
-            "password, refresh_token or client_credentials"
+            "authorization_code, password, refresh_token or client_credentials"
         );
     }
 }

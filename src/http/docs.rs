@@ -4,7 +4,8 @@
 use actix_web::http::header;
 use actix_web::{get, web, App, HttpResponse};
 use utoipa::openapi::security::{
-    ClientCredentials, Flow, Http, HttpAuthScheme, OAuth2, Password, Scopes, SecurityScheme,
+    AuthorizationCode, ClientCredentials, Flow, Http, HttpAuthScheme, OAuth2, Password, Scopes,
+    SecurityScheme,
 };
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
@@ -27,6 +28,7 @@ use crate::http::AppState;
     tags(
         (name = "oauth", description = "RFC 6749 token endpoint, RFC 7009 revocation, RFC 7662 introspection"),
         (name = "discovery", description = "JWKS (RFC 7517) and metadata (RFC 8414)"),
+        (name = "oidc", description = "OpenID Connect: userinfo (the login pages and /oauth/authorize are HTML for browsers, named in the discovery document)"),
         (name = "account", description = "The signed-in user's own account (bearer token)"),
         (name = "admin", description = "Administration; needs an access token with the admin role"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
@@ -53,12 +55,20 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme("client_basic", SecurityScheme::Http(basic));
         // Where the bearer tokens come from, for tools that obtain them themselves.
         let mut oauth2 = OAuth2::new([
+            Flow::AuthorizationCode(AuthorizationCode::new(
+                "/oauth/authorize",
+                TOKEN_URL,
+                Scopes::from_iter([
+                    ("openid", "OpenID Connect: an ID token and userinfo"),
+                    ("profile", "The username, in the ID token and userinfo"),
+                ]),
+            )),
             Flow::Password(Password::new(TOKEN_URL, Scopes::new())),
             Flow::ClientCredentials(ClientCredentials::new(TOKEN_URL, Scopes::new())),
         ]);
         oauth2.description = Some(
-            "The access tokens `bearer` takes: the password and client_credentials grants of \
-             /oauth/token"
+            "The access tokens `bearer` takes: the authorization_code (with PKCE S256), \
+             password and client_credentials grants of /oauth/token"
                 .to_owned(),
         );
         components.add_security_scheme("oauth2", SecurityScheme::OAuth2(oauth2));
@@ -151,6 +161,38 @@ fn cross_field_rules(doc: &mut Document) {
             .description(Some(
                 "client_credentials and introspect_any only for confidential clients",
             ))
+            .into(),
+    );
+    let grants_without = |left_out: GrantType| {
+        ObjectBuilder::new().property(
+            "grant_types",
+            ArrayBuilder::new().items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(
+                        GrantType::ALL
+                            .into_iter()
+                            .filter(|g| *g != left_out)
+                            .map(GrantType::as_str),
+                    )),
+            ),
+        )
+    };
+    let with_redirect_uris = ObjectBuilder::new()
+        .property(
+            "redirect_uris",
+            ArrayBuilder::new()
+                .items(utoipa::openapi::Ref::from_schema_name("RedirectUriText"))
+                .min_items(Some(1))
+                .max_items(Some(10)),
+        )
+        .required("redirect_uris");
+    constrain(
+        "NewClient",
+        AnyOfBuilder::new()
+            .item(grants_without(GrantType::AuthorizationCode))
+            .item(with_redirect_uris)
+            .description(Some("authorization_code needs at least one redirect URI"))
             .into(),
     );
 }

@@ -79,8 +79,11 @@ fn without_values(e: &serde_urlencoded::de::Error) -> String {
 
 /// Every parameter the OAuth endpoints read. Others are ignored, even repeated
 /// (RFC 6749 §3.1: unrecognised parameters MUST be ignored).
-const PARAMETERS: [&str; 9] = [
+const PARAMETERS: [&str; 12] = [
     "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
     "username",
     "password",
     "refresh_token",

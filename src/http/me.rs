@@ -296,3 +296,77 @@ pub(crate) struct RegisteredUser {
     pub created_at: DateTime<Utc>,
     pub password_changed_at: DateTime<Utc>,
 }
+
+/// A consent the caller gave a third-party app on the consent page.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConsentView {
+    pub client_id: String,
+    /// The app's name, as the consent page showed it.
+    pub client_name: String,
+    pub scopes: Vec<String>,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// The consents the caller gave third-party apps.
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<ConsentView>),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not a user's token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The denylist cannot be read", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/me/consents")]
+pub(crate) async fn consents(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let user_id = caller.user_id()?;
+    let list: Vec<ConsentView> = auth::consents::list(&state.tessera, user_id)
+        .await?
+        .into_iter()
+        .map(|c| ConsentView {
+            client_id: c.client_id,
+            client_name: c.client_name,
+            scopes: c.scopes,
+            granted_at: c.granted_at,
+        })
+        .collect();
+    let mut res = HttpResponse::Ok();
+    no_store(&mut res);
+    Ok(res.json(list))
+}
+
+/// Withdraws a consent: the app is asked again next time, and the caller's sessions
+/// with it end now (its refresh tokens stop working, its access tokens are denied).
+#[utoipa::path(
+    tag = "account",
+    security(("bearer" = [])),
+    params(("client_id" = String, Path, description = "The app's client_id")),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not a user's token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No consent to this app", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/v1/me/consents/{client_id}")]
+pub(crate) async fn revoke_consent(
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let user_id = caller.user_id()?;
+    auth::consents::revoke(
+        &state.tessera,
+        user_id,
+        &path.into_inner(),
+        &request_context(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -4,6 +4,7 @@
 //! and cannot drift from them.
 
 pub(crate) mod admin;
+pub(crate) mod authorize;
 pub(crate) mod bearer;
 pub(crate) mod body;
 pub(crate) mod browser;
@@ -13,6 +14,8 @@ pub(crate) mod health;
 pub(crate) mod me;
 pub(crate) mod middleware;
 pub mod oauth;
+pub(crate) mod oidc;
+pub(crate) mod pages;
 mod state;
 pub(crate) mod wellknown;
 
@@ -36,12 +39,28 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
         .service(me::change_password)
         .service(me::logout)
         .service(me::register)
+        .service(me::consents)
+        .service(me::revoke_consent)
+        .service(oidc::userinfo)
+        .service(oidc::userinfo_post)
         .service(health::live)
         .service(health::ready)
         .service(health::metrics)
         .service(docs::openapi_json)
         .service(docs::docs_redirect)
         .configure(admin::routes);
+}
+
+/// Tessera's own pages: HTML for browsers, outside the API document (their contract is
+/// OAuth 2.0 and OpenID Connect, and the discovery document names them).
+pub(crate) fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.service(authorize::start)
+        .service(authorize::login)
+        .service(authorize::consent_page_of_flow)
+        .service(authorize::consent)
+        .service(oidc::logout_get)
+        .service(oidc::logout_post)
+        .service(pages::stylesheet);
 }
 
 /// The methods a documented path answers, as an `Allow` header value (RFC 9110 §10.2.1).

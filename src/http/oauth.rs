@@ -14,11 +14,11 @@ use crate::domain::{GrantType, Password, RefreshToken, Scope, TokenType};
 use crate::error::{no_store, OAuthError, OAuthErrorBody, OAuthErrorCode};
 use crate::http::AppState;
 
-/// A token request (RFC 6749 §4.3, §4.4, §6). Every parameter any grant takes; each
+/// A token request (RFC 6749 §4.1.3, §4.3, §4.4, §6). Every parameter any grant takes; each
 /// grant checks the ones it needs. Form-encoded, or JSON for front ends.
 #[derive(Deserialize, ToSchema)]
 pub struct TokenParams {
-    /// `password`, `refresh_token` or `client_credentials`.
+    /// `authorization_code`, `password`, `refresh_token` or `client_credentials`.
     #[schema(required = true, value_type = GrantType, example = "password")]
     grant_type: Option<String>,
     /// For `password`.
@@ -31,6 +31,16 @@ pub struct TokenParams {
     /// sends it in its cookie instead.
     #[schema(pattern = "^rt_[A-Za-z0-9_-]{76}$")]
     refresh_token: Option<String>,
+    /// For `authorization_code`: the code from the redirect (`ac_` and 43 base64url).
+    #[schema(pattern = "^ac_[A-Za-z0-9_-]{43}$")]
+    code: Option<String>,
+    /// For `authorization_code`: the redirect URI of the authorization request.
+    #[schema(min_length = 1, max_length = 256)]
+    redirect_uri: Option<String>,
+    /// For `authorization_code`: the PKCE verifier (RFC 7636), when the request had a
+    /// challenge.
+    #[schema(pattern = "^[A-Za-z0-9._~-]{43,128}$")]
+    code_verifier: Option<String>,
     /// Space-separated; narrows what is granted.
     scope: Option<String>,
     /// A public client's id, or a confidential client's with `client_secret`
@@ -56,6 +66,9 @@ pub(crate) struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     scope: String,
+    /// An OpenID Connect ID token, for a code exchanged with the `openid` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
 }
 
 fn required(value: Option<String>, name: &str) -> Result<String, OAuthError> {
@@ -105,7 +118,8 @@ pub(crate) fn request_context(req: &HttpRequest) -> RequestContext {
     }
 }
 
-/// Issues tokens: the `password`, `refresh_token` (rotating) and `client_credentials` grants.
+/// Issues tokens: the `authorization_code` (with PKCE), `password`, `refresh_token`
+/// (rotating) and `client_credentials` grants.
 #[utoipa::path(
     tag = "oauth",
     request_body(content(
@@ -116,6 +130,7 @@ pub(crate) fn request_context(req: &HttpRequest) -> RequestContext {
     responses(
         (status = 200, description = "Tokens; `Cache-Control: no-store`", body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type", body = OAuthErrorBody),
+        (status = 413, description = "invalid_request: the body is too large", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
         (status = 429, description = "slow_down: too many failed logins (with Retry-After)", body = OAuthErrorBody),
         (status = 503, description = "temporarily_unavailable (with Retry-After)", body = OAuthErrorBody),
@@ -145,6 +160,23 @@ pub(crate) async fn token(
     let ctx = request_context(&req);
 
     let granted = match grant_type {
+        GrantType::AuthorizationCode => {
+            let code = required(params.code, "code")?;
+            let redirect_uri = required(params.redirect_uri, "redirect_uri")?;
+            let client = authenticate(&req, &state, credentials).await?;
+            let granted = grants::authorization_code(
+                &state.tessera,
+                &client,
+                grants::CodeExchange {
+                    code: &code,
+                    redirect_uri: Some(&redirect_uri),
+                    code_verifier: params.code_verifier.as_deref().filter(|v| !v.is_empty()),
+                },
+                &ctx,
+            )
+            .await?;
+            (client, granted)
+        }
         GrantType::Password => {
             let username = required(params.username, "username")?;
             let password = Password::parse(required(params.password, "password")?)
@@ -331,5 +363,6 @@ fn token_response(state: &AppState, client: &clients::Client, granted: &Granted)
         expires_in: granted.access.expires_in,
         refresh_token,
         scope: granted.scope.to_string(),
+        id_token: granted.id_token.clone(),
     })
 }

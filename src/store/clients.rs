@@ -22,6 +22,9 @@ pub struct ClientRow {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub browser_mode: bool,
     pub introspect_any: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub first_party: bool,
 }
 
 #[derive(Insertable)]
@@ -37,6 +40,9 @@ pub(crate) struct NewClient<'a> {
     pub access_token_ttl_seconds: Option<i32>,
     pub browser_mode: bool,
     pub introspect_any: bool,
+    pub redirect_uris: &'a [String],
+    pub post_logout_redirect_uris: &'a [String],
+    pub first_party: bool,
 }
 
 pub(crate) fn find(
@@ -89,6 +95,9 @@ pub(crate) struct ClientChanges {
     pub access_token_ttl_seconds: Option<Option<i32>>,
     pub browser_mode: Option<bool>,
     pub introspect_any: Option<bool>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub first_party: Option<bool>,
 }
 
 pub(crate) fn update(

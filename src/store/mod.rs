@@ -3,7 +3,10 @@
 //! transaction. Nothing here knows about HTTP.
 
 pub(crate) mod audit;
+pub(crate) mod authorization_codes;
+pub(crate) mod browser_sessions;
 pub(crate) mod clients;
+pub(crate) mod consents;
 pub mod denylist;
 pub(crate) mod key_events;
 pub(crate) mod refresh;

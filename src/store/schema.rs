@@ -16,6 +16,37 @@ diesel::table! {
 }
 
 diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Bytea,
+        client_id -> Text,
+        user_id -> Uuid,
+        browser_session_id -> Uuid,
+        redirect_uri -> Text,
+        scope -> Text,
+        code_challenge -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        auth_time -> Timestamptz,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        session_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    browser_sessions (id) {
+        id -> Uuid,
+        secret_hash -> Bytea,
+        user_id -> Uuid,
+        auth_time -> Timestamptz,
+        expires_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     clients (client_id) {
         client_id -> Text,
         name -> Text,
@@ -31,6 +62,18 @@ diesel::table! {
         previous_secret_expires_at -> Nullable<Timestamptz>,
         browser_mode -> Bool,
         introspect_any -> Bool,
+        redirect_uris -> Array<Text>,
+        post_logout_redirect_uris -> Array<Text>,
+        first_party -> Bool,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Uuid,
+        client_id -> Text,
+        scopes -> Array<Text>,
+        granted_at -> Timestamptz,
     }
 }
 
@@ -74,6 +117,7 @@ diesel::table! {
         refresh_expires_at -> Timestamptz,
         username -> Text,
         roles -> Array<Text>,
+        browser_session_id -> Nullable<Uuid>,
     }
 }
 
@@ -104,12 +148,22 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(authorization_codes -> browser_sessions (browser_session_id));
+diesel::joinable!(authorization_codes -> clients (client_id));
+diesel::joinable!(authorization_codes -> users (user_id));
+diesel::joinable!(browser_sessions -> users (user_id));
+diesel::joinable!(consents -> clients (client_id));
+diesel::joinable!(consents -> users (user_id));
+diesel::joinable!(sessions -> browser_sessions (browser_session_id));
 diesel::joinable!(sessions -> clients (client_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
+    authorization_codes,
+    browser_sessions,
     clients,
+    consents,
     denylist_generation,
     revocations,
     sessions,

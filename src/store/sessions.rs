@@ -35,6 +35,8 @@ pub(crate) struct NewSession<'a> {
     pub roles: &'a [String],
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
+    /// The browser session (Tessera's login page) the session was started from.
+    pub browser_session_id: Option<Uuid>,
 }
 
 /// Starts a session at generation 0: its first refresh token.
@@ -120,4 +122,37 @@ pub(crate) fn revoke_for_user(
     .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(keep)
     .load(conn)?;
     Ok(revoked.into_iter().map(|r| r.id).collect())
+}
+
+/// The live sessions started from a browser session, or those of one user with one
+/// client (`by`), locked in id order (see [`revoke_for_user`]) for their revocation.
+pub(crate) fn live_ids_locked(
+    conn: &mut PgConnection,
+    by: Started<'_>,
+) -> Result<Vec<Uuid>, StoreError> {
+    let live = sessions::table
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(diesel::dsl::now));
+    let ids = match by {
+        Started::InBrowserSession(id) => live
+            .filter(sessions::browser_session_id.eq(id))
+            .order(sessions::id.asc())
+            .select(sessions::id)
+            .for_update()
+            .load(conn)?,
+        Started::ByUserWithClient(user_id, client_id) => live
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::client_id.eq(client_id))
+            .order(sessions::id.asc())
+            .select(sessions::id)
+            .for_update()
+            .load(conn)?,
+    };
+    Ok(ids)
+}
+
+/// Which sessions [`live_ids_locked`] finds.
+pub(crate) enum Started<'a> {
+    InBrowserSession(Uuid),
+    ByUserWithClient(Uuid, &'a str),
 }

@@ -173,3 +173,22 @@ pub(crate) fn unchanged_since_check(
         .filter(|(changed, disabled, _)| *changed == password_changed_at && !disabled)
         .map(|(_, _, roles)| roles))
 }
+
+/// The user's roles, if it is still enabled and its password has not changed since
+/// `auth_time` (a sign-in on the login page), locking the row against changes until the
+/// end of the transaction.
+pub(crate) fn signed_in_since(
+    conn: &mut PgConnection,
+    id: Uuid,
+    auth_time: DateTime<Utc>,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let current: Option<(DateTime<Utc>, bool, Vec<String>)> = users::table
+        .find(id)
+        .select((users::password_changed_at, users::disabled, users::roles))
+        .for_share()
+        .first(conn)
+        .optional()?;
+    Ok(current
+        .filter(|(changed, disabled, _)| *changed <= auth_time && !disabled)
+        .map(|(_, _, roles)| roles))
+}

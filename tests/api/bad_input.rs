@@ -22,7 +22,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
 async fn unknown_grant_type_is_unsupported_grant_type() {
     let app = spawn_app().await;
     let res = app
-        .post_form("/oauth/token", &[("grant_type", "authorization_code")])
+        .post_form("/oauth/token", &[("grant_type", "implicit")])
         .await;
     assert_oauth_error(res, 400, "unsupported_grant_type").await;
 }

@@ -325,6 +325,13 @@ impl TestApp {
         PgConnection::establish(&self.database_url).expect("test database reachable")
     }
 
+    /// Runs a statement on this app's database (a test's way to age a row).
+    pub fn execute(&self, sql: &str) -> usize {
+        diesel::sql_query(sql)
+            .execute(&mut self.db())
+            .expect("statement runs")
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})")))
             .get_result(&mut self.db())

@@ -3,7 +3,9 @@
 
 mod account;
 mod admin;
+mod authorize;
 mod bad_input;
+mod browser;
 mod cli;
 mod clients;
 mod contract;
@@ -17,6 +19,7 @@ mod introspection;
 mod jwks;
 mod keys;
 mod me;
+mod oidc;
 mod openapi;
 mod passwords;
 mod revocation;

@@ -40,5 +40,6 @@ pub(crate) fn client_credentials(
         access,
         refresh_token: None,
         scope,
+        id_token: None,
     })
 }

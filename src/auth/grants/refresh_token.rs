@@ -114,6 +114,7 @@ pub(crate) async fn refresh(
         access,
         refresh_token: Some(successor),
         scope,
+        id_token: None,
     })
 }
 

@@ -26,6 +26,10 @@ pub(crate) struct ClientView {
     /// Introspection tells this client about every token (else only its own and its
     /// audiences').
     introspect_any: bool,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    /// The operator's own app: its users see no consent page.
+    first_party: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Until when the previous secret still works after a rotation.
@@ -51,6 +55,9 @@ impl ClientView {
             access_token_ttl_seconds: row.access_token_ttl_seconds,
             browser_mode: row.browser_mode,
             introspect_any: row.introspect_any,
+            redirect_uris: row.redirect_uris,
+            post_logout_redirect_uris: row.post_logout_redirect_uris,
+            first_party: row.first_party,
             created_at: row.created_at,
             updated_at: row.updated_at,
             previous_secret_expires_at: previous_live,
@@ -93,6 +100,17 @@ pub(crate) struct NewClient {
     /// Confidential clients only: introspection tells this client about every token,
     /// not only those issued to it or meant for its audiences (a gateway).
     introspect_any: Option<bool>,
+    /// For `authorization_code` (at least one then): where the browser may be sent
+    /// back with a code, each matched exactly (any port on a loopback IP literal,
+    /// RFC 8252 §7.3); https, or http on localhost, 127.0.0.1 or [::1]; no fragment, no
+    /// wildcard.
+    #[schema(value_type = Option<Vec<RedirectUriText>>, max_items = 10)]
+    redirect_uris: Option<Vec<String>>,
+    /// Where `/oauth/logout` may send the browser after signing out.
+    #[schema(value_type = Option<Vec<RedirectUriText>>, max_items = 10)]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// The operator's own app: its users see no consent page.
+    first_party: Option<bool>,
 }
 
 /// Changes to an OAuth client (`PATCH`); absent fields stay as they are. The type
@@ -119,6 +137,17 @@ pub(crate) struct ClientChanges {
     browser_mode: Option<bool>,
     /// Confidential clients only: introspection answers about every token.
     introspect_any: Option<bool>,
+    /// For `authorization_code` (at least one then): where the browser may be sent
+    /// back with a code, each matched exactly (any port on a loopback IP literal,
+    /// RFC 8252 §7.3); https, or http on localhost, 127.0.0.1 or [::1]; no fragment, no
+    /// wildcard.
+    #[schema(value_type = Option<Vec<RedirectUriText>>, max_items = 10)]
+    redirect_uris: Option<Vec<String>>,
+    /// Where `/oauth/logout` may send the browser after signing out.
+    #[schema(value_type = Option<Vec<RedirectUriText>>, max_items = 10)]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// The operator's own app: its users see no consent page.
+    first_party: Option<bool>,
 }
 
 /// A scope: up to 128 visible ASCII characters except `"` and `\`.
@@ -126,6 +155,15 @@ pub(crate) struct ClientChanges {
 #[schema(pattern = "^[!#-\\[\\]-~]{0,128}$")]
 #[allow(dead_code)]
 pub(crate) struct ScopeToken(String);
+
+/// A redirect URI: an absolute https URL, or http on a loopback host.
+#[derive(ToSchema)]
+#[schema(
+    pattern = "^(https://[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9-]{0,20}){0,4}|http://(localhost|127\\.0\\.0\\.1|\\[::1\\]))(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
+    max_length = 256
+)]
+#[allow(dead_code)]
+pub(crate) struct RedirectUriText(String);
 
 /// An audience (`aud`): 1 to 256 visible ASCII characters.
 #[derive(ToSchema)]
