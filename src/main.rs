@@ -304,7 +304,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 introspect_any: Some(introspect_any),
                 redirect_uris: Some(redirect_uris),
                 post_logout_redirect_uris: Some(post_logout_redirect_uris),
-                first_party: Some(first_party),
+                first_party: first_party.then_some(true),
             };
             let (row, secret) =
                 auth::clients::create(&tessera, spec, &auth::Actor::command_line()).await?;

@@ -79,6 +79,64 @@ pub fn refresh_token(key: &RefreshKey, set: &str, i: u64) -> String {
     key.token(session_id(set, i), 0)
 }
 
+/// Code `i` of a set, as bench/sql/prepare_codes.sql stores its hash: `ac_` and the
+/// base64url of sha256('<set>-code-<i>') (the shape of Tessera's codes: 256 bits).
+pub fn authorization_code(set: &str, i: u64) -> String {
+    let digest = Sha256::digest(format!("{set}-code-{i}").as_bytes());
+    format!("ac_{}", URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// RFC 7636 Appendix B: the verifier whose S256 challenge bench/sql/prepare_codes.sql
+/// binds every code to.
+pub const CODE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// A growing set of prepared authorization codes, each exchanged once.
+pub struct CodeSet {
+    name: &'static str,
+    owners: String,
+    prepared: AtomicU64,
+    next: AtomicU64,
+}
+
+impl CodeSet {
+    pub fn new(name: &'static str, owner_cost: u32) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            owners: user_set(owner_cost),
+            prepared: AtomicU64::new(0),
+            next: AtomicU64::new(0),
+        })
+    }
+
+    /// A code never presented before, or `None` when the prepared ones are spent.
+    pub fn take(&self) -> Option<String> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        (i < self.prepared.load(Ordering::Relaxed)).then(|| authorization_code(self.name, i))
+    }
+
+    /// Makes sure at least `fresh` codes are prepared beyond those handed out (between
+    /// scenarios, never during one).
+    pub fn ensure_fresh(&self, pg: &Postgres, fresh: u64) -> anyhow::Result<()> {
+        let prepared = self.prepared.load(Ordering::Relaxed);
+        let wanted = self.next.load(Ordering::Relaxed) + fresh;
+        if wanted <= prepared {
+            return Ok(());
+        }
+        pg.run_file(
+            "prepare_codes.sql",
+            &[
+                ("prefix", self.name.to_owned()),
+                ("first", prepared.to_string()),
+                ("last", (wanted - 1).to_string()),
+                ("user_set", self.owners.clone()),
+            ],
+        )?;
+        pg.query("VACUUM ANALYZE authorization_codes")?;
+        self.prepared.store(wanted, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 pub fn user_set(cost: u32) -> String {
     format!("bench{cost}")
 }
@@ -233,6 +291,12 @@ mod tests {
 
     fn key() -> RefreshKey {
         RefreshKey::from_master(&[7; 32])
+    }
+
+    #[test]
+    fn codes_have_the_shape_tessera_issues() {
+        let code = super::authorization_code("c", 7);
+        assert!(code.starts_with("ac_") && code.len() == 46, "{code}");
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub enum Scenario {
     Introspection,
     Jwks,
     Me,
+    /// `grant_type=authorization_code`: prepared codes exchanged with PKCE, each once
+    /// (a session, an access token, a refresh token and an ID token per exchange).
+    Code,
+    /// OpenID Connect userinfo with a valid access token.
+    Userinfo,
     /// The login storm and its refresh-alone baseline.
     Storm,
     Pgbench,

@@ -24,15 +24,20 @@ use crate::writes::Counters;
 use crate::{Args, Scenario};
 
 /// The scenarios that run on the server started with the first bcrypt cost.
-const MAIN_PHASE: [Scenario; 7] = [
+const MAIN_PHASE: [Scenario; 9] = [
     Scenario::Login,
     Scenario::Refresh,
     Scenario::ClientCredentials,
     Scenario::Introspection,
     Scenario::Jwks,
     Scenario::Me,
+    Scenario::Code,
+    Scenario::Userinfo,
     Scenario::Storm,
 ];
+
+/// Code exchanges per second to prepare codes for, before one was measured.
+const CODE_RATE_GUESS: f64 = 3000.0;
 
 /// Below this CPU use (in cores) the server counts as idle between scenarios.
 const IDLE_CORES: f64 = 0.05;
@@ -70,6 +75,24 @@ impl RequestSource for RefreshSource {
     fn next_request(&self) -> Option<Request<Body>> {
         let token = self.tokens.take()?;
         let body = format!("grant_type=refresh_token&refresh_token={token}");
+        Some(self.template.request_with_body(body))
+    }
+}
+
+/// `grant_type=authorization_code`, each time with a code never presented before.
+struct CodeSource {
+    template: RequestTemplate,
+    codes: Arc<fixtures::CodeSet>,
+}
+
+impl RequestSource for CodeSource {
+    fn next_request(&self) -> Option<Request<Body>> {
+        let code = self.codes.take()?;
+        let body = format!(
+            "grant_type=authorization_code&client_id=bench-spa&code={code}\
+             &redirect_uri=http%3A%2F%2Flocalhost%3A5555%2Fcb&code_verifier={}",
+            fixtures::CODE_VERIFIER
+        );
         Some(self.template.request_with_body(body))
     }
 }
@@ -128,6 +151,7 @@ struct Bench<'a> {
     password: Arc<Secret>,
     client: ConfidentialClient,
     tokens: Arc<TokenSet>,
+    codes: Arc<fixtures::CodeSet>,
     /// Refreshes per second to prepare tokens for: a guess at first, then measured.
     refresh_rate: f64,
     summary: Summary,
@@ -318,6 +342,48 @@ impl Bench<'_> {
         Ok(())
     }
 
+    fn code_source(&self, addr: SocketAddr) -> CodeSource {
+        CodeSource {
+            template: self.token_endpoint(addr),
+            codes: Arc::clone(&self.codes),
+        }
+    }
+
+    async fn code_exchange(&mut self, server: &TesseraServer) -> anyhow::Result<()> {
+        let fresh = (CODE_RATE_GUESS * self.scenario_seconds() * 1.5) as u64 + 1000;
+        self.codes.ensure_fresh(self.pg, fresh)?;
+        let source = self.code_source(server.addr());
+        self.single(
+            server,
+            "authorization_code exchange (PKCE, ID token)",
+            source,
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn userinfo(&mut self, server: &TesseraServer) -> anyhow::Result<()> {
+        // An access token with the openid scope, from one code exchange.
+        self.codes.ensure_fresh(self.pg, 1)?;
+        let request = self
+            .code_source(server.addr())
+            .next_request()
+            .context("no prepared code left")?;
+        let (status, body) = send_once(server.addr(), request).await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "code exchange for a token: HTTP {status}"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&body)?;
+        let token = json["access_token"]
+            .as_str()
+            .context("no access_token in the token response")?;
+        let source = RequestTemplate::get(server.addr(), "/oauth/userinfo").bearer(token);
+        self.single(server, "userinfo with a valid token", source)
+            .await;
+        Ok(())
+    }
+
     /// Refreshes at a moderate concurrency, first alone, then while logins saturate
     /// bcrypt: the bcrypt pool must keep the storm away from everything else.
     async fn login_storm(&mut self, server: &TesseraServer, cost: u32) -> anyhow::Result<()> {
@@ -382,6 +448,12 @@ impl Bench<'_> {
         }
         if wants(Scenario::Me) {
             self.me(&server).await?;
+        }
+        if wants(Scenario::Code) {
+            self.code_exchange(&server).await?;
+        }
+        if wants(Scenario::Userinfo) {
+            self.userinfo(&server).await?;
         }
         if wants(Scenario::Storm) {
             self.login_storm(&server, cost).await?;
@@ -584,6 +656,7 @@ async fn prepare_and_run(args: &Args, pg: &Postgres, env: ServerEnv) -> anyhow::
             args.bcrypt_costs[0],
             env.refresh_key()?,
         ),
+        codes: fixtures::CodeSet::new("codes", args.bcrypt_costs[0]),
         env,
         refresh_rate: args.refresh_rate_guess as f64,
         summary: Summary::default(),

@@ -17,15 +17,33 @@ pub(crate) enum Refused {
 
 #[tracing::instrument(name = "access.check", level = "debug", skip_all, err(level = "debug"))]
 pub(crate) async fn check(tessera: &Tessera, token: &str) -> Result<AccessClaims, Refused> {
+    check_for(tessera, token, Some(tessera.settings.own_audience())).await
+}
+
+/// For OpenID Connect userinfo, which answers any app's access token (whatever its
+/// audience: a third-party app's tokens are for the app itself) with the claims its
+/// scopes allow.
+#[tracing::instrument(
+    name = "access.check_for_userinfo",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
+pub(crate) async fn check_for_userinfo(
+    tessera: &Tessera,
+    token: &str,
+) -> Result<AccessClaims, Refused> {
+    check_for(tessera, token, None).await
+}
+
+async fn check_for(
+    tessera: &Tessera,
+    token: &str,
+    audience: Option<&str>,
+) -> Result<AccessClaims, Refused> {
     let keys = tessera.keys.snapshot();
-    let settings = &tessera.settings;
-    let claims = tokens::verify(
-        &keys,
-        token,
-        &settings.issuer,
-        Some(settings.own_audience()),
-    )
-    .map_err(Refused::Invalid)?;
+    let claims = tokens::verify(&keys, token, &tessera.settings.issuer, audience)
+        .map_err(Refused::Invalid)?;
     revocation::ensure_not_revoked(tessera, &claims)
         .await
         .map_err(|e| match e {

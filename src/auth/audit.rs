@@ -24,6 +24,7 @@ pub(crate) mod action {
     pub(crate) const LOGOUT: &str = "logout";
     pub(crate) const CONSENT_GRANTED: &str = "consent.granted";
     pub(crate) const CONSENT_REVOKED: &str = "consent.revoked";
+    pub(crate) const AUTHORIZATION_CODE_EXCHANGED: &str = "authorization_code.exchanged";
     pub(crate) const AUTHORIZATION_CODE_REPLAYED: &str = "authorization_code.replayed";
     pub(crate) const PASSWORD_CHANGED: &str = "password.changed";
     pub(crate) const PASSWORD_CHANGE_FAILED: &str = "password.change_failed";

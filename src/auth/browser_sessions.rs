@@ -35,12 +35,19 @@ pub(crate) struct SignedIn {
 
 /// Checks the password typed on the login page of `client`'s flow (the same
 /// brute-force accounting and answers as the password grant) and starts a session.
+///
+/// A browser holds one sign-in at a time: the session it was signed in with until now
+/// (`replacing`) ends. When the same person signed in again (`prompt=login`,
+/// `max_age`), the apps they signed in to carry on under the new session (a later
+/// sign-out ends them); when another person takes over the browser, the previous
+/// person's apps are signed out with the previous session.
 #[tracing::instrument(name = "browser_session.sign_in", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
 pub(crate) async fn sign_in(
     tessera: &Tessera,
     client: &Client,
     username: &str,
     password: Password,
+    replacing: Option<&LiveBrowserSession>,
     ctx: &RequestContext,
 ) -> Result<SignedIn, AuthError> {
     let user = login::check_password(tessera, client.id.as_str(), username, password, ctx).await?;
@@ -61,6 +68,8 @@ pub(crate) async fn sign_in(
         .client(client.id.as_str())
         .detail("via", "login_page")
         .detail("browser_session", id.to_string());
+    let previous = replacing.map(|s| (s.id, s.user_id == user_id));
+    let carried_over = previous.filter(|(_, same)| *same).map(|(old, _)| old);
     let started = tessera
         .db
         .run(move |conn| {
@@ -83,6 +92,10 @@ pub(crate) async fn sign_in(
                         user_agent: ctx2.user_agent.as_deref(),
                     },
                 )?;
+                if let Some(old) = carried_over {
+                    sessions::move_to_browser_session(conn, old, id)?;
+                    browser_sessions::end(conn, old)?;
+                }
                 audit::record(conn, &[event], &ctx2)?;
                 Ok(Some(auth_time))
             })
@@ -91,6 +104,9 @@ pub(crate) async fn sign_in(
     let Some(auth_time) = started else {
         return Err(AuthError::InvalidCredentials);
     };
+    if let Some((old, false)) = previous {
+        sign_out(tessera, old, Some(client.id.as_str()), ctx).await?;
+    }
     tracing::info!(%user_id, client_id = %client.id, browser_session = %id, "signed in on the login page");
     Ok(SignedIn {
         session: LiveBrowserSession {

@@ -267,7 +267,9 @@ pub struct ClientSpec {
     pub redirect_uris: Option<Vec<String>>,
     /// Where `/oauth/logout` may send the browser after signing out, by the same rules.
     pub post_logout_redirect_uris: Option<Vec<String>>,
-    /// The operator's own app: its users are not asked for consent.
+    /// The operator's own app: its users are not asked for consent, and its user
+    /// tokens carry roles and work on Tessera's own API. Default: true for a client with
+    /// the password grant (it sees passwords), false otherwise.
     pub first_party: Option<bool>,
 }
 
@@ -429,7 +431,12 @@ pub async fn create(
             .unwrap_or_default(),
         "post_logout_redirect_uris",
     )?;
-    let first_party = spec.first_party.unwrap_or(false);
+    // A client trusted with passwords is the operator's own, whatever else it is.
+    let first_party = spec.first_party.unwrap_or_else(|| {
+        grant_types
+            .iter()
+            .any(|g| g == GrantType::Password.as_str())
+    });
     check_grant_needs(&grant_types, &redirect_uris)?;
     let (secret, hash) = if confidential {
         let (secret, hash) = generate_secret();

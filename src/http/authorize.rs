@@ -85,9 +85,30 @@ async fn browser_session(
 /// signed in, finishes at once) an authorization-code flow.
 #[get("/oauth/authorize")]
 pub(crate) async fn start(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string()) else {
+    let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string());
+    begin(&req, &state, pairs.ok(), StatusCode::FOUND).await
+}
+
+/// The same request, form-encoded in a POST (OpenID Connect Core §3.1.2.1).
+#[post("/oauth/authorize")]
+pub(crate) async fn start_posted(
+    req: HttpRequest,
+    body: Result<Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let pairs = read_form::<Vec<(String, String)>>(&state, &req, body).ok();
+    begin(&req, &state, pairs, StatusCode::SEE_OTHER).await
+}
+
+async fn begin(
+    req: &HttpRequest,
+    state: &AppState,
+    pairs: Option<Vec<(String, String)>>,
+    redirect_status: StatusCode,
+) -> HttpResponse {
+    let Some(pairs) = pairs else {
         return unusable(
-            &state,
+            state,
             StatusCode::BAD_REQUEST,
             "The request's parameters cannot be read.",
         );
@@ -95,21 +116,21 @@ pub(crate) async fn start(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     let (client, flow) = match rules::parse_request(&state.tessera, pairs).await {
         Ok(parsed) => parsed,
         Err(AuthorizeError::Refused(Refusal::Page(message))) => {
-            return unusable(&state, StatusCode::BAD_REQUEST, &message)
+            return unusable(state, StatusCode::BAD_REQUEST, &message)
         }
         Err(AuthorizeError::Refused(Refusal::Redirect(location))) => {
-            return pages::redirect(StatusCode::FOUND, &location).finish()
+            return pages::redirect(redirect_status, &location).finish()
         }
-        Err(AuthorizeError::Auth(e)) => return failure(&state, &e),
+        Err(AuthorizeError::Auth(e)) => return failure(state, &e),
     };
-    let ctx = request_context(&req);
-    let session = match browser_session(&state, &req).await {
+    let ctx = request_context(req);
+    let session = match browser_session(state, req).await {
         Ok(session) => session,
-        Err(e) => return failure(&state, &e),
+        Err(e) => return failure(state, &e),
     };
     match rules::proceed(&state.tessera, &client, &flow, session, &ctx).await {
-        Ok(next) => show(&state, &req, &client, &flow, next, StatusCode::FOUND),
-        Err(e) => failure(&state, &e),
+        Ok(next) => show(state, req, &client, &flow, next, redirect_status, true),
+        Err(e) => failure(state, &e),
     }
 }
 
@@ -121,12 +142,13 @@ fn show(
     flow: &Flow,
     next: Next,
     redirect_status: StatusCode,
+    consent_in_place: bool,
 ) -> HttpResponse {
     match next {
         Next::Redirect(location) => pages::redirect(redirect_status, &location).finish(),
         Next::SignIn => login_page(state, req, client, flow, StatusCode::OK, None, None),
         Next::Consent { session } => {
-            if redirect_status == StatusCode::SEE_OTHER {
+            if !consent_in_place {
                 // After a form post, the consent page is a page of its own (so a reload
                 // does not post the password again).
                 let sealed = sealed(state, flow);
@@ -163,14 +185,11 @@ fn login_page(
     };
     // The login cookie's nonce binds the form's CSRF token to this browser; one nonce
     // serves every tab, so a person may start two sign-ins at once.
-    let (nonce, fresh) = match login_nonce(req) {
-        Some(nonce) => (nonce, false),
-        None => {
-            let mut bytes = [0u8; 16];
-            aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
-            (URL_SAFE_NO_PAD.encode(bytes), true)
-        }
-    };
+    let nonce = login_nonce(req).unwrap_or_else(|| {
+        let mut bytes = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
+        URL_SAFE_NO_PAD.encode(bytes)
+    });
     let csrf = match state.tessera.form_csrf("login", nonce.as_bytes(), &sealed) {
         Ok(csrf) => csrf,
         Err(e) => return failure(state, &e),
@@ -186,9 +205,8 @@ fn login_page(
     }
     .render();
     let mut res = pages::page(state.settings(), status, html, Some(&flow.redirect_uri));
-    if fresh {
-        let _ = res.add_cookie(&pages::cookie(LOGIN_COOKIE, &nonce, FLOW_TTL));
-    }
+    // Set again on every page, so it outlives the newest flow it serves.
+    let _ = res.add_cookie(&pages::cookie(LOGIN_COOKIE, &nonce, FLOW_TTL));
     res
 }
 
@@ -339,8 +357,19 @@ pub(crate) async fn login(
         Ok(password) => password,
         Err(_) => return again(StatusCode::BAD_REQUEST, INVALID_LOGIN),
     };
-    let signed_in = match browser_sessions::sign_in(&state.tessera, &client, typed, password, &ctx)
-        .await
+    let current = match browser_session(&state, &req).await {
+        Ok(current) => current,
+        Err(e) => return failure(&state, &e),
+    };
+    let signed_in = match browser_sessions::sign_in(
+        &state.tessera,
+        &client,
+        typed,
+        password,
+        current.as_ref(),
+        &ctx,
+    )
+    .await
     {
         Ok(signed_in) => signed_in,
         Err(AuthError::InvalidCredentials) => return again(StatusCode::BAD_REQUEST, INVALID_LOGIN),
@@ -369,7 +398,15 @@ pub(crate) async fn login(
     )
     .await;
     let mut res = match next {
-        Ok(next) => show(&state, &req, &client, &flow, next, StatusCode::SEE_OTHER),
+        Ok(next) => show(
+            &state,
+            &req,
+            &client,
+            &flow,
+            next,
+            StatusCode::SEE_OTHER,
+            false,
+        ),
         Err(e) => failure(&state, &e),
     };
     let _ = res.add_cookie(&pages::cookie(
@@ -406,7 +443,7 @@ pub(crate) async fn consent_page_of_flow(
     };
     let ctx = request_context(&req);
     match rules::proceed(&state.tessera, &client, &flow, session, &ctx).await {
-        Ok(next) => show(&state, &req, &client, &flow, next, StatusCode::FOUND),
+        Ok(next) => show(&state, &req, &client, &flow, next, StatusCode::FOUND, true),
         Err(e) => failure(&state, &e),
     }
 }

@@ -32,7 +32,7 @@ impl Caller {
 }
 
 /// `Authorization: Bearer <token>`; the token must be RFC 6750 `b64token` characters.
-fn bearer_token(req: &HttpRequest) -> Result<String, Problem> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Result<String, Problem> {
     let missing = || Problem::bearer_required("an access token is required");
     let value = req
         .headers()
@@ -57,6 +57,17 @@ fn bearer_token(req: &HttpRequest) -> Result<String, Problem> {
     Ok(token.to_owned())
 }
 
+/// What a refused bearer token is answered with.
+pub(crate) fn refusal(refused: Refused) -> Problem {
+    match refused {
+        Refused::Invalid(reason) => {
+            tracing::debug!(%reason, "bearer token refused");
+            Problem::invalid_token(&reason)
+        }
+        Refused::Unavailable(e) => Problem::unavailable(&e),
+    }
+}
+
 impl FromRequest for Caller {
     type Error = Problem;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
@@ -69,13 +80,7 @@ impl FromRequest for Caller {
             let token = token?;
             let claims = access::check(&state.tessera, &token)
                 .await
-                .map_err(|refused| match refused {
-                    Refused::Invalid(reason) => {
-                        tracing::debug!(%reason, "bearer token refused");
-                        Problem::invalid_token(&reason)
-                    }
-                    Refused::Unavailable(e) => Problem::unavailable(&e),
-                })?;
+                .map_err(refusal)?;
             Ok(Caller { claims })
         })
     }

@@ -55,6 +55,7 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
 /// OAuth 2.0 and OpenID Connect, and the discovery document names them).
 pub(crate) fn pages(cfg: &mut web::ServiceConfig) {
     cfg.service(authorize::start)
+        .service(authorize::start_posted)
         .service(authorize::login)
         .service(authorize::consent_page_of_flow)
         .service(authorize::consent)

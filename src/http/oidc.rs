@@ -8,7 +8,7 @@ use askama::Template;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::bearer::Caller;
+use super::bearer::{self, Caller};
 use super::oauth::request_context;
 use super::pages::{self, Brand, LogoutPage, SESSION_COOKIE};
 use crate::auth::browser_sessions;
@@ -54,15 +54,16 @@ fn bearer_refusal(problem: Problem) -> HttpResponse {
     res
 }
 
-async fn answer(caller: Result<Caller, Problem>, state: &AppState) -> HttpResponse {
-    let result = match caller {
-        Ok(caller) => user_info(caller, state).await,
-        Err(problem) => Err(problem),
-    };
-    result.unwrap_or_else(bearer_refusal)
+async fn answer(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    user_info(req, state).await.unwrap_or_else(bearer_refusal)
 }
 
-async fn user_info(caller: Caller, state: &AppState) -> Result<HttpResponse, Problem> {
+async fn user_info(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, Problem> {
+    let token = bearer::bearer_token(req)?;
+    let claims = crate::auth::access::check_for_userinfo(&state.tessera, &token)
+        .await
+        .map_err(bearer::refusal)?;
+    let caller = Caller { claims };
     if !caller.claims.has_scope("openid") {
         return Err(Problem::insufficient_scope(
             "userinfo needs an access token with the openid scope",
@@ -98,11 +99,8 @@ async fn user_info(caller: Caller, state: &AppState) -> Result<HttpResponse, Pro
     )
 )]
 #[get("/oauth/userinfo")]
-pub(crate) async fn userinfo(
-    caller: Result<Caller, Problem>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    answer(caller, &state).await
+pub(crate) async fn userinfo(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    answer(&req, &state).await
 }
 
 /// The same as `GET`, for clients that post (Core §5.3.1); the token is in the
@@ -119,11 +117,8 @@ pub(crate) async fn userinfo(
     )
 )]
 #[post("/oauth/userinfo")]
-pub(crate) async fn userinfo_post(
-    caller: Result<Caller, Problem>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    answer(caller, &state).await
+pub(crate) async fn userinfo_post(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    answer(&req, &state).await
 }
 
 #[derive(Default, Deserialize)]
@@ -251,31 +246,25 @@ async fn logout(
         }
     };
     let ctx = request_context(&req);
-    if let Some(hint) = &hint {
-        // The app says who is signing out: that sign-in ends, and this browser's too if
-        // it is the same person's.
-        let mut ended = Vec::new();
-        if let Ok(sid) = hint.sid.parse::<uuid::Uuid>() {
-            ended.push(sid);
-        }
-        if let Some(s) = session
+    // The app's ID token says which sign-in it wants ended. It is ended at once only
+    // when it is this browser's own: an ID token can be replayed by anyone who holds
+    // one (the app, or a page linking here with its own), and must not end someone
+    // else's sign-in, or this browser's when it belongs to another. Otherwise the
+    // person is asked, as without a hint.
+    let hinted = hint.as_ref().and_then(|h| {
+        session
             .as_ref()
-            .filter(|s| s.user_id.to_string() == hint.sub)
-        {
-            if !ended.contains(&s.id) {
-                ended.push(s.id);
-            }
-        }
-        for id in ended {
-            if let Err(e) = browser_sessions::sign_out(tessera, id, Some(&hint.aud), &ctx).await {
-                tracing::warn!(error = %e, "logout failed");
-                return pages::message(
-                    state.settings(),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Temporarily unavailable",
-                    "Signing out did not finish. Please try again in a few seconds.",
-                );
-            }
+            .filter(|s| s.id.to_string() == h.sid && s.user_id.to_string() == h.sub)
+    });
+    if let (Some(hint), Some(own)) = (&hint, hinted) {
+        if let Err(e) = browser_sessions::sign_out(tessera, own.id, Some(&hint.aud), &ctx).await {
+            tracing::warn!(error = %e, "logout failed");
+            return pages::message(
+                state.settings(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Signing out did not finish. Please try again in a few seconds.",
+            );
         }
         return after_sign_out(state, target_ref, status);
     }
@@ -283,7 +272,8 @@ async fn logout(
         // Nobody is signed in here: nothing to end.
         return after_sign_out(state, target_ref, status);
     };
-    // Without an ID token, anyone's page could link here: ask, with a CSRF-bound form.
+    // Without this browser's ID token, anyone's page could link here: ask, with a
+    // CSRF-bound form.
     let csrf_binding = session.id.as_bytes().to_vec();
     if confirmed {
         let ok = params

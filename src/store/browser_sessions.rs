@@ -73,15 +73,19 @@ pub(crate) fn end(conn: &mut PgConnection, id: Uuid) -> Result<bool, StoreError>
         == 1)
 }
 
-/// Whether a session has neither ended nor expired.
-pub(crate) fn is_live(conn: &mut PgConnection, id: Uuid) -> Result<bool, StoreError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        browser_sessions::table
-            .find(id)
-            .filter(browser_sessions::ended_at.is_null())
-            .filter(browser_sessions::expires_at.gt(diesel::dsl::now)),
-    ))
-    .get_result(conn)?)
+/// Whether a session has neither ended nor expired, locking it (`FOR SHARE`) until the
+/// end of the transaction: a sign-out racing this transaction waits for it, and then
+/// sees, and ends, what it started.
+pub(crate) fn lock_if_live(conn: &mut PgConnection, id: Uuid) -> Result<bool, StoreError> {
+    Ok(browser_sessions::table
+        .find(id)
+        .filter(browser_sessions::ended_at.is_null())
+        .filter(browser_sessions::expires_at.gt(diesel::dsl::now))
+        .select(browser_sessions::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .optional()?
+        .is_some())
 }
 
 /// The user a session (live or not) belongs to.

@@ -29,6 +29,24 @@ pub(crate) fn find(
         .optional()?)
 }
 
+/// Whether the user allowed the client every one of `scopes`, locking the consent
+/// (`FOR SHARE`) until the end of the transaction, so a withdrawal racing it waits and
+/// then sees what it started.
+pub(crate) fn lock_if_covers(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    client_id: &str,
+    scopes: &[&str],
+) -> Result<bool, StoreError> {
+    let given: Option<Vec<String>> = consents::table
+        .find((user_id, client_id))
+        .select(consents::scopes)
+        .for_share()
+        .first(conn)
+        .optional()?;
+    Ok(given.is_some_and(|given| scopes.iter().all(|s| given.iter().any(|g| g == s))))
+}
+
 /// Adds `scopes` to what the user allowed the client (the union of both).
 pub(crate) fn grant(
     conn: &mut PgConnection,

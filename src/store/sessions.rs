@@ -156,3 +156,17 @@ pub(crate) enum Started<'a> {
     InBrowserSession(Uuid),
     ByUserWithClient(Uuid, &'a str),
 }
+
+/// Hands the sessions started from browser session `from` over to `to` (the same
+/// person signed in again in that browser).
+pub(crate) fn move_to_browser_session(
+    conn: &mut PgConnection,
+    from: Uuid,
+    to: Uuid,
+) -> Result<usize, StoreError> {
+    Ok(
+        diesel::update(sessions::table.filter(sessions::browser_session_id.eq(from)))
+            .set(sessions::browser_session_id.eq(to))
+            .execute(conn)?,
+    )
+}

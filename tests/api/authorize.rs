@@ -49,8 +49,10 @@ async fn a_user_signs_in_allows_the_app_and_the_code_buys_tokens() {
     assert!(tokens.refresh_token.starts_with("rt_"));
     assert!(tokens.body["id_token"].is_string());
     assert_eq!(tokens.body["scope"], "openid profile");
-    let me = app.get_with_token("/v1/me", &tokens.access_token).await;
-    assert_eq!(me.status(), 200);
+    let info = app
+        .get_with_token("/oauth/userinfo", &tokens.access_token)
+        .await;
+    assert_eq!(info.status(), 200);
     // The same session machinery as every login: the refresh token rotates.
     let refreshed = app
         .post_form(
@@ -709,4 +711,178 @@ async fn a_disabled_user_or_a_new_password_ends_single_sign_on() {
         "invalid_grant",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_third_party_apps_tokens_carry_no_roles_and_do_not_work_on_tesseras_api() {
+    let app = spawn_app().await;
+    register_apps(&app).await;
+    app.create_user("alice", &["admin"]).await;
+    let code = Browser::new(&app).code_for_spa("alice").await;
+    let tokens = tokens_of(exchange_spa(&app, &code, VERIFIER).await).await;
+    let claims = crate::helpers::claims_of(&tokens.access_token);
+    assert_eq!(claims["aud"], "spa", "for the app itself: {claims}");
+    assert!(
+        claims.get("roles").is_none() || claims["roles"] == serde_json::json!([]),
+        "an administrator's roles are not handed to a third-party app: {claims}"
+    );
+    for path in ["/v1/me", "/v1/me/consents", "/v1/admin/users"] {
+        let res = app.get_with_token(path, &tokens.access_token).await;
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    let res = app
+        .api
+        .post(app.url("/v1/logout"))
+        .bearer_auth(&tokens.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let info = app
+        .get_with_token("/oauth/userinfo", &tokens.access_token)
+        .await;
+    assert_eq!(info.status(), 200, "userinfo answers any app's token");
+}
+
+#[tokio::test]
+async fn a_first_party_apps_tokens_work_on_tesseras_api() {
+    let app = spawn_app().await;
+    let secret = register_apps(&app).await;
+    app.create_user("alice", &["admin"]).await;
+    let mut browser = Browser::new(&app);
+    let login = browser
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", REDIRECT),
+            ("state", "s"),
+        ])
+        .await;
+    let back = browser.sign_in(&login, "alice", PASSWORD).await;
+    let res = app
+        .api
+        .post(app.url("/oauth/token"))
+        .basic_auth("web", Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", back.redirect_param("code").unwrap().as_str()),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let tokens = tokens_of(res).await;
+    let claims = crate::helpers::claims_of(&tokens.access_token);
+    assert_eq!(claims["aud"], ISSUER);
+    assert_eq!(claims["roles"], serde_json::json!(["admin"]));
+    assert_eq!(
+        app.get_with_token("/v1/me", &tokens.access_token)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_code_issued_before_the_consent_was_withdrawn_buys_nothing() {
+    let app = spawn_app().await;
+    register_apps(&app).await;
+    app.create_user("alice", &[]).await;
+    let code = Browser::new(&app).code_for_spa("alice").await;
+    let own = app.login("alice").await;
+    let res = app
+        .api
+        .delete(app.url("/v1/me/consents/spa"))
+        .bearer_auth(&own.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_oauth_error(
+        exchange_spa(&app, &code, VERIFIER).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn signing_in_as_someone_else_signs_the_previous_person_out() {
+    let app = spawn_app().await;
+    register_apps(&app).await;
+    app.create_user("alice", &[]).await;
+    app.create_user("bob", &[]).await;
+    let mut browser = Browser::new(&app);
+    let code = browser.code_for_spa("alice").await;
+    let alice = tokens_of(exchange_spa(&app, &code, VERIFIER).await).await;
+    let login = browser.authorize_spa(&[("prompt", "login")]).await;
+    browser.sign_in(&login, "bob", PASSWORD).await;
+    assert_eq!(
+        app.get_with_token("/oauth/userinfo", &alice.access_token)
+            .await
+            .status(),
+        401,
+        "alice's app session ended with her browser session"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM browser_sessions WHERE ended_at IS NULL"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn signing_in_again_as_the_same_person_keeps_the_apps_signed_in() {
+    let app = spawn_app().await;
+    register_apps(&app).await;
+    app.create_user("alice", &[]).await;
+    let mut browser = Browser::new(&app);
+    let code = browser.code_for_spa("alice").await;
+    let tokens = tokens_of(exchange_spa(&app, &code, VERIFIER).await).await;
+    let login = browser.authorize_spa(&[("prompt", "login")]).await;
+    browser.sign_in(&login, "alice", PASSWORD).await;
+    assert_eq!(
+        app.get_with_token("/oauth/userinfo", &tokens.access_token)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM browser_sessions WHERE ended_at IS NULL"),
+        1,
+        "one sign-in per browser"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM sessions s JOIN browser_sessions b ON b.id = s.browser_session_id \
+             WHERE b.ended_at IS NULL"
+        ),
+        1,
+        "the app's session moved to the new sign-in, so a sign-out still ends it"
+    );
+}
+
+#[tokio::test]
+async fn the_authorization_request_may_be_posted() {
+    let app = spawn_app().await;
+    register_apps(&app).await;
+    let mut browser = Browser::new(&app);
+    let page = browser
+        .post(
+            "/oauth/authorize",
+            &[
+                ("response_type", "code"),
+                ("client_id", "spa"),
+                ("redirect_uri", REDIRECT),
+                ("state", "s"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await;
+    assert!(page.is_login_page(), "{} {}", page.status, page.body);
+    let control = browser.authorize_spa(&[("state", "a\u{1}b")]).await;
+    assert_eq!(
+        control.redirect_param("error").as_deref(),
+        Some("invalid_request")
+    );
 }

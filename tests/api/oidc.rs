@@ -124,9 +124,9 @@ async fn the_id_token_says_who_signed_in_when_and_for_which_app() {
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, tokens.access_token.as_bytes());
     let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
     assert_eq!(claims["at_hash"], expected);
-    // The access token is for Tessera's API; the ID token is not an access token.
-    assert_eq!(claims_of(&tokens.access_token)["aud"], ISSUER);
-    let res = app.get_with_token("/v1/me", id_token).await;
+    // The access token is for the app (a third party); the ID token is no access token.
+    assert_eq!(claims_of(&tokens.access_token)["aud"], "spa");
+    let res = app.get_with_token("/oauth/userinfo", id_token).await;
     assert_eq!(
         res.status(),
         401,
@@ -226,8 +226,14 @@ async fn consents_are_listed_and_withdrawing_one_signs_the_app_out() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let me = app.get_with_token("/v1/me", &spa.access_token).await;
-    assert_eq!(me.status(), 401, "the app's access token is denied at once");
+    let info = app
+        .get_with_token("/oauth/userinfo", &spa.access_token)
+        .await;
+    assert_eq!(
+        info.status(),
+        401,
+        "the app's access token is denied at once"
+    );
     let refresh = app
         .post_form(
             "/oauth/token",
@@ -276,7 +282,9 @@ async fn logout_with_an_id_token_hint_ends_the_browser_session_and_its_tokens() 
     assert!(page
         .header("set-cookie")
         .contains("__Host-tessera-session=;"));
-    let me = app.get_with_token("/v1/me", &tokens.access_token).await;
+    let me = app
+        .get_with_token("/oauth/userinfo", &tokens.access_token)
+        .await;
     assert_eq!(me.status(), 401);
     let refresh = app
         .post_form(
@@ -319,7 +327,7 @@ async fn logout_goes_only_to_a_registered_address() {
     assert_eq!(forged.status, 400);
     // Nothing was ended by either.
     assert_eq!(
-        app.get_with_token("/v1/me", &tokens.access_token)
+        app.get_with_token("/oauth/userinfo", &tokens.access_token)
             .await
             .status(),
         200
@@ -337,7 +345,7 @@ async fn logout_without_a_hint_asks_first() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Sign out?"), "{}", page.body);
     assert_eq!(
-        app.get_with_token("/v1/me", &tokens.access_token)
+        app.get_with_token("/oauth/userinfo", &tokens.access_token)
             .await
             .status(),
         200,
@@ -350,7 +358,7 @@ async fn logout_without_a_hint_asks_first() {
     assert_eq!(done.status, 200);
     assert!(done.body.contains("You are signed out"));
     assert_eq!(
-        app.get_with_token("/v1/me", &tokens.access_token)
+        app.get_with_token("/oauth/userinfo", &tokens.access_token)
             .await
             .status(),
         401
@@ -415,4 +423,38 @@ async fn redirect_uris_are_checked_when_a_client_is_registered() {
         .unwrap();
     assert_eq!(builtin["first_party"], true);
     let _ = REDIRECT;
+}
+
+#[tokio::test]
+async fn another_persons_id_token_hint_signs_no_one_out_without_asking() {
+    let app = spawn_app().await;
+    register_apps(&app).await;
+    app.create_user("alice", &[]).await;
+    app.create_user("mallory", &[]).await;
+    let mut victim = Browser::new(&app);
+    let tokens = signed_in_spa(&app, &mut victim).await;
+    let mut attacker = Browser::new(&app);
+    let code = attacker.code_for_spa("mallory").await;
+    let theirs = tokens_of(exchange_spa(&app, &code, VERIFIER).await).await;
+    // A page the victim visits links to logout with the attacker's own ID token.
+    let query =
+        serde_urlencoded::to_string([("id_token_hint", theirs.body["id_token"].as_str().unwrap())])
+            .unwrap();
+    let page = victim.get(&format!("/oauth/logout?{query}")).await;
+    assert_eq!(page.status, 200, "asked, not signed out");
+    assert!(page.body.contains("Sign out?"));
+    assert!(!page.header("set-cookie").contains("__Host-tessera-session"));
+    assert_eq!(
+        app.get_with_token("/oauth/userinfo", &tokens.access_token)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get_with_token("/oauth/userinfo", &theirs.access_token)
+            .await
+            .status(),
+        200,
+        "the hint's own sign-in is in another browser: not ended from this one"
+    );
 }

@@ -155,10 +155,10 @@ step('Allow: back at the SPA, signed in as the user', async () => {
   firstToken = await text('#token');
 });
 
-step('Call API: GET /v1/me with the access token returns the user', async () => {
+step('Call API: GET /oauth/userinfo with the access token returns the user', async () => {
   await spaAction('Call API', 'callapi');
   const me = JSON.parse(await text('#api'));
-  check(me.username === username, `/v1/me says username ${JSON.stringify(me.username)}: ${JSON.stringify(me)}`);
+  check(me.preferred_username === username, `userinfo says preferred_username ${JSON.stringify(me.preferred_username)}: ${JSON.stringify(me)}`);
 });
 
 step('Refresh: a new access token (refresh-token grant), and the API takes it', async () => {
@@ -168,7 +168,7 @@ step('Refresh: a new access token (refresh-token grant), and the API takes it', 
   check((await text('#username')) === username, 'the username is gone after the refresh');
   await page.locator('#api').evaluate((el) => { el.textContent = ''; });
   await spaAction('Call API', 'callapi');
-  check(JSON.parse(await text('#api')).username === username, '/v1/me with the refreshed token');
+  check(JSON.parse(await text('#api')).preferred_username === username, 'userinfo with the refreshed token');
 });
 
 step('Sign out: end_session, back at the SPA\'s /, the user gone', async () => {

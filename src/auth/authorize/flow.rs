@@ -80,7 +80,9 @@ impl FlowKeys {
 
     /// The flow `sealed` holds, if it was sealed here and has not expired.
     pub(crate) fn open(&self, sealed: &str, now: i64) -> Option<Flow> {
-        if sealed.len() > 8 * 1024 {
+        // The largest flow (state, nonce and login_hint at their limits, every character
+        // escaped in JSON) seals to about 10 KiB.
+        if sealed.len() > 16 * 1024 {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;

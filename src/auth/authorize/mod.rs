@@ -157,7 +157,7 @@ pub(crate) async fn parse_request(
             &format!("the parameter `{}` is repeated", truncate(&name)),
         ));
     }
-    if state.is_some_and(|s| s.len() > MAX_PARAMETER_LEN) {
+    if state.is_some_and(|s| s.len() > MAX_PARAMETER_LEN || s.chars().any(char::is_control)) {
         // Not sent back: an oversized state would make the redirect itself oversized.
         let target = RedirectTarget {
             redirect_uri,
@@ -167,7 +167,7 @@ pub(crate) async fn parse_request(
             &target,
             issuer,
             "invalid_request",
-            "state is longer than 1024 characters",
+            "state must be at most 1024 printable characters",
         ))));
     }
     match take("response_type") {

@@ -107,20 +107,36 @@ pub(crate) async fn authorization_code(
                     Some(row.browser_session_id),
                     &ctx2,
                 );
-                // The sign-in must still stand: the user enabled, the password unchanged
-                // since, and the browser session not ended.
-                if !crate::store::browser_sessions::is_live(conn, row.browser_session_id)? {
+                // What the code stands on must still stand, locked so that a sign-out or a
+                // withdrawn consent racing this exchange waits for it and then ends what it
+                // starts: the browser session, the consent (third-party apps), the
+                // redirect URI's registration, and (in `open`) the user, enabled and
+                // with the password unchanged since the sign-in.
+                if !crate::store::browser_sessions::lock_if_live(conn, row.browser_session_id)? {
                     return Ok(Outcome::Refused("browser session ended"));
+                }
+                if client2.redirect_uri(&row.redirect_uri).is_none() {
+                    return Ok(Outcome::Refused("redirect URI no longer registered"));
+                }
+                if !client2.first_party {
+                    let scopes: Vec<&str> = scope.iter().collect();
+                    if !crate::store::consents::lock_if_covers(
+                        conn,
+                        row.user_id,
+                        &client_id,
+                        &scopes,
+                    )? {
+                        return Ok(Outcome::Refused("consent withdrawn"));
+                    }
                 }
                 let Some(opened) = start.open(conn, UserGuard::SignedInAt(row.auth_time))? else {
                     return Ok(Outcome::Refused("user changed"));
                 };
                 authorization_codes::mark_used(conn, &hash, start.id)?;
-                let event = AuditEvent::new(action::LOGIN_SUCCEEDED)
+                let event = AuditEvent::new(action::AUTHORIZATION_CODE_EXCHANGED)
                     .user(row.user_id)
                     .client(&client_id)
-                    .session(start.id)
-                    .detail("via", "authorization_code");
+                    .session(start.id);
                 audit::record(conn, &[event], &ctx2)?;
                 Ok(Outcome::Issued(Box::new((start, opened, row))))
             })

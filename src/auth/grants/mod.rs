@@ -181,7 +181,8 @@ pub(super) fn client_gone(e: StoreError) -> AuthError {
 /// RFC 9068 audience restriction: a token is good for the APIs its client names. A
 /// client that names none gets tokens for Tessera's own API (`/v1/me`, logout, admin);
 /// a client for other APIs must list Tessera's issuer too for its tokens to work here,
-/// so a token handed to a third-party API cannot be replayed against Tessera.
+/// so a token handed to a third-party API cannot be replayed against Tessera. (A
+/// third-party app's user tokens are narrower still: see [`mint_for_user`].)
 pub(super) fn audiences(tessera: &Tessera, client: &Client) -> Vec<String> {
     if client.audiences.is_empty() {
         vec![tessera.settings.own_audience().to_owned()]
@@ -208,6 +209,18 @@ pub(super) fn mint_for_user(
     issued_at: Option<i64>,
 ) -> Result<MintedToken, AuthError> {
     let keys = tessera.keys.snapshot();
+    // A third-party app acts for the user only as far as the user allowed it on the
+    // consent page: its tokens carry none of the user's roles, and unless the operator
+    // named its audiences they are for the app itself (and userinfo), never for
+    // Tessera's own API, where they would let the app manage the user's account (or,
+    // for an administrator, everyone's).
+    let (roles, audiences) = if client.first_party {
+        (roles, audiences(tessera, client))
+    } else if client.audiences.is_empty() {
+        (&[][..], vec![client.id.as_str().to_owned()])
+    } else {
+        (&[][..], client.audiences.clone())
+    };
     Ok(tokens::mint(
         &keys,
         TokenRequest {
@@ -220,7 +233,7 @@ pub(super) fn mint_for_user(
             },
             client_id: client.id.as_str(),
             scope: &scope.to_string(),
-            audiences: audiences(tessera, client),
+            audiences,
             ttl: access_ttl(tessera, client),
             issued_at,
         },

@@ -7,7 +7,8 @@
 //   #has-refresh  "yes" when the user holds a refresh token
 //   #result       "<action>: running" | "<action>: ok" | "<action>: failed"
 //   #error        the last error's message
-//   #api          the JSON body of GET /v1/me
+//   #api          the JSON body of GET /oauth/userinfo (the API this app may call: a
+//                 third-party app's tokens are not for Tessera's own /v1 API)
 /* global oidc */
 'use strict';
 
@@ -69,11 +70,11 @@ async function action(name, fn) {
 async function callApi() {
   const user = await userManager.getUser();
   if (!user) throw new Error('not signed in');
-  const res = await fetch(new URL('/v1/me', config.issuer), {
+  const res = await fetch(new URL('/oauth/userinfo', config.issuer), {
     headers: { Authorization: `Bearer ${user.access_token}` },
   });
   const body = await res.text();
-  if (!res.ok) throw new Error(`GET /v1/me answered ${res.status}: ${body}`);
+  if (!res.ok) throw new Error(`GET /oauth/userinfo answered ${res.status}: ${body}`);
   show('api', JSON.stringify(JSON.parse(body), null, 2));
 }
 
