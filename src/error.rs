@@ -27,6 +27,8 @@ pub enum OAuthErrorCode {
     InvalidGrant,
     UnauthorizedClient,
     UnsupportedGrantType,
+    /// RFC 6749 §4.1.2.1, in a pushed authorization request's answer.
+    UnsupportedResponseType,
     InvalidScope,
     ServerError,
     TemporarilyUnavailable,

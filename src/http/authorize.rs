@@ -113,13 +113,28 @@ async fn begin(
             "The request's parameters cannot be read.",
         );
     };
-    let (client, flow) = match rules::parse_request(&state.tessera, pairs).await {
+    let request_uri = pairs
+        .iter()
+        .find(|(k, _)| k == "request_uri")
+        .map(|(_, v)| v.clone());
+    let parsed = match request_uri {
+        // RFC 9126 §4: a pushed request, brought back with its client_id.
+        Some(uri) => {
+            let client_id = pairs
+                .iter()
+                .find(|(k, _)| k == "client_id")
+                .map(|(_, v)| v.as_str());
+            rules::pulled(&state.tessera, client_id, &uri).await
+        }
+        None => rules::parse_request(&state.tessera, pairs).await,
+    };
+    let (client, flow) = match parsed {
         Ok(parsed) => parsed,
         Err(AuthorizeError::Refused(Refusal::Page(message))) => {
             return unusable(state, StatusCode::BAD_REQUEST, &message)
         }
-        Err(AuthorizeError::Refused(Refusal::Redirect(location))) => {
-            return pages::redirect(redirect_status, &location).finish()
+        Err(AuthorizeError::Refused(Refusal::Redirect(refused))) => {
+            return pages::redirect(redirect_status, &refused.location).finish()
         }
         Err(AuthorizeError::Auth(e)) => return failure(state, &e),
     };
@@ -285,6 +300,8 @@ async fn open_flow(state: &AppState, sealed: &str) -> Result<(Client, Flow), Box
         .tessera
         .open_flow(sealed)
         .map_err(|e| Box::new(failure(state, &e)))?
+        // A pushed request opens at /oauth/authorize only.
+        .filter(|f| !f.pushed)
         .ok_or_else(|| Box::new(expired_flow(state)))?;
     let client = Client::current(&state.tessera, &flow.client_id)
         .await

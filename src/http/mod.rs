@@ -30,6 +30,7 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
     cfg.service(oauth::token)
         .service(oauth::revoke)
         .service(oauth::introspect)
+        .service(oauth::pushed_authorization_request)
         .service(wellknown::jwks)
         .service(wellknown::metadata)
         .service(wellknown::openid_configuration)

@@ -233,6 +233,116 @@ async fn authenticate(
     Ok(client)
 }
 
+/// A pushed authorization request (RFC 9126 §2.1): the parameters of
+/// `/oauth/authorize`, sent by the client itself, authenticated as at the token
+/// endpoint. Form-encoded only.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // A schema only: the body is read as its pairs.
+pub(crate) struct PushedRequest {
+    #[schema(required = true, example = "code")]
+    response_type: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    client_id: Option<String>,
+    #[schema(min_length = 1)]
+    client_secret: Option<String>,
+    /// One of the client's registered redirect URIs.
+    #[schema(required = true, min_length = 1, max_length = 256)]
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    #[schema(max_length = 1024)]
+    state: Option<String>,
+    #[schema(max_length = 1024)]
+    nonce: Option<String>,
+    /// RFC 7636 S256 challenge; required of public clients.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
+    code_challenge: Option<String>,
+    #[schema(example = "S256")]
+    code_challenge_method: Option<String>,
+    /// `none`, `login`, `consent` (space-separated).
+    prompt: Option<String>,
+    #[schema(minimum = 0)]
+    max_age: Option<u64>,
+    #[schema(max_length = 1024)]
+    login_hint: Option<String>,
+}
+
+/// RFC 9126 §2.2.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PushedResponse {
+    /// For the browser: `/oauth/authorize?client_id=...&request_uri=...`.
+    #[schema(example = "urn:ietf:params:oauth:request_uri:AbC...")]
+    request_uri: String,
+    /// Seconds the request_uri can be used.
+    #[schema(example = 60)]
+    expires_in: u64,
+}
+
+/// RFC 9126 pushed authorization request: the client sends the authorization request
+/// here first (authenticated, off the browser), and sends the browser to
+/// `/oauth/authorize` with only `client_id` and the `request_uri` it gets back.
+#[utoipa::path(
+    tag = "oauth",
+    request_body(content((PushedRequest = "application/x-www-form-urlencoded"))),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 201, description = "The request_uri; `Cache-Control: no-store`", body = PushedResponse),
+        (status = 400, description = "invalid_request, invalid_scope, unauthorized_client, unsupported_response_type", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+    )
+)]
+#[post("/oauth/par")]
+pub(crate) async fn pushed_authorization_request(
+    req: HttpRequest,
+    body: Result<Bytes, actix_web::Error>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    use crate::auth::authorize::{self, AuthorizeError, Refusal, PUSHED_TTL};
+    let limit = state.settings().http.max_body_bytes;
+    // RFC 9126 §2.1: form-encoded, as at the token endpoint.
+    if super::body::media_type(&req) != super::body::MediaType::Form {
+        return Err(OAuthError::invalid_request(
+            "a pushed authorization request is application/x-www-form-urlencoded",
+        ));
+    }
+    let pairs: Vec<(String, String)> = form::parse_body(&req, body, limit)?;
+    let secret = pairs
+        .iter()
+        .find(|(k, _)| k == "client_secret")
+        .map(|(_, v)| v.clone());
+    let client_id = pairs
+        .iter()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.clone());
+    let credentials = form::client_credentials(&req, client_id.as_deref(), secret)?;
+    let client = authenticate(&req, &state, credentials).await?;
+    let pairs = pairs
+        .into_iter()
+        .filter(|(k, _)| k != "client_secret")
+        .collect();
+    let request_uri = match authorize::push(&state.tessera, &client, pairs).await {
+        Ok(uri) => uri,
+        Err(AuthorizeError::Refused(Refusal::Page(why))) => {
+            return Err(OAuthError::invalid_request(why))
+        }
+        Err(AuthorizeError::Refused(Refusal::Redirect(refused))) => {
+            let code = match refused.error.as_str() {
+                "invalid_scope" => OAuthErrorCode::InvalidScope,
+                "unauthorized_client" => OAuthErrorCode::UnauthorizedClient,
+                "unsupported_response_type" => OAuthErrorCode::UnsupportedResponseType,
+                _ => OAuthErrorCode::InvalidRequest,
+            };
+            return Err(OAuthError::new(code, refused.description));
+        }
+        Err(AuthorizeError::Auth(e)) => return Err(e.into()),
+    };
+    let mut res = HttpResponse::Created();
+    no_store(&mut res);
+    Ok(res.json(PushedResponse {
+        request_uri,
+        expires_in: PUSHED_TTL.as_secs(),
+    }))
+}
+
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct RevokeParams {
     /// An access token or a refresh token. Only a browser-mode client may leave it out

@@ -92,6 +92,8 @@ pub(crate) fn metadata_document(settings: &Settings) -> serde_json::Value {
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "revocation_endpoint": format!("{base}/oauth/revoke"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "pushed_authorization_request_endpoint": format!("{base}/oauth/par"),
+        "require_pushed_authorization_requests": false,
         "grant_types_supported": GrantType::ALL,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -886,3 +886,152 @@ async fn the_authorization_request_may_be_posted() {
         Some("invalid_request")
     );
 }
+
+async fn push(
+    app: &crate::helpers::TestApp,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = app.api.post(app.url("/oauth/par")).form(form);
+    if let Some((id, secret)) = auth {
+        req = req.basic_auth(id, Some(secret));
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_pushed_request_is_brought_back_by_its_request_uri_alone() {
+    let app = spawn_app().await;
+    let secret = register_apps(&app).await;
+    app.create_user("alice", &[]).await;
+    let res = push(
+        &app,
+        Some(("web", &secret)),
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "pushed-state"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = res.json().await.unwrap();
+    let request_uri = body["request_uri"].as_str().unwrap();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    assert_eq!(body["expires_in"], 60);
+    let mut browser = Browser::new(&app);
+    // RFC 9126 §4: only the pushed parameters count; these are ignored.
+    let login = browser
+        .authorize(&[
+            ("client_id", "web"),
+            ("request_uri", request_uri),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("state", "not-this"),
+        ])
+        .await;
+    assert!(login.is_login_page(), "{}", login.body);
+    let back = browser.sign_in(&login, "alice", PASSWORD).await;
+    assert!(back.location().unwrap().starts_with(REDIRECT));
+    assert_eq!(
+        back.redirect_param("state").as_deref(),
+        Some("pushed-state")
+    );
+    assert!(back.redirect_param("code").is_some());
+}
+
+#[tokio::test]
+async fn a_pushed_request_is_checked_like_any_other_and_authenticated() {
+    let app = spawn_app().await;
+    let secret = register_apps(&app).await;
+    let wrong = push(
+        &app,
+        Some(("web", "cs_wrong")),
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("state", "s"),
+        ],
+    )
+    .await;
+    assert_oauth_error(wrong, 401, "invalid_client").await;
+    let evil = push(
+        &app,
+        Some(("web", &secret)),
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("state", "s"),
+        ],
+    )
+    .await;
+    assert_oauth_error(evil, 400, "invalid_request").await;
+    let token = push(
+        &app,
+        Some(("web", &secret)),
+        &[
+            ("response_type", "token"),
+            ("redirect_uri", REDIRECT),
+            ("state", "s"),
+        ],
+    )
+    .await;
+    assert_oauth_error(token, 400, "unsupported_response_type").await;
+    // A public client pushes with its client_id, and still needs PKCE.
+    let no_pkce = push(
+        &app,
+        None,
+        &[
+            ("client_id", "spa"),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_oauth_error(no_pkce, 400, "invalid_request").await;
+    let ok = push(
+        &app,
+        None,
+        &[
+            ("client_id", "spa"),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(ok.status(), 201);
+    let request_uri = ok.json::<serde_json::Value>().await.unwrap()["request_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::new(&app);
+    let other = browser
+        .authorize(&[("client_id", "web"), ("request_uri", &request_uri)])
+        .await;
+    assert_eq!(other.status, 400, "another client's request_uri");
+    assert!(other.location().is_none());
+    let made_up = browser
+        .authorize(&[
+            ("client_id", "spa"),
+            ("request_uri", "urn:ietf:params:oauth:request_uri:AAAA"),
+        ])
+        .await;
+    assert_eq!(made_up.status, 400);
+    // The sealed request cannot be posted to the login form as a page's flow.
+    let sealed = request_uri.trim_start_matches("urn:ietf:params:oauth:request_uri:");
+    let res = browser
+        .post(
+            "/oauth/authorize/login",
+            &[
+                ("flow", sealed),
+                ("csrf", "x"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 400);
+}

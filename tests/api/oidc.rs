@@ -34,6 +34,7 @@ async fn discovery_names_every_endpoint_and_capability() {
         ("userinfo_endpoint", "/oauth/userinfo"),
         ("end_session_endpoint", "/oauth/logout"),
         ("jwks_uri", "/.well-known/jwks.json"),
+        ("pushed_authorization_request_endpoint", "/oauth/par"),
     ] {
         assert_eq!(doc[key], format!("{ISSUER}{path}"), "{key}");
     }

@@ -264,4 +264,29 @@ try {
 }
 ok('the tokens of the code used twice are revoked: userinfo 401, refresh invalid_grant');
 
+// --- 8. a pushed authorization request (RFC 9126), as openid-client sends one -----------
+check(meta.pushed_authorization_request_endpoint, 'discovery: no pushed_authorization_request_endpoint');
+{
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = await client.buildAuthorizationUrlWithPAR(config, {
+    redirect_uri: redirectUri,
+    scope: 'openid profile',
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  }).catch((err) => fail(`buildAuthorizationUrlWithPAR: ${err.message}`));
+  check(url.searchParams.get('request_uri')?.startsWith('urn:ietf:params:oauth:request_uri:'),
+    `PAR: the authorization URL has no request_uri: ${url.href.slice(0, 200)}`);
+  check(!url.searchParams.has('redirect_uri'), 'PAR: the authorization URL still carries the request');
+  const back = await followToCallback(await request(url), 'GET /oauth/authorize with a request_uri');
+  const pushed = await client.authorizationCodeGrant(config, back, {
+    pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
+  }).catch((err) => fail(`authorizationCodeGrant after PAR: ${err.message}`));
+  check(pushed.claims().sub === claims.sub, 'PAR: another sub');
+}
+ok('pushed authorization request: buildAuthorizationUrlWithPAR, request_uri, code, ID token');
+
 console.log(`server-app: all ${passed} checks passed`);

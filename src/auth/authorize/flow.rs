@@ -55,6 +55,10 @@ pub(crate) struct Flow {
     pub max_age: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
+    /// Pushed (RFC 9126) and not yet brought back by the browser: only
+    /// `/oauth/authorize`'s `request_uri` opens it, no page takes it.
+    #[serde(default)]
+    pub pushed: bool,
     /// Unix seconds after which the flow no longer opens.
     pub exp: i64,
 }
@@ -153,6 +157,7 @@ mod tests {
             force_consent: false,
             max_age: None,
             login_hint: None,
+            pushed: false,
             exp,
         }
     }

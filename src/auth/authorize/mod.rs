@@ -37,7 +37,16 @@ pub(crate) enum Refusal {
     /// trusted, so nothing is sent anywhere.
     Page(String),
     /// Sent back to the app's redirect URI.
-    Redirect(String),
+    Redirect(ErrorRedirect),
+}
+
+/// An OAuth error for the app: where it goes, and what it says (a pushed request gets
+/// the same error in its answer instead).
+#[derive(Debug)]
+pub(crate) struct ErrorRedirect {
+    pub location: String,
+    pub error: String,
+    pub description: String,
 }
 
 /// An OAuth error for the app, as it goes back in the redirect.
@@ -46,7 +55,7 @@ fn error_redirect(
     issuer: &str,
     error: &str,
     description: &str,
-) -> String {
+) -> ErrorRedirect {
     let mut url = url::Url::parse(flow_like.redirect_uri).expect("redirect URIs are absolute URLs");
     {
         let mut query = url.query_pairs_mut();
@@ -59,7 +68,11 @@ fn error_redirect(
         }
         query.append_pair("iss", issuer);
     }
-    url.into()
+    ErrorRedirect {
+        location: url.into(),
+        error: error.to_owned(),
+        description: description.to_owned(),
+    }
 }
 
 /// Where an answer for the app goes.
@@ -78,7 +91,7 @@ impl Flow {
 
     /// The redirect that answers this flow with an OAuth error.
     pub(crate) fn error(&self, issuer: &str, error: &str, description: &str) -> String {
-        error_redirect(&self.target(), issuer, error, description)
+        error_redirect(&self.target(), issuer, error, description).location
     }
 }
 
@@ -193,9 +206,11 @@ pub(crate) async fn parse_request(
         ));
     }
     if take("request_uri").is_some() {
+        // A pushed request's `request_uri` is answered by `pulled`, before this; here it
+        // is one inside a pushed request, or a request object's (not supported).
         return Err(refuse(
-            "request_uri_not_supported",
-            "request_uri is not supported",
+            "invalid_request",
+            "request_uri is only for a pushed authorization request's request_uri",
         ));
     }
     if take("response_mode").is_some_and(|m| m != "query") {
@@ -321,7 +336,81 @@ pub(crate) async fn parse_request(
         force_consent,
         max_age,
         login_hint,
+        pushed: false,
         exp: Utc::now().timestamp() + FLOW_TTL.as_secs() as i64,
+    };
+    Ok((client, flow))
+}
+
+/// RFC 9126: what `request_uri` starts with.
+pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// How long a pushed request waits for the browser (RFC 9126 §2.2: short-lived).
+pub(crate) const PUSHED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A pushed authorization request (RFC 9126): checked now, from the client's own
+/// connection (so its parameters never pass through the browser, and the client is
+/// authenticated), answered with a `request_uri` for the browser to bring back. The
+/// `request_uri` is the sealed flow itself: nothing is stored, any instance can take it.
+/// It is not one-time (RFC 9126 §4 SHOULD): a second use only starts another sign-in
+/// for the same client and redirect URI, within the minute.
+#[tracing::instrument(name = "authorize.push", level = "debug", skip_all, fields(client_id = %client.id), err(level = "debug"))]
+pub(crate) async fn push(
+    tessera: &Tessera,
+    client: &Client,
+    mut pairs: Vec<(String, String)>,
+) -> Result<String, AuthorizeError> {
+    let refused = |why: &str| AuthorizeError::Refused(Refusal::Page(why.to_owned()));
+    if pairs
+        .iter()
+        .any(|(k, v)| k == "client_id" && v != client.id.as_str())
+    {
+        return Err(refused("client_id is not the authenticated client"));
+    }
+    if !pairs.iter().any(|(k, _)| k == "client_id") {
+        pairs.push(("client_id".to_owned(), client.id.as_str().to_owned()));
+    }
+    let (_, mut flow) = parse_request(tessera, pairs).await?;
+    flow.pushed = true;
+    flow.exp = Utc::now().timestamp() + PUSHED_TTL.as_secs() as i64;
+    Ok(format!("{REQUEST_URI_PREFIX}{}", tessera.seal_flow(&flow)?))
+}
+
+/// The flow a browser brought back as `request_uri` (with the `client_id` that pushed
+/// it; RFC 9126 §4: every other parameter is the pushed request's), ready for the pages.
+#[tracing::instrument(
+    name = "authorize.pulled",
+    level = "debug",
+    skip_all,
+    err(level = "debug")
+)]
+pub(crate) async fn pulled(
+    tessera: &Tessera,
+    client_id: Option<&str>,
+    request_uri: &str,
+) -> Result<(Client, Flow), AuthorizeError> {
+    let page = |msg: &str| AuthorizeError::Refused(Refusal::Page(msg.to_owned()));
+    let expired = "The app's sign-in request has expired or is not valid. Go back to the app and sign in again.";
+    let flow = request_uri
+        .strip_prefix(REQUEST_URI_PREFIX)
+        .map(|sealed| tessera.open_flow(sealed))
+        .transpose()?
+        .flatten()
+        .filter(|f| f.pushed)
+        .ok_or_else(|| page(expired))?;
+    if client_id != Some(flow.client_id.as_str()) {
+        return Err(page(
+            "The request's client_id is not the app that pushed it.",
+        ));
+    }
+    let client = Client::current(tessera, &flow.client_id)
+        .await?
+        .filter(|c| c.redirect_uri(&flow.redirect_uri).is_some())
+        .ok_or_else(|| page("The app that sent you here is not registered with this service."))?;
+    let flow = Flow {
+        pushed: false,
+        exp: Utc::now().timestamp() + FLOW_TTL.as_secs() as i64,
+        ..flow
     };
     Ok((client, flow))
 }
