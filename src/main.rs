@@ -344,10 +344,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if row.first_party {
                 println!("first party:   yes (no consent page)");
             }
-            for uri in &row.redirect_uris {
+            for uri in &row.redirects.redirect_uris {
                 println!("redirect uri:  {uri}");
             }
-            for uri in &row.post_logout_redirect_uris {
+            for uri in &row.redirects.post_logout_redirect_uris {
                 println!("after logout:  {uri}");
             }
             if let Some(secret) = secret {

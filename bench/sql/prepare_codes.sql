@@ -9,10 +9,12 @@
 -- scenario; the exchange judges expiry by the row, as for any code.
 --
 -- psql variables: prefix, first, last, user_set.
-INSERT INTO clients (client_id, name, confidential, grant_types, scopes, redirect_uris,
+INSERT INTO clients (client_id, name, confidential, grant_types, scopes, redirects,
                      first_party)
 VALUES ('bench-spa', 'Benchmark SPA', FALSE, '{authorization_code,refresh_token}',
-        '{openid,profile}', '{http://localhost:5555/cb}', TRUE)
+        '{openid,profile}',
+        '{"redirect_uris": ["http://localhost:5555/cb"], "post_logout_redirect_uris": []}',
+        TRUE)
 ON CONFLICT (client_id) DO NOTHING;
 
 INSERT INTO browser_sessions (id, secret_hash, user_id, auth_time, expires_at)

@@ -4,5 +4,4 @@ ALTER TABLE sessions DROP COLUMN browser_session_id;
 DROP TABLE browser_sessions;
 ALTER TABLE clients
     DROP COLUMN first_party,
-    DROP COLUMN post_logout_redirect_uris,
-    DROP COLUMN redirect_uris;
+    DROP COLUMN redirects;

@@ -71,8 +71,9 @@ impl Client {
         Ok(Self {
             id: ClientId::parse(&row.client_id).map_err(corrupt)?,
             name: row.name.clone(),
-            redirect_uris: uris(&row.redirect_uris).map_err(corrupt)?,
-            post_logout_redirect_uris: uris(&row.post_logout_redirect_uris).map_err(corrupt)?,
+            redirect_uris: uris(&row.redirects.redirect_uris).map_err(corrupt)?,
+            post_logout_redirect_uris: uris(&row.redirects.post_logout_redirect_uris)
+                .map_err(corrupt)?,
             first_party: row.first_party,
             confidential: row.confidential,
             scopes: Scope::from_tokens(&row.scopes).map_err(corrupt)?,
@@ -335,6 +336,32 @@ fn check_redirect_uris(uris: &[String], what: &str) -> Result<Vec<String>, AuthE
     Ok(out)
 }
 
+/// The client's redirect URIs after an update that changes either list, if it does.
+fn redirects_changed(
+    current: &ClientRow,
+    spec: &ClientSpec,
+) -> Result<Option<store::clients::Redirects>, AuthError> {
+    if spec.redirect_uris.is_none() && spec.post_logout_redirect_uris.is_none() {
+        return Ok(None);
+    }
+    let checked = |given: &Option<Vec<String>>, kept: &[String], what| match given {
+        Some(uris) => check_redirect_uris(uris, what),
+        None => Ok(kept.to_vec()),
+    };
+    Ok(Some(store::clients::Redirects {
+        redirect_uris: checked(
+            &spec.redirect_uris,
+            &current.redirects.redirect_uris,
+            "redirect_uris",
+        )?,
+        post_logout_redirect_uris: checked(
+            &spec.post_logout_redirect_uris,
+            &current.redirects.post_logout_redirect_uris,
+            "post_logout_redirect_uris",
+        )?,
+    }))
+}
+
 /// The code flow needs somewhere to send the browser back to.
 fn check_grant_needs(grants: &[String], redirect_uris: &[String]) -> Result<(), AuthError> {
     let has_code_grant = grants
@@ -467,8 +494,10 @@ pub async fn create(
                         access_token_ttl_seconds: ttl,
                         browser_mode: spec.browser_mode.unwrap_or(false),
                         introspect_any,
-                        redirect_uris: &redirect_uris,
-                        post_logout_redirect_uris: &post_logout_redirect_uris,
+                        redirects: &store::clients::Redirects {
+                            redirect_uris,
+                            post_logout_redirect_uris,
+                        },
                         first_party,
                     },
                 )?;
@@ -562,26 +591,18 @@ pub(crate) async fn update(
             .transpose()?,
         browser_mode: spec.browser_mode,
         introspect_any: spec.introspect_any,
-        redirect_uris: spec
-            .redirect_uris
-            .as_deref()
-            .map(|u| check_redirect_uris(u, "redirect_uris"))
-            .transpose()?,
-        post_logout_redirect_uris: spec
-            .post_logout_redirect_uris
-            .as_deref()
-            .map(|u| check_redirect_uris(u, "post_logout_redirect_uris"))
-            .transpose()?,
+        redirects: redirects_changed(&current, &spec)?,
         first_party: spec.first_party,
     };
     // The client as it will be, judged whole: a change of one field can break a rule
     // that ties it to another.
     if let Err(AuthError::InvalidRequest(why)) = check_grant_needs(
         changes.grant_types.as_ref().unwrap_or(&current.grant_types),
-        changes
-            .redirect_uris
+        &changes
+            .redirects
             .as_ref()
-            .unwrap_or(&current.redirect_uris),
+            .unwrap_or(&current.redirects)
+            .redirect_uris,
     ) {
         return Err(AuthError::Conflict(why));
     }

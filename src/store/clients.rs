@@ -22,9 +22,51 @@ pub struct ClientRow {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub browser_mode: bool,
     pub introspect_any: bool,
-    pub redirect_uris: Vec<String>,
-    pub post_logout_redirect_uris: Vec<String>,
+    pub redirects: Redirects,
     pub first_party: bool,
+}
+
+/// Where a client may send the browser: the `redirects` column (JSONB).
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    diesel::FromSqlRow,
+    diesel::AsExpression,
+)]
+#[diesel(sql_type = diesel::sql_types::Jsonb)]
+pub struct Redirects {
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for Redirects {
+    fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let value = <serde_json::Value as diesel::deserialize::FromSql<
+            diesel::sql_types::Jsonb,
+            diesel::pg::Pg,
+        >>::from_sql(bytes)?;
+        Ok(serde_json::from_value(value)?)
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for Redirects {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+    ) -> diesel::serialize::Result {
+        use std::io::Write;
+        // JSONB's binary format: a version byte, then the JSON text.
+        out.write_all(&[1])?;
+        serde_json::to_writer(&mut *out, self)?;
+        Ok(diesel::serialize::IsNull::No)
+    }
 }
 
 #[derive(Insertable)]
@@ -40,8 +82,7 @@ pub(crate) struct NewClient<'a> {
     pub access_token_ttl_seconds: Option<i32>,
     pub browser_mode: bool,
     pub introspect_any: bool,
-    pub redirect_uris: &'a [String],
-    pub post_logout_redirect_uris: &'a [String],
+    pub redirects: &'a Redirects,
     pub first_party: bool,
 }
 
@@ -95,8 +136,7 @@ pub(crate) struct ClientChanges {
     pub access_token_ttl_seconds: Option<Option<i32>>,
     pub browser_mode: Option<bool>,
     pub introspect_any: Option<bool>,
-    pub redirect_uris: Option<Vec<String>>,
-    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub redirects: Option<Redirects>,
     pub first_party: Option<bool>,
 }
 

@@ -62,8 +62,7 @@ diesel::table! {
         previous_secret_expires_at -> Nullable<Timestamptz>,
         browser_mode -> Bool,
         introspect_any -> Bool,
-        redirect_uris -> Array<Text>,
-        post_logout_redirect_uris -> Array<Text>,
+        redirects -> Jsonb,
         first_party -> Bool,
     }
 }
@@ -117,7 +116,6 @@ diesel::table! {
         refresh_expires_at -> Timestamptz,
         username -> Text,
         roles -> Array<Text>,
-        browser_session_id -> Nullable<Uuid>,
     }
 }
 
@@ -154,7 +152,6 @@ diesel::joinable!(authorization_codes -> users (user_id));
 diesel::joinable!(browser_sessions -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(consents -> users (user_id));
-diesel::joinable!(sessions -> browser_sessions (browser_session_id));
 diesel::joinable!(sessions -> clients (client_id));
 diesel::joinable!(sessions -> users (user_id));
 

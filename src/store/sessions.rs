@@ -35,8 +35,6 @@ pub(crate) struct NewSession<'a> {
     pub roles: &'a [String],
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
-    /// The browser session (Tessera's login page) the session was started from.
-    pub browser_session_id: Option<Uuid>,
 }
 
 /// Starts a session at generation 0: its first refresh token.
@@ -134,12 +132,17 @@ pub(crate) fn live_ids_locked(
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(diesel::dsl::now));
     let ids = match by {
-        Started::InBrowserSession(id) => live
-            .filter(sessions::browser_session_id.eq(id))
-            .order(sessions::id.asc())
-            .select(sessions::id)
-            .for_update()
-            .load(conn)?,
+        // `browser_session_id` is not in schema.rs (see migration 000104).
+        Started::InBrowserSession(id) => diesel::sql_query(
+            "SELECT id FROM sessions
+              WHERE browser_session_id = $1 AND revoked_at IS NULL AND expires_at > now()
+              ORDER BY id FOR UPDATE",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .load::<Id>(conn)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect(),
         Started::ByUserWithClient(user_id, client_id) => live
             .filter(sessions::user_id.eq(user_id))
             .filter(sessions::client_id.eq(client_id))
@@ -149,6 +152,25 @@ pub(crate) fn live_ids_locked(
             .load(conn)?,
     };
     Ok(ids)
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+/// Records the browser session a new session was started from (the code flow).
+pub(crate) fn set_browser_session(
+    conn: &mut PgConnection,
+    id: Uuid,
+    browser_session_id: Uuid,
+) -> Result<(), StoreError> {
+    diesel::sql_query("UPDATE sessions SET browser_session_id = $2 WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Uuid, _>(browser_session_id)
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Which sessions [`live_ids_locked`] finds.
@@ -164,9 +186,10 @@ pub(crate) fn move_to_browser_session(
     from: Uuid,
     to: Uuid,
 ) -> Result<usize, StoreError> {
-    Ok(
-        diesel::update(sessions::table.filter(sessions::browser_session_id.eq(from)))
-            .set(sessions::browser_session_id.eq(to))
-            .execute(conn)?,
+    Ok(diesel::sql_query(
+        "UPDATE sessions SET browser_session_id = $2 WHERE browser_session_id = $1",
     )
+    .bind::<diesel::sql_types::Uuid, _>(from)
+    .bind::<diesel::sql_types::Uuid, _>(to)
+    .execute(conn)?)
 }

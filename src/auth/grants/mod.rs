@@ -125,9 +125,11 @@ impl SessionStart {
                 roles: &roles,
                 user_agent: self.ctx.user_agent.as_deref(),
                 ip: self.ctx.ip.as_deref(),
-                browser_session_id: self.browser_session_id,
             },
         )?;
+        if let Some(browser_session_id) = self.browser_session_id {
+            sessions::set_browser_session(conn, self.id, browser_session_id)?;
+        }
         Ok(Some(Opened { roles, issued_at }))
     }
 
