@@ -108,8 +108,11 @@ impl Application {
     }
 
     /// Stops the server from outside (tests; signals do this in production).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            tessera: self.state.tessera.clone(),
+        }
     }
 
     /// The service handle the server runs on (tests drive it directly).
@@ -162,9 +165,25 @@ fn build_metrics_server(
     Ok(server)
 }
 
+/// Stops a running [`Application`].
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+    tessera: Tessera,
+}
+
+impl StopHandle {
+    /// Ends the revocation streams (subscribers reconnect to another instance), then
+    /// stops the server: gracefully (requests in flight finish, up to 30 s) or not.
+    pub async fn stop(&self, graceful: bool) {
+        self.tessera.close_streams();
+        self.server.stop(graceful).await;
+    }
+}
+
 /// Stops the server gracefully on SIGTERM or SIGINT (Ctrl-C) alike: no new
 /// connections, requests in flight finish (up to 30 s), then it exits.
-pub fn stop_on_signals(handle: actix_web::dev::ServerHandle) -> tokio::task::JoinHandle<()> {
+pub fn stop_on_signals(handle: StopHandle) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         #[cfg(unix)]
         {

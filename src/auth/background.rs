@@ -147,6 +147,7 @@ pub(crate) fn spawn(tessera: Tessera) -> Vec<tokio::task::JoinHandle<()>> {
     };
     let redis_watch = tokio::spawn(watch_redis(tessera.clone()));
     let key_announcements = tokio::spawn(follow_key_announcements(tessera.clone()));
+    let revocation_feed = tokio::spawn(revocation::feed::run(tessera.clone()));
     let housekeeping = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -172,5 +173,12 @@ pub(crate) fn spawn(tessera: Tessera) -> Vec<tokio::task::JoinHandle<()>> {
             }
         }
     });
-    vec![keys, denylist, housekeeping, redis_watch, key_announcements]
+    vec![
+        keys,
+        denylist,
+        housekeeping,
+        redis_watch,
+        key_announcements,
+        revocation_feed,
+    ]
 }

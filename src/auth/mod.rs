@@ -62,6 +62,8 @@ pub struct Parts {
     pub(in crate::auth) db: Db,
     pub(in crate::auth) denylist: Denylist,
     pub(in crate::auth) denylist_sync: DenylistSync,
+    /// This instance's reader of the revocation feed and its subscribers' wake-ups.
+    pub(in crate::auth) feed: revocation::feed::Feed,
     pub(in crate::auth) throttle: Throttle,
     pub(in crate::auth) clients: Directory,
     pub(in crate::auth) profiles: Profiles,

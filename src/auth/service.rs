@@ -108,6 +108,7 @@ impl Tessera {
             db,
             denylist,
             denylist_sync: Default::default(),
+            feed: Default::default(),
             throttle,
             keys,
             refresh_mac,
@@ -128,6 +129,12 @@ impl Tessera {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// Ends every revocation stream: the server is stopping, and they would hold it up
+    /// until its shutdown timeout.
+    pub fn close_streams(&self) {
+        self.0.feed.close();
     }
 
     /// The published keys as they are now: the JWKS document and its ETag.

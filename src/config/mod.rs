@@ -17,7 +17,8 @@ use std::sync::LazyLock;
 pub use parse::parse_duration;
 pub use secrets::{BootstrapAdmin, MasterKeySource};
 pub(crate) use sections::{
-    Database, Http, Keys, Log, LogFormat, LoginLimits, LoginPage, Passwords, Redis, Tokens,
+    Database, Http, Keys, Log, LogFormat, LoginLimits, LoginPage, Passwords, Redis, RevocationFeed,
+    Tokens,
 };
 pub use sources::{Source, UnknownVariable};
 
@@ -65,6 +66,7 @@ pub struct Settings {
     pub passwords: Passwords,
     pub login_limits: LoginLimits,
     pub login_page: LoginPage,
+    pub revocation_feed: RevocationFeed,
     /// Self-registration at `POST /v1/users`.
     pub allow_registration: bool,
     pub bootstrap_admin: Option<BootstrapAdmin>,
@@ -91,6 +93,7 @@ impl Settings {
             passwords: Passwords::read(src)?,
             login_limits: LoginLimits::read(src)?,
             login_page: LoginPage::read(src)?,
+            revocation_feed: RevocationFeed::read(src)?,
             allow_registration: src.read("TESSERA_ALLOW_REGISTRATION", false, parse::boolean)?,
             bootstrap_admin: BootstrapAdmin::read(src)?,
             log: Log::read(src)?,

@@ -351,3 +351,21 @@ impl LoginPage {
         })
     }
 }
+
+/// The revocation feed (`/v1/revocations/stream`).
+#[derive(Clone, Debug)]
+pub struct RevocationFeed {
+    /// How often an idle stream says it is still complete (a `heartbeat` event): what
+    /// keeps proxies from closing it and tells a subscriber it has not fallen behind.
+    pub heartbeat: Duration,
+}
+
+impl RevocationFeed {
+    pub(super) fn read(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            heartbeat: src.read("TESSERA_REVOCATION_HEARTBEAT", secs(5), |v| {
+                duration_within(v, Duration::from_millis(100), secs(60))
+            })?,
+        })
+    }
+}

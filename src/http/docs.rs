@@ -31,6 +31,7 @@ use crate::http::AppState;
         (name = "oidc", description = "OpenID Connect: userinfo (the login pages and /oauth/authorize are HTML for browsers, named in the discovery document)"),
         (name = "account", description = "The signed-in user's own account (bearer token)"),
         (name = "admin", description = "Administration; needs an access token with the admin role"),
+        (name = "revocations", description = "The revocation feed for services that verify tokens offline: a snapshot and a Server-Sent-Events stream (needs a client token with the tessera:revocations scope)"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

@@ -16,6 +16,7 @@ pub(crate) mod middleware;
 pub mod oauth;
 pub(crate) mod oidc;
 pub(crate) mod pages;
+pub(crate) mod revocations;
 mod state;
 pub(crate) mod wellknown;
 
@@ -44,6 +45,8 @@ pub(crate) fn routes(cfg: &mut ServiceConfig) {
         .service(me::revoke_consent)
         .service(oidc::userinfo)
         .service(oidc::userinfo_post)
+        .service(revocations::snapshot)
+        .service(revocations::stream)
         .service(health::live)
         .service(health::ready)
         .service(health::metrics)

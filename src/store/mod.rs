@@ -10,6 +10,7 @@ pub(crate) mod consents;
 pub mod denylist;
 pub(crate) mod key_events;
 pub(crate) mod refresh;
+pub(crate) mod revocation_listener;
 pub(crate) mod revocations;
 pub(crate) mod rotation;
 pub(crate) mod schema;

@@ -20,6 +20,7 @@ pub(crate) struct RevocationRow {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub synced_at: Option<DateTime<Utc>>,
+    pub generation: i64,
 }
 
 #[derive(Insertable)]
@@ -149,4 +150,98 @@ pub(crate) fn list(
         .limit(limit)
         .select(RevocationRow::as_select())
         .load(conn)?)
+}
+
+/// A place in the order revocations committed in: after the revocation `id` of the
+/// transaction that moved the generation to `generation`. `(0, nil)` is before all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Position {
+    pub generation: i64,
+    pub id: Uuid,
+}
+
+impl Position {
+    pub(crate) const START: Position = Position {
+        generation: 0,
+        id: Uuid::nil(),
+    };
+
+    pub(crate) fn of(row: &RevocationRow) -> Self {
+        Self {
+            generation: row.generation,
+            id: row.id,
+        }
+    }
+}
+
+/// Revocations after `after` in commit order, at most `limit`; with `live_only`, those
+/// whose entry still matters.
+pub(crate) fn after(
+    conn: &mut PgConnection,
+    after: Position,
+    live_only: bool,
+    limit: i64,
+) -> Result<Vec<RevocationRow>, StoreError> {
+    let mut query = revocations::table
+        .filter(
+            revocations::generation
+                .gt(after.generation)
+                .or(revocations::generation
+                    .eq(after.generation)
+                    .and(revocations::id.gt(after.id))),
+        )
+        .order((revocations::generation.asc(), revocations::id.asc()))
+        .limit(limit)
+        .select(RevocationRow::as_select())
+        .into_boxed();
+    if live_only {
+        query = query.filter(revocations::expires_at.gt(diesel::dsl::now));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// The position of the latest committed revocation.
+pub(crate) fn last_position(conn: &mut PgConnection) -> Result<Position, StoreError> {
+    Ok(revocations::table
+        .order((revocations::generation.desc(), revocations::id.desc()))
+        .select((revocations::generation, revocations::id))
+        .first::<(i64, Uuid)>(conn)
+        .optional()?
+        .map_or(Position::START, |(generation, id)| Position {
+            generation,
+            id,
+        }))
+}
+
+/// Whether this database holds the revocation at `position`.
+pub(crate) fn holds(conn: &mut PgConnection, position: Position) -> Result<bool, StoreError> {
+    if position == Position::START {
+        return Ok(true);
+    }
+    Ok(diesel::select(diesel::dsl::exists(
+        revocations::table
+            .filter(revocations::generation.eq(position.generation))
+            .filter(revocations::id.eq(position.id)),
+    ))
+    .get_result(conn)?)
+}
+
+/// Every revocation still in force, in commit order, and the position of the latest
+/// one (in force or not), read in one snapshot: streaming from that position misses
+/// nothing the list lacks.
+pub(crate) fn snapshot(
+    conn: &mut PgConnection,
+) -> Result<(Vec<RevocationRow>, Position), StoreError> {
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|conn| {
+            let rows = revocations::table
+                .filter(revocations::expires_at.gt(diesel::dsl::now))
+                .order((revocations::generation.asc(), revocations::id.asc()))
+                .select(RevocationRow::as_select())
+                .load(conn)?;
+            let last = last_position(conn)?;
+            Ok((rows, last))
+        })
 }

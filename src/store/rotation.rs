@@ -170,7 +170,7 @@ fn corrupt(e: &tokio_postgres::Error) -> StoreError {
 }
 
 /// The database URL as tokio-postgres reads it, if it asks for nothing only libpq does.
-fn async_config(database_url: &str) -> Result<tokio_postgres::Config, String> {
+pub(super) fn async_config(database_url: &str) -> Result<tokio_postgres::Config, String> {
     let mut url = url::Url::parse(database_url).map_err(|e| e.to_string())?;
     let mut kept = Vec::new();
     for (name, value) in url.query_pairs() {
@@ -218,7 +218,7 @@ fn root_certificate_in_home() -> bool {
 
 /// TLS for `prefer` and `require`: encrypted, the certificate not checked (libpq's
 /// meaning of those modes without a root certificate).
-fn tls_connector() -> Result<MakeTlsConnector, openssl::error::ErrorStack> {
+pub(super) fn tls_connector() -> Result<MakeTlsConnector, openssl::error::ErrorStack> {
     let mut builder = SslConnector::builder(SslMethod::tls_client())?;
     builder.set_verify(SslVerifyMode::NONE);
     let mut tls = MakeTlsConnector::new(builder.build());

@@ -52,7 +52,7 @@ pub struct TestApp {
     pub master_key: String,
     /// The service handle the server runs on, for steps no HTTP call can take.
     pub tessera: Tessera,
-    server: actix_web::dev::ServerHandle,
+    server: tessera::startup::StopHandle,
     owns_database: bool,
 }
 

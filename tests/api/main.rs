@@ -23,6 +23,7 @@ mod oidc;
 mod openapi;
 mod passwords;
 mod revocation;
+mod revocation_feed;
 mod telemetry;
 mod token_password;
 mod token_refresh;

@@ -15,10 +15,12 @@
 //!
 //! Here: what can be revoked and the errors of a check; `record` writes revocations,
 //! `sync` keeps Redis complete, `check` answers for a token, `admin` is an
-//! administrator's way to ask for one (a client's, RFC 7009, is `auth::token_revocation`).
+//! administrator's way to ask for one (a client's, RFC 7009, is `auth::token_revocation`),
+//! `feed` publishes them to the services that verify tokens offline.
 
 mod admin;
 mod check;
+pub(crate) mod feed;
 mod record;
 mod sync;
 

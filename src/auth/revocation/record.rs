@@ -100,6 +100,8 @@ fn record(
         created_at: now,
         expires_at,
         synced_at: None,
+        // Set below, once the rows are known to be worth a generation.
+        generation: 0,
     };
     let mut rows = Vec::with_capacity(targets.len());
     for target in targets {
@@ -158,6 +160,9 @@ fn record(
     }
     // Last, so the generation's row lock is held only for the inserts below.
     let generation = revocations::next_generation(conn)?;
+    for row in &mut rows {
+        row.generation = generation;
+    }
     let inserts: Vec<NewRevocation<'_>> = rows
         .iter()
         .map(|r| NewRevocation {

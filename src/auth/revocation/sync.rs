@@ -18,7 +18,7 @@ fn seconds(d: chrono::Duration) -> Duration {
 }
 
 /// Unix seconds, rounded up: a token issued in the second of the revocation is dead.
-fn not_before_secs(t: DateTime<Utc>) -> i64 {
+pub(super) fn not_before_secs(t: DateTime<Utc>) -> i64 {
     t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
 }
 
