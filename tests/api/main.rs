@@ -29,3 +29,4 @@ mod token_password;
 mod token_refresh;
 mod upgrade;
 mod verifier;
+mod verifier_revocations;

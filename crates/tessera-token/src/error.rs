@@ -56,6 +56,10 @@ pub enum VerifyError {
     /// The introspection endpoint could not be asked, or is not configured.
     #[error("the token cannot be checked right now: the issuer could not be asked")]
     IntrospectionUnavailable(#[source] IntrospectionError),
+    /// The verifier subscribes to the issuer's revocations and has not heard from it
+    /// for longer than its staleness bound: whether the token was revoked is unknown.
+    #[error("the token cannot be checked right now: the revocation feed has not been heard from within the staleness bound")]
+    RevocationsStale,
 }
 
 impl VerifyError {
@@ -64,7 +68,9 @@ impl VerifyError {
     pub fn is_caller_fault(&self) -> bool {
         !matches!(
             self,
-            VerifyError::JwksUnavailable(_) | VerifyError::IntrospectionUnavailable(_)
+            VerifyError::JwksUnavailable(_)
+                | VerifyError::IntrospectionUnavailable(_)
+                | VerifyError::RevocationsStale
         )
     }
 

@@ -32,6 +32,7 @@ pub struct VerifierConfig {
     pub(crate) http_timeout: Duration,
     pub(crate) allow_plain_http: bool,
     pub(crate) introspection: Option<IntrospectionConfig>,
+    pub(crate) revocations: Option<RevocationConfig>,
     pub(crate) http_client: Option<reqwest::Client>,
 }
 
@@ -52,6 +53,7 @@ impl VerifierConfig {
             http_timeout: Duration::from_secs(5),
             allow_plain_http: false,
             introspection: None,
+            revocations: None,
             http_client: None,
         }
     }
@@ -130,6 +132,15 @@ impl VerifierConfig {
     /// Use this HTTP client instead of the built-in one (for a private CA, a proxy, ...).
     /// Its own timeouts and redirect policy apply; [`Self::http_timeout`] still bounds
     /// each fetch as a whole.
+    /// Subscribe to Tessera's revocation feed: a snapshot, then a stream of every new
+    /// revocation, kept in memory and checked by every
+    /// [`Verifier::verify`](crate::Verifier::verify) with no call per request. Needs a
+    /// Tokio runtime when the verifier is built.
+    pub fn revocations(mut self, revocations: RevocationConfig) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -162,6 +173,61 @@ impl IntrospectionConfig {
 }
 
 /// A setting that cannot work. Reported by [`Verifier::new`](crate::Verifier::new).
+/// The revocation subscription: a confidential client of Tessera allowed the
+/// `tessera:revocations` scope (an administrator grants it), with no registered
+/// audiences.
+///
+/// ```
+/// use std::time::Duration;
+/// use tessera_verifier::{RevocationConfig, VerifierConfig};
+///
+/// let config = VerifierConfig::new("https://auth.example.com", "https://orders.example.com")
+///     .revocations(RevocationConfig::new("orders-verifier", "cs_...").staleness(Duration::from_secs(30)));
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+pub struct RevocationConfig {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+    pub(crate) base_url: Option<String>,
+    pub(crate) staleness: Duration,
+    pub(crate) fail_open: bool,
+}
+
+impl RevocationConfig {
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: SecretString::from(client_secret.into()),
+            base_url: None,
+            staleness: Duration::from_secs(30),
+            fail_open: false,
+        }
+    }
+
+    /// Where Tessera answers (`/oauth/token`, `/v1/revocations`...); the issuer by
+    /// default.
+    pub fn url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// How long the verifier may go without hearing from Tessera (an event or a
+    /// heartbeat) before it stops trusting its set: 30 s by default.
+    pub fn staleness(mut self, bound: Duration) -> Self {
+        self.staleness = bound;
+        self
+    }
+
+    /// Past the staleness bound, accept tokens the set does not deny (counted in
+    /// [`RevocationHealth::stale_accepts`](crate::RevocationHealth)) instead of
+    /// refusing every token with [`VerifyError::RevocationsStale`](crate::VerifyError).
+    pub fn fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -185,6 +251,10 @@ pub enum ConfigError {
     NoIntrospectionClient,
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    #[error("the revocation client id must not be empty")]
+    NoRevocationClient,
+    #[error("the revocation subscription needs a Tokio runtime: build the verifier inside one")]
+    NoRuntime,
 }
 
 /// What [`Verifier::new`](crate::Verifier::new) works with: every URL parsed, every
@@ -200,6 +270,7 @@ pub(crate) struct Checked {
     pub max_stale: Duration,
     pub http_timeout: Duration,
     pub introspection: Option<(Url, IntrospectionConfig)>,
+    pub revocations: Option<(Url, RevocationConfig)>,
     pub http_client: reqwest::Client,
 }
 
@@ -233,6 +304,32 @@ impl VerifierConfig {
                     settings.url.as_deref(),
                     "/oauth/introspect",
                 )?;
+                Some((url, settings))
+            }
+        };
+        let revocations = match self.revocations {
+            None => None,
+            Some(settings) => {
+                if settings.client_id.is_empty() {
+                    return Err(ConfigError::NoRevocationClient);
+                }
+                if settings.staleness.is_zero() {
+                    return Err(ConfigError::ZeroDuration { what: "staleness" });
+                }
+                let mut url = match settings.base_url.as_deref() {
+                    Some(url) => parse_url("the revocation feed URL", url)?,
+                    None => parse_url("the revocation feed URL", base)?,
+                };
+                check_fetchable(
+                    "the revocation feed URL",
+                    &url,
+                    self.allow_plain_http,
+                    tls_available,
+                )?;
+                if !url.path().ends_with('/') {
+                    let path = format!("{}/", url.path());
+                    url.set_path(&path);
+                }
                 Some((url, settings))
             }
         };
@@ -270,6 +367,7 @@ impl VerifierConfig {
             max_stale: self.max_stale,
             http_timeout: self.http_timeout,
             introspection,
+            revocations,
             http_client,
         })
     }

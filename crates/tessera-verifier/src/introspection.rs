@@ -105,7 +105,7 @@ impl Introspector {
 
 /// `application/x-www-form-urlencoded` for one value: everything but the unreserved
 /// characters is percent-encoded (encoding more than strictly needed is always safe).
-fn form_encode(value: &str) -> String {
+pub(crate) fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

@@ -52,10 +52,30 @@
 //! # let _ = app; }
 //! ```
 //!
-//! Revocation: offline verification cannot see that a token was revoked before it
-//! expires (Tessera's tokens live 5 minutes by default). Where that matters, configure
-//! [`VerifierConfig::introspection`] and use [`Verifier::verify_online`] or the
-//! `OnlineBearerClaims` extractor, which also ask Tessera (RFC 7662).
+//! Revocation: offline verification alone cannot see that a token was revoked before
+//! it expires (Tessera's tokens live 5 minutes by default). Two ways to see it:
+//! - [`VerifierConfig::revocations`]: subscribe to Tessera's revocation feed. The
+//!   verifier keeps every revocation in force in memory (a snapshot, then a stream)
+//!   and [`Verifier::verify`] checks it with no call per request; a revoked token is
+//!   refused within about a second of the revocation. If the feed has not been heard
+//!   from for longer than the staleness bound (30 s by default), verification fails
+//!   closed with [`VerifyError::RevocationsStale`] (503), or, configured to fail open,
+//!   accepts and counts it; [`Verifier::revocation_health`] says which.
+//! - [`VerifierConfig::introspection`] with [`Verifier::verify_online`] or the
+//!   `OnlineBearerClaims` extractor, which ask Tessera (RFC 7662) on every call.
+//!
+//! ```no_run
+//! use tessera_verifier::{RevocationConfig, Verifier, VerifierConfig};
+//!
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = Verifier::new(
+//!     VerifierConfig::new("https://auth.example.com", "https://orders.example.com")
+//!         .revocations(RevocationConfig::new("orders-verifier", "cs_...")),
+//! )?;
+//! // Optional: wait for the first snapshot before serving.
+//! verifier.revocations_ready(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
 //!
 //! Features: `actix` (extractors and error responses for actix-web 4) and `rustls`
 //! (HTTPS to Tessera with rustls on aws-lc-rs and the platform's root certificates),
@@ -68,12 +88,14 @@ mod config;
 mod error;
 mod introspection;
 mod jwks;
+mod revocations;
 mod verifier;
 
 #[cfg(feature = "actix")]
 pub use actix::{BearerClaims, BearerError, OnlineBearerClaims};
 pub use claims::InsufficientScope;
-pub use config::{ConfigError, IntrospectionConfig, VerifierConfig};
+pub use config::{ConfigError, IntrospectionConfig, RevocationConfig, VerifierConfig};
+pub use revocations::{RevocationHealth, RevocationState, RevokedEntry};
 /// The claims type, the errors and the algorithms are `tessera_token`'s: the server
 /// verifies its own tokens with the same rules.
 pub use tessera_token::{

@@ -9,6 +9,7 @@ use tessera_token::{ClaimRules, TokenHeader};
 use crate::config::{ConfigError, VerifierConfig};
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
+use crate::revocations::{RevocationHealth, Revocations, RevokedEntry};
 use crate::{Algorithm, Claims, IntrospectionError, JwksError, VerifyError};
 
 /// Verifies Tessera access tokens against Tessera's JWKS. Cheap to clone (an `Arc`
@@ -28,6 +29,7 @@ struct Inner {
     min_refresh_interval: Duration,
     jwks: Arc<JwksCache>,
     introspector: Option<Introspector>,
+    revocations: Option<Revocations>,
 }
 
 impl fmt::Debug for Verifier {
@@ -38,6 +40,7 @@ impl fmt::Debug for Verifier {
             .field("algorithms", &self.inner.algorithms)
             .field("jwks_url", &self.inner.jwks.url().as_str())
             .field("introspection", &self.inner.introspector.is_some())
+            .field("revocations", &self.inner.revocations.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -57,6 +60,15 @@ impl Verifier {
             )?),
             None => None,
         };
+        let revocations = match &checked.revocations {
+            Some((url, settings)) => Some(Revocations::start(
+                url.clone(),
+                settings,
+                checked.http_client.clone(),
+                checked.http_timeout,
+            )?),
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 issuer: checked.issuer,
@@ -66,6 +78,7 @@ impl Verifier {
                 min_refresh_interval: checked.min_refresh_interval,
                 jwks,
                 introspector,
+                revocations,
             }),
         })
     }
@@ -78,7 +91,8 @@ impl Verifier {
     }
 
     /// Verifies `token` offline (signature from the cached JWKS, then `iss`, `aud`,
-    /// `exp`, `nbf`) and returns its claims.
+    /// `exp`, `nbf`) and returns its claims. With a revocation subscription it is then
+    /// checked against the set of revocations in force, in memory.
     ///
     /// The checks, in order, so that nothing is fetched or computed for a token that
     /// can be refused from its header alone: length and shape; `typ` is `at+jwt`; no
@@ -100,7 +114,31 @@ impl Verifier {
             leeway: inner.leeway,
         };
         rules.check(&claims, tessera_token::unix_now())?;
+        if let Some(revocations) = &inner.revocations {
+            revocations.check(&claims)?;
+        }
         Ok(claims)
+    }
+
+    /// The revocation subscription's health, if one is configured: serve it from your
+    /// readiness endpoint (a stale subscription refuses every token unless it fails
+    /// open).
+    pub fn revocation_health(&self) -> Option<RevocationHealth> {
+        self.inner.revocations.as_ref().map(Revocations::health)
+    }
+
+    /// Every revocation the subscription holds, sorted (for diagnostics and tests).
+    pub fn revocation_entries(&self) -> Option<Vec<RevokedEntry>> {
+        self.inner.revocations.as_ref().map(Revocations::entries)
+    }
+
+    /// Waits until the subscription has its first snapshot, for at most `within`;
+    /// `true` once it has (also `true` without a subscription).
+    pub async fn revocations_ready(&self, within: Duration) -> bool {
+        match &self.inner.revocations {
+            Some(r) => r.ready(within).await,
+            None => true,
+        }
     }
 
     /// [`Verifier::verify`], then asks Tessera (RFC 7662 introspection) whether the
