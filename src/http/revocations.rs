@@ -56,7 +56,8 @@ pub(crate) struct Snapshot<'a> {
     entries: Option<Vec<Entry<'a>>>,
     /// With `format=set`: each entry as a signed Security Event Token (RFC 8417).
     #[serde(skip_serializing_if = "Option::is_none")]
-    sets: Option<Vec<&'a str>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    sets: Option<Vec<std::sync::Arc<str>>>,
 }
 
 #[derive(Deserialize)]
@@ -158,7 +159,9 @@ pub(crate) async fn snapshot(
 /// New revocations as Server-Sent Events, in the order they committed. Each event's
 /// `id` is its cursor; reconnect with `Last-Event-ID` (or `cursor`) to resume with
 /// nothing lost or repeated. `heartbeat` events (every `TESSERA_REVOCATION_HEARTBEAT`)
-/// come only while this instance is up to date with PostgreSQL.
+/// come only while this instance is up to date with PostgreSQL. The last event, `end`,
+/// says why the stream ends: `token_expired` or `token_revoked` (reconnect with a new
+/// token) or `shutting_down` (reconnect, to another instance).
 #[utoipa::path(
     tag = "revocations",
     operation_id = "revocations_stream",
@@ -228,6 +231,10 @@ pub(crate) async fn stream(
 fn frame(tessera: &Tessera, item: &Item, format: Format) -> Option<Bytes> {
     let text = match item {
         Item::Heartbeat(cursor) => format!("id: {cursor}\nevent: heartbeat\ndata: {{}}\n\n"),
+        Item::End(reason) => format!(
+            "event: end\ndata: {{\"reason\":\"{}\"}}\n\n",
+            reason.as_str()
+        ),
         Item::Event(event) => {
             let (name, data) = match format {
                 Format::Json => (
@@ -235,7 +242,7 @@ fn frame(tessera: &Tessera, item: &Item, format: Format) -> Option<Bytes> {
                     serde_json::to_string(&Entry::from(&**event)).ok()?,
                 ),
                 Format::Set => match event.security_event_token(tessera) {
-                    Ok(set) => ("set", set.to_owned()),
+                    Ok(set) => ("set", set.to_string()),
                     Err(e) => {
                         tracing::error!(error = %e, "a revocation could not be signed as a SET; ending the stream");
                         return None;

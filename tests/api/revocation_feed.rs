@@ -87,29 +87,8 @@ impl Sse {
     /// the stream ends.
     pub async fn next(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                let mut event = SseEvent {
-                    id: None,
-                    event: "message".to_owned(),
-                    data: String::new(),
-                };
-                let mut fields = 0;
-                for line in frame.lines() {
-                    if let Some((name, value)) = line.split_once(": ") {
-                        fields += 1;
-                        match name {
-                            "id" => event.id = Some(value.to_owned()),
-                            "event" => event.event = value.to_owned(),
-                            "data" => event.data = value.to_owned(),
-                            _ => fields -= 1,
-                        }
-                    }
-                }
-                if fields > 0 {
-                    return Some(event);
-                }
-                continue;
+            if let Some(event) = self.parse() {
+                return Some(event);
             }
             let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
                 .await
@@ -119,24 +98,38 @@ impl Sse {
         }
     }
 
+    /// The first complete event in the buffer, if any (frames of no event, such as
+    /// `retry`, are skipped).
+    fn parse(&mut self) -> Option<SseEvent> {
+        while let Some(end) = self.buffer.find("\n\n") {
+            let frame: String = self.buffer.drain(..end + 2).collect();
+            let mut event = SseEvent {
+                id: None,
+                event: String::new(),
+                data: String::new(),
+            };
+            for line in frame.lines() {
+                match line.split_once(": ") {
+                    Some(("id", v)) => event.id = Some(v.to_owned()),
+                    Some(("event", v)) => event.event = v.to_owned(),
+                    Some(("data", v)) => event.data = v.to_owned(),
+                    _ => {}
+                }
+            }
+            if !event.event.is_empty() {
+                return Some(event);
+            }
+        }
+        None
+    }
+
     /// What comes until the stream ends, which it must within 10 s.
     pub async fn until_end(&mut self) -> Vec<SseEvent> {
         let mut events = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                if frame.contains("event: ") {
-                    events.push(SseEvent {
-                        id: None,
-                        event: frame
-                            .lines()
-                            .find_map(|l| l.strip_prefix("event: "))
-                            .unwrap()
-                            .to_owned(),
-                        data: String::new(),
-                    });
-                }
+            while let Some(event) = self.parse() {
+                events.push(event);
             }
             let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
                 .await
@@ -146,6 +139,16 @@ impl Sse {
                 Ok(None) | Err(_) => return events,
             }
         }
+    }
+
+    /// Asserts the stream ends (heartbeats aside) with an `end` event of this reason.
+    pub async fn assert_ends(&mut self, reason: &str) {
+        let mut rest = self.until_end().await;
+        rest.retain(|e| e.event != "heartbeat");
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert_eq!(rest[0].event, "end");
+        let data: Value = serde_json::from_str(&rest[0].data).unwrap();
+        assert_eq!(data["reason"], reason);
     }
 
     /// The next event that is not a heartbeat.
@@ -458,11 +461,7 @@ async fn a_restarted_instance_replays_what_its_subscribers_missed_from_postgres(
     let mut stream = Sse::open(&first, &token, &format!("?cursor={cursor}"), None).await;
     let seen = stream.next_revocation().await.unwrap();
     first.stop().await;
-    let after_stop = stream.until_end().await;
-    assert!(
-        after_stop.iter().all(|e| e.event == "heartbeat"),
-        "the stream ends when its instance stops: {after_stop:?}"
-    );
+    stream.assert_ends("shutting_down").await;
     let late = {
         let other = spawn().sharing_database_of(&first).start().await;
         revoke_access_token(&other, &other.login("alice").await).await
@@ -529,13 +528,96 @@ async fn revoking_the_subscribers_own_client_ends_its_stream() {
     assert!(event
         .data
         .contains(claims_of(&token)["jti"].as_str().unwrap()));
-    let after = stream.until_end().await;
-    assert!(
-        after.iter().all(|e| e.event == "heartbeat"),
-        "then the stream ends: {after:?}"
-    );
+    stream.assert_ends("token_revoked").await;
     assert_eq!(
         app.get_with_token("/v1/revocations", &token).await.status(),
         401
     );
+}
+
+#[tokio::test]
+async fn the_stream_ends_when_the_subscribers_token_expires() {
+    let app = spawn_app().await;
+    let (id, secret) = app
+        .create_client(serde_json::json!({
+            "client_id": "short-lived", "confidential": true,
+            "grant_types": ["client_credentials"], "scopes": [FEED_SCOPE],
+            "access_token_ttl_seconds": 10,
+        }))
+        .await;
+    let token = client_token(&app, &id, &secret.unwrap()).await;
+    let mut stream = Sse::open(&app, &token, "", None).await;
+    let exp = claims_of(&token)["exp"].as_i64().unwrap();
+
+    let mut rest = Vec::new();
+    while let Some(event) = stream.next().await {
+        rest.push(event);
+    }
+
+    let end = rest.last().expect("an end event");
+    assert_eq!(end.event, "end");
+    assert_eq!(end.data, r#"{"reason":"token_expired"}"#);
+    assert!(chrono::Utc::now().timestamp() >= exp);
+}
+
+#[tokio::test]
+async fn after_a_key_rotation_every_set_is_signed_with_a_published_key() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    app.create_user("alice", &[]).await;
+    let (_, secret) = app
+        .create_client(serde_json::json!({
+            "client_id": "edge-verifier", "confidential": true,
+            "grant_types": ["client_credentials"], "scopes": [FEED_SCOPE],
+        }))
+        .await;
+    let secret = secret.unwrap();
+    let token = client_token(&app, "edge-verifier", &secret).await;
+    revoke_access_token(&app, &app.login("alice").await).await;
+    let before = snapshot(&app, &token, "?format=set").await["sets"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let res = app
+        .api
+        .post(app.url("/v1/admin/keys/rotate"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"emergency": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    // The subscriber's own token died with the old key.
+    let token = client_token(&app, "edge-verifier", &secret).await;
+    let mut stream = Sse::open(&app, &token, "?format=set&cursor=0", None).await;
+    let replayed = stream.next_revocation().await.unwrap().data;
+    let again = snapshot(&app, &token, "?format=set").await["sets"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let jwks: Value = app
+        .api
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    let kid = |jws: &str| jsonwebtoken::decode_header(jws).unwrap().kid.unwrap();
+    assert!(
+        !published.contains(&kid(&before).as_str()),
+        "the emergency rotation withdrew the old key"
+    );
+    for set in [&replayed, &again] {
+        assert!(published.contains(&kid(set).as_str()), "{published:?}");
+    }
 }

@@ -348,6 +348,12 @@ enum Interrupted {
     Stopped,
 }
 
+/// How a stream Tessera closed ended.
+enum Ended {
+    Reconnect,
+    RenewToken,
+}
+
 struct Token {
     value: HeaderValue,
     renew_at: Instant,
@@ -374,9 +380,14 @@ impl Task {
             let result = self.connect(&mut token, &mut need_snapshot).await;
             match result {
                 Err(Interrupted::Stopped) => return,
-                // The stream ended cleanly (the token expired, the instance stopped):
-                // reconnect at once, to another instance if there are several.
-                Ok(()) => failures = 0,
+                // The stream ended cleanly (the instance stopped): reconnect at once,
+                // to another instance if there are several.
+                Ok(Ended::Reconnect) => failures = 0,
+                // Our token expired or was revoked: reconnect with a new one.
+                Ok(Ended::RenewToken) => {
+                    token = None;
+                    failures = 0;
+                }
                 Err(Interrupted::TokenRefused) => {
                     token = None;
                     failures += 1;
@@ -407,7 +418,7 @@ impl Task {
         &self,
         token: &mut Option<Token>,
         need_snapshot: &mut bool,
-    ) -> Result<(), Interrupted> {
+    ) -> Result<Ended, Interrupted> {
         if token.as_ref().is_none_or(|t| Instant::now() >= t.renew_at) {
             *token = Some(self.fetch_token().await?);
         }
@@ -448,7 +459,7 @@ impl Task {
                 .await
                 .map_err(|_| Interrupted::Failed(format!("nothing heard for {:?}", self.idle)))?;
             let event = match next {
-                None => return Ok(()),
+                None => return Ok(Ended::Reconnect),
                 Some(Err(e)) => return Err(Interrupted::Failed(e.to_string())),
                 Some(Ok(event)) => event,
             };
@@ -474,6 +485,9 @@ impl Task {
                         .unwrap_or_else(|e| e.into_inner())
                         .prune(tessera_token::unix_now());
                 }
+                // The last event before Tessera closes the stream, saying why.
+                "end" if event.data.contains("token_") => return Ok(Ended::RenewToken),
+                "end" => return Ok(Ended::Reconnect),
                 _ => {}
             }
         }

@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::sync::not_before_secs;
-use crate::auth::keys::KeyError;
+use crate::auth::keys::{KeyError, KeySet};
 use crate::auth::tokens::AccessClaims;
 use crate::auth::Tessera;
 use crate::domain::RevocationKind;
@@ -107,7 +107,6 @@ pub(crate) struct Event {
     /// When nothing it denies can still be alive (unix seconds).
     pub expires_at: i64,
     pub revoked_at: i64,
-    set: OnceLock<String>,
 }
 
 impl Event {
@@ -120,7 +119,6 @@ impl Event {
             not_before: row.not_before.map(not_before_secs),
             expires_at: row.expires_at.timestamp(),
             revoked_at: row.created_at.timestamp(),
-            set: OnceLock::new(),
         }
     }
 
@@ -142,13 +140,21 @@ impl Event {
     }
 
     /// The event as an RFC 8417 Security Event Token signed with the current signing
-    /// key; signed once per instance, whoever asks first.
-    pub(crate) fn security_event_token(&self, tessera: &Tessera) -> Result<&str, KeyError> {
-        if let Some(set) = self.set.get() {
-            return Ok(set);
+    /// key. Signed once per instance and key, whoever asks first (the ring, a replay
+    /// or a snapshot); a key rotation signs it again with the new key, so a SET never
+    /// names a key the JWKS has dropped.
+    pub(crate) fn security_event_token(&self, tessera: &Tessera) -> Result<Arc<str>, KeyError> {
+        let keys = tessera.keys.snapshot();
+        let kid = &keys.signing()?.kid;
+        let cache = &tessera.feed.signed;
+        if let Some((signed_by, set)) = cache.get(&self.id) {
+            if signed_by.as_str() == kid.as_str() {
+                return Ok(set);
+            }
         }
-        let signed = sign_set(tessera, self)?;
-        Ok(self.set.get_or_init(|| signed))
+        let set: Arc<str> = sign_set(tessera, &keys, self)?.into();
+        cache.insert(self.id, (Arc::new(kid.clone()), set.clone()));
+        Ok(set)
     }
 }
 
@@ -189,9 +195,8 @@ fn event_type(kind: RevocationKind) -> &'static str {
     }
 }
 
-fn sign_set(tessera: &Tessera, event: &Event) -> Result<String, KeyError> {
+fn sign_set(tessera: &Tessera, keys: &KeySet, event: &Event) -> Result<String, KeyError> {
     crate::auth::keys::signer::install();
-    let keys = tessera.keys.snapshot();
     let key = keys.signing()?;
     let body = EventBody {
         event_timestamp: event.revoked_at,
@@ -283,7 +288,12 @@ pub(crate) struct Feed {
     /// When the reader last read PostgreSQL successfully (unix ms; 0: never).
     read_at: AtomicI64,
     closing: watch::Sender<bool>,
+    /// SETs signed so far, by revocation id, with the key id that signed them.
+    signed: moka::sync::Cache<Uuid, (Arc<String>, Arc<str>)>,
 }
+
+/// How many signed SETs each instance keeps (a few tens of MB at most).
+const SIGNED_CAPACITY: u64 = 200_000;
 
 #[derive(Default)]
 struct Ring {
@@ -315,6 +325,11 @@ impl Default for Feed {
             changed: watch::channel(0).0,
             read_at: AtomicI64::new(0),
             closing: watch::channel(false).0,
+            signed: moka::sync::Cache::builder()
+                .max_capacity(SIGNED_CAPACITY)
+                // Nothing the feed publishes matters for longer than a day.
+                .time_to_live(Duration::from_secs(26 * 3600))
+                .build(),
         }
     }
 }
@@ -470,6 +485,27 @@ pub(crate) enum Item {
     /// Nothing new, and the instance is up to date: the cursor of the last event
     /// considered (sent as the SSE id, so a reconnect resumes from here).
     Heartbeat(Cursor),
+    /// The last item: why the stream ends.
+    End(EndReason),
+}
+
+/// Why a stream ends (the subscriber reconnects in every case; with a new token for
+/// the first two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EndReason {
+    TokenExpired,
+    TokenRevoked,
+    ShuttingDown,
+}
+
+impl EndReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            EndReason::TokenExpired => "token_expired",
+            EndReason::TokenRevoked => "token_revoked",
+            EndReason::ShuttingDown => "shutting_down",
+        }
+    }
 }
 
 /// One subscriber's stream.
@@ -483,6 +519,8 @@ pub(crate) struct Subscription {
     /// The subscriber's token: the stream ends when it expires or the feed revokes it.
     caller: AccessClaims,
     ends_at: tokio::time::Instant,
+    /// Set once the stream must end: sent as the last item.
+    ending: Option<EndReason>,
     done: bool,
 }
 
@@ -530,17 +568,27 @@ pub(crate) async fn subscribe(
         heartbeat,
         caller,
         ends_at: tokio::time::Instant::now() + Duration::from_secs(left),
+        ending: None,
         done: false,
     })
 }
 
 impl Subscription {
-    /// The next item; `None` when the stream ends (the token expired or was revoked,
-    /// the server is stopping, or PostgreSQL could not be read for a replay).
+    /// The next item; `None` after the stream's last item ([`Item::End`]), or when
+    /// PostgreSQL could not be read for a replay.
     pub(crate) async fn next(&mut self) -> Option<Item> {
         loop {
-            if self.done || *self.closing.borrow() {
+            if self.done {
                 return None;
+            }
+            if *self.closing.borrow() {
+                self.ending = Some(EndReason::ShuttingDown);
+            }
+            if self.pending.is_empty() {
+                if let Some(reason) = self.ending {
+                    self.done = true;
+                    return Some(Item::End(reason));
+                }
             }
             let now = Utc::now().timestamp();
             while let Some(event) = self.pending.pop_front() {
@@ -550,7 +598,8 @@ impl Subscription {
                 }
                 if event.denies(&self.caller) {
                     // Delivered, then the stream ends: the token reading it is dead.
-                    self.done = true;
+                    self.pending.clear();
+                    self.ending = Some(EndReason::TokenRevoked);
                 }
                 return Some(Item::Event(event));
             }
@@ -588,8 +637,8 @@ impl Subscription {
                         return Some(Item::Heartbeat(Cursor(self.position)));
                     }
                 }
-                _ = tokio::time::sleep_until(self.ends_at) => return None,
-                _ = self.closing.changed() => return None,
+                _ = tokio::time::sleep_until(self.ends_at) => self.ending = Some(EndReason::TokenExpired),
+                _ = self.closing.changed() => self.ending = Some(EndReason::ShuttingDown),
             }
         }
     }
