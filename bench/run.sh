@@ -24,7 +24,7 @@ echo "== building Tessera (release)"
 (cd "$root_dir" && cargo build --release)
 
 echo "== building the load driver"
-cargo build --release --manifest-path "$bench_dir/Cargo.toml" --bin tessera-bench
+cargo build --release --manifest-path "$bench_dir/Cargo.toml" --bin tessera-bench --bin revocation-probe
 
 echo "== running"
 exec "$bench_dir/target/release/tessera-bench" \

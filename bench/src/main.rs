@@ -2,6 +2,7 @@
 //! and compares its refresh rate with pgbench running the same SQL. `bench/run.sh`
 //! builds everything and runs this; docs/benchmarks.md explains the output.
 
+mod feed;
 mod fixtures;
 mod http;
 mod load;
@@ -47,6 +48,10 @@ pub enum Scenario {
     /// Mixed traffic at a fixed rate for --soak-secs, memory and connections sampled
     /// (only when asked for).
     Soak,
+    /// The revocation feed: propagation to three subscribed verifier processes at 10/s
+    /// and 200/s, and Tessera's cost with 1,000 idle and 100 busy subscribers (only
+    /// when asked for).
+    Feed,
     /// 1,000,000 chained refreshes over 1,000 sessions on a private PostgreSQL with
     /// autovacuum at its defaults: the database must not grow (only when asked for).
     Storage,
@@ -55,11 +60,12 @@ pub enum Scenario {
 impl Scenario {
     /// Scenarios that run only when `--only` names them: they kill servers or take
     /// minutes.
-    pub const ON_REQUEST: [Scenario; 4] = [
+    pub const ON_REQUEST: [Scenario; 5] = [
         Scenario::OutageRedis,
         Scenario::OutagePostgres,
         Scenario::Soak,
         Scenario::Storage,
+        Scenario::Feed,
     ];
 }
 
@@ -134,6 +140,9 @@ pub struct Args {
     /// Refreshes of the storage scenario, over all its sessions.
     #[arg(long, default_value_t = 1_000_000)]
     pub storage_refreshes: u64,
+    /// Revocations of each propagation run of the feed scenario.
+    #[arg(long, default_value_t = 1_000)]
+    pub feed_revocations: usize,
     /// Keep the benchmark database afterwards (for inspection).
     #[arg(long)]
     pub keep_database: bool,

@@ -618,6 +618,7 @@ async fn resilience_scenarios(args: &Args) -> anyhow::Result<()> {
         (Scenario::OutagePostgres, "outage-postgres"),
         (Scenario::Soak, "soak"),
         (Scenario::Storage, "storage"),
+        (Scenario::Feed, "feed"),
     ] {
         if !args.wants(scenario) {
             continue;
@@ -630,6 +631,7 @@ async fn resilience_scenarios(args: &Args) -> anyhow::Result<()> {
                 resilience::outage(args, resilience::Dependency::Postgres).await?
             }
             Scenario::Soak => resilience::soak(args).await?,
+            Scenario::Feed => crate::feed::feed(args).await?,
             _ => storage::storage(args).await?,
         };
         println!(

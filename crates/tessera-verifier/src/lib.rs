@@ -95,7 +95,7 @@ mod verifier;
 pub use actix::{BearerClaims, BearerError, OnlineBearerClaims};
 pub use claims::InsufficientScope;
 pub use config::{ConfigError, IntrospectionConfig, RevocationConfig, VerifierConfig};
-pub use revocations::{RevocationHealth, RevocationState, RevokedEntry};
+pub use revocations::{RevocationHealth, RevocationSet, RevocationState, RevokedEntry};
 /// The claims type, the errors and the algorithms are `tessera_token`'s: the server
 /// verifies its own tokens with the same rules.
 pub use tessera_token::{

@@ -64,9 +64,8 @@ pub struct RevocationHealth {
     pub connections: u64,
 }
 
-/// One revocation in force, as the verifier holds it.
+/// One revocation in force: an entry of the feed's snapshot or stream.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[non_exhaustive]
 pub struct RevokedEntry {
     /// `jti`, `sid`, `user` or `client`.
     pub kind: String,
@@ -77,8 +76,10 @@ pub struct RevokedEntry {
     pub expires_at: i64,
 }
 
+/// The revocations in force, as the subscription holds them; public for services that
+/// feed it themselves (from the SETs, say) and for benchmarks.
 #[derive(Default)]
-struct Set {
+pub struct RevocationSet {
     tokens: HashMap<String, i64>,
     sessions: HashMap<String, i64>,
     /// Subject (or client) -> (not_before, expires_at).
@@ -86,10 +87,10 @@ struct Set {
     clients: HashMap<String, (i64, i64)>,
 }
 
-impl Set {
+impl RevocationSet {
     /// Adds an entry; a later entry for the same subject raises its cut-off and its
     /// expiry, never lowers them (as Tessera's own denylist does).
-    fn apply(&mut self, entry: RevokedEntry) {
+    pub fn insert(&mut self, entry: RevokedEntry) {
         let expires_at = entry.expires_at;
         let raise = |slot: &mut i64, value: i64| *slot = (*slot).max(value);
         match (entry.kind.as_str(), entry.not_before) {
@@ -115,7 +116,8 @@ impl Set {
         }
     }
 
-    fn denies(&self, claims: &Claims) -> bool {
+    /// Whether an entry denies the token with these claims.
+    pub fn denies(&self, claims: &Claims) -> bool {
         let before = |cut: Option<&(i64, i64)>| cut.is_some_and(|(nb, _)| claims.iat < *nb);
         self.tokens.contains_key(&claims.jti)
             || claims
@@ -126,18 +128,24 @@ impl Set {
             || before(self.clients.get(&claims.client_id))
     }
 
-    fn prune(&mut self, now: i64) {
+    /// Drops the entries that expired by `now` (unix seconds).
+    pub fn prune(&mut self, now: i64) {
         self.tokens.retain(|_, exp| *exp > now);
         self.sessions.retain(|_, exp| *exp > now);
         self.users.retain(|_, (_, exp)| *exp > now);
         self.clients.retain(|_, (_, exp)| *exp > now);
     }
 
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.tokens.len() + self.sessions.len() + self.users.len() + self.clients.len()
     }
 
-    fn entries(&self) -> Vec<RevokedEntry> {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every entry, sorted.
+    pub fn entries(&self) -> Vec<RevokedEntry> {
         let plain = |kind: &str, map: &HashMap<String, i64>| {
             map.iter()
                 .map(|(value, exp)| RevokedEntry {
@@ -169,7 +177,7 @@ impl Set {
 
 /// The state the verifier reads and the background task writes.
 struct Shared {
-    set: RwLock<Set>,
+    set: RwLock<RevocationSet>,
     epoch: Instant,
     /// Milliseconds after `epoch` when Tessera was last heard from, plus one (0: never).
     heard: AtomicU64,
@@ -251,7 +259,7 @@ impl Revocations {
         .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
         authorization.set_sensitive(true);
         let shared = Arc::new(Shared {
-            set: RwLock::new(Set::default()),
+            set: RwLock::new(RevocationSet::default()),
             epoch: Instant::now(),
             heard: AtomicU64::new(0),
             staleness: settings.staleness,
@@ -472,7 +480,7 @@ impl Task {
                         .set
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .apply(entry);
+                        .insert(entry);
                     shared.set_cursor(Some(event.id));
                     shared.heard_now();
                 }
@@ -542,9 +550,9 @@ impl Task {
             }
         }
         let answer: SnapshotAnswer = response.json().await.map_err(failed)?;
-        let mut set = Set::default();
+        let mut set = RevocationSet::default();
         for entry in answer.entries {
-            set.apply(entry);
+            set.insert(entry);
         }
         let shared = self.shared()?;
         *shared.set.write().unwrap_or_else(|e| e.into_inner()) = set;
@@ -595,11 +603,11 @@ mod tests {
 
     #[test]
     fn each_kind_denies_what_tessera_denies() {
-        let mut set = Set::default();
-        set.apply(entry("jti", "t1", None, 2_000));
-        set.apply(entry("sid", "s1", None, 2_000));
-        set.apply(entry("user", "u1", Some(1_000), 2_000));
-        set.apply(entry("client", "c1", Some(1_000), 2_000));
+        let mut set = RevocationSet::default();
+        set.insert(entry("jti", "t1", None, 2_000));
+        set.insert(entry("sid", "s1", None, 2_000));
+        set.insert(entry("user", "u1", Some(1_000), 2_000));
+        set.insert(entry("client", "c1", Some(1_000), 2_000));
 
         assert!(set.denies(&claims("t1", None, "x", "x", 1_500)));
         assert!(set.denies(&claims("t", Some("s1"), "x", "x", 1_500)));
@@ -619,19 +627,19 @@ mod tests {
 
     #[test]
     fn a_later_entry_raises_the_cut_and_expiry_but_never_lowers_them() {
-        let mut set = Set::default();
-        set.apply(entry("user", "u", Some(1_000), 3_000));
-        set.apply(entry("user", "u", Some(500), 2_000));
+        let mut set = RevocationSet::default();
+        set.insert(entry("user", "u", Some(1_000), 3_000));
+        set.insert(entry("user", "u", Some(500), 2_000));
         assert_eq!(set.entries(), [entry("user", "u", Some(1_000), 3_000)]);
-        set.apply(entry("user", "u", Some(1_200), 2_500));
+        set.insert(entry("user", "u", Some(1_200), 2_500));
         assert_eq!(set.entries(), [entry("user", "u", Some(1_200), 3_000)]);
     }
 
     #[test]
     fn expired_entries_are_dropped() {
-        let mut set = Set::default();
-        set.apply(entry("jti", "old", None, 100));
-        set.apply(entry("sid", "new", None, 300));
+        let mut set = RevocationSet::default();
+        set.insert(entry("jti", "old", None, 100));
+        set.insert(entry("sid", "new", None, 300));
         set.prune(200);
         assert_eq!(set.entries(), [entry("sid", "new", None, 300)]);
     }

@@ -120,6 +120,16 @@ impl Verifier {
         Ok(claims)
     }
 
+    /// Checks claims [`Verifier::verify`] already accepted against the revocation set
+    /// again, without the signature: for a long-lived connection (a WebSocket) that
+    /// should end when its token is revoked. `Ok` without a subscription.
+    pub fn check_revocation(&self, claims: &Claims) -> Result<(), VerifyError> {
+        match &self.inner.revocations {
+            Some(r) => r.check(claims),
+            None => Ok(()),
+        }
+    }
+
     /// The revocation subscription's health, if one is configured: serve it from your
     /// readiness endpoint (a stale subscription refuses every token unless it fails
     /// open).
