@@ -363,8 +363,9 @@ pub struct RevocationFeed {
 impl RevocationFeed {
     pub(super) fn read(src: &Source) -> Result<Self, ConfigError> {
         Ok(Self {
+            // At most 10 s: well inside the verifiers' staleness bound (30 s by default).
             heartbeat: src.read("TESSERA_REVOCATION_HEARTBEAT", secs(5), |v| {
-                duration_within(v, Duration::from_millis(100), secs(60))
+                duration_within(v, Duration::from_millis(100), secs(10))
             })?,
         })
     }

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::bearer::Caller;
-use crate::auth::revocation::feed::{self, Cursor, Event, FeedError, Item};
+use super::bearer::bearer_token;
+use crate::auth::revocation::feed::{self, Cursor, Event, FeedError, Item, SubscriberRefused};
+use crate::auth::tokens::AccessClaims;
 use crate::auth::Tessera;
 use crate::domain::RevocationKind;
 use crate::error::{no_store, Problem, ProblemBody};
@@ -97,6 +98,18 @@ fn refusal(e: FeedError) -> Problem {
     }
 }
 
+/// The subscriber behind the bearer token (checked without Redis: see
+/// `feed::check_subscriber`).
+async fn subscriber(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, Problem> {
+    let token = bearer_token(req)?;
+    feed::check_subscriber(&state.tessera, &token)
+        .await
+        .map_err(|refused| match refused {
+            SubscriberRefused::Invalid(reason) => Problem::invalid_token(&reason),
+            SubscriberRefused::Feed(e) => refusal(e),
+        })
+}
+
 fn signing_failed(e: crate::auth::keys::KeyError) -> Problem {
     Problem::internal(&e)
 }
@@ -120,11 +133,11 @@ fn signing_failed(e: crate::auth::keys::KeyError) -> Problem {
 )]
 #[get("/v1/revocations")]
 pub(crate) async fn snapshot(
-    caller: Caller,
+    req: HttpRequest,
     query: QueryString,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    feed::authorize(&caller.claims).map_err(refusal)?;
+    subscriber(&req, &state).await?;
     let query: FeedQuery = query.parse()?;
     if query.cursor.is_some() {
         return Err(Problem::bad_request("a snapshot takes no cursor"));
@@ -138,18 +151,25 @@ pub(crate) async fn snapshot(
             entries: Some(snapshot.entries.iter().map(Entry::from).collect()),
             sets: None,
         },
-        Format::Set => Snapshot {
-            cursor: snapshot.cursor.to_string(),
-            entries: None,
-            sets: Some(
+        Format::Set => {
+            // Signing many entries is CPU work: off the HTTP worker.
+            let signer = tessera.clone();
+            let sets = web::block(move || {
                 snapshot
                     .entries
                     .iter()
-                    .map(|e| e.security_event_token(tessera))
-                    .collect::<Result<_, _>>()
-                    .map_err(signing_failed)?,
-            ),
-        },
+                    .map(|e| e.security_event_token(&signer))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| Problem::internal(&e))?
+            .map_err(signing_failed)?;
+            Snapshot {
+                cursor: snapshot.cursor.to_string(),
+                entries: None,
+                sets: Some(sets),
+            }
+        }
     };
     let mut res = HttpResponse::Ok();
     no_store(&mut res);
@@ -182,12 +202,11 @@ pub(crate) async fn snapshot(
 )]
 #[get("/v1/revocations/stream")]
 pub(crate) async fn stream(
-    caller: Caller,
     req: HttpRequest,
     query: QueryString,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    feed::authorize(&caller.claims).map_err(refusal)?;
+    let caller = subscriber(&req, &state).await?;
     let query: FeedQuery = query.parse()?;
     let format = query.format()?;
     let last_event_id = match req.headers().get("last-event-id") {
@@ -205,7 +224,7 @@ pub(crate) async fn stream(
         .map(|raw| parse_cursor(&raw))
         .transpose()?;
     let tessera = state.tessera.clone();
-    let subscription = feed::subscribe(&tessera, caller.claims, cursor)
+    let subscription = feed::subscribe(&tessera, caller, cursor)
         .await
         .map_err(refusal)?;
     // The reconnection delay an EventSource client should use (SSE `retry`).

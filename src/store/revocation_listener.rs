@@ -4,6 +4,8 @@
 //! with an ordinary query, so a notification lost while reconnecting costs latency,
 //! never an event.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
@@ -28,9 +30,19 @@ impl Listener {
         if config.get_application_name() == Some(APPLICATION_NAME) {
             config.application_name("tessera revocation feed");
         }
+        // A blackholed host must not hold the reader (which polls meanwhile) for the OS's
+        // TCP timeout, and a half-open socket after a failover must be noticed.
+        config
+            .connect_timeout(Duration::from_secs(5))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
         let tls = tls_connector().map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let unavailable = |e: tokio_postgres::Error| StoreError::Unavailable(e.to_string());
-        let (client, mut connection) = config.connect(tls).await.map_err(unavailable)?;
+        let (client, mut connection) =
+            tokio::time::timeout(Duration::from_secs(10), config.connect(tls))
+                .await
+                .map_err(|_| StoreError::Unavailable("connecting took over 10 s".to_owned()))?
+                .map_err(unavailable)?;
         let (tx, notified) = mpsc::channel(1);
         tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -213,15 +213,45 @@ pub(crate) fn last_position(conn: &mut PgConnection) -> Result<Position, StoreEr
         }))
 }
 
-/// Whether this database holds the revocation at `position`.
-pub(crate) fn holds(conn: &mut PgConnection, position: Position) -> Result<bool, StoreError> {
+/// When the revocation at `position` was recorded: `None` when this database does not
+/// hold it, `Some(None)` for the start.
+pub(crate) fn recorded_at(
+    conn: &mut PgConnection,
+    position: Position,
+) -> Result<Option<Option<DateTime<Utc>>>, StoreError> {
     if position == Position::START {
-        return Ok(true);
+        return Ok(Some(None));
     }
+    Ok(revocations::table
+        .filter(revocations::generation.eq(position.generation))
+        .filter(revocations::id.eq(position.id))
+        .select(revocations::created_at)
+        .first::<DateTime<Utc>>(conn)
+        .optional()?
+        .map(Some))
+}
+
+/// Whether a recorded revocation denies a client's own token (by its id, or every
+/// token of the client issued before a not-before): the feed's check of its
+/// subscribers, which must not depend on Redis.
+pub(crate) fn denies_client_token(
+    conn: &mut PgConnection,
+    jti: &str,
+    client_id: &str,
+    issued_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     Ok(diesel::select(diesel::dsl::exists(
         revocations::table
-            .filter(revocations::generation.eq(position.generation))
-            .filter(revocations::id.eq(position.id)),
+            .filter(revocations::expires_at.gt(diesel::dsl::now))
+            .filter(
+                revocations::kind
+                    .eq(RevocationKind::Token.as_str())
+                    .and(revocations::value.eq(jti))
+                    .or(revocations::kind
+                        .eq(RevocationKind::Client.as_str())
+                        .and(revocations::value.eq(client_id))
+                        .and(revocations::not_before.gt(issued_at))),
+            ),
     ))
     .get_result(conn)?)
 }

@@ -237,10 +237,42 @@ async fn only_a_client_token_with_the_feed_scope_reads_it() {
         .await;
     let unscoped = client_token(&app, &id, &secret.unwrap()).await;
 
+    // The scope, but a token that is also meant for another API (which could replay it).
+    let (id, secret) = app
+        .create_client(serde_json::json!({
+            "client_id": "gateway", "confidential": true,
+            "grant_types": ["client_credentials"], "scopes": [FEED_SCOPE],
+            "audiences": ["https://orders.example", crate::helpers::ISSUER],
+        }))
+        .await;
+    let shared_audience = client_token(&app, &id, &secret.unwrap()).await;
+    // The scope on a user's token.
+    app.create_client(serde_json::json!({
+        "client_id": "console", "grant_types": ["password"], "scopes": [FEED_SCOPE],
+    }))
+    .await;
+    app.create_user("alice", &[]).await;
+    let res = app
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("client_id", "console"),
+                ("username", "alice"),
+                ("password", crate::helpers::PASSWORD),
+            ],
+        )
+        .await;
+    let users = crate::helpers::tokens_of(res).await.access_token;
+    assert!(claims_of(&users)["scope"]
+        .as_str()
+        .unwrap()
+        .contains(FEED_SCOPE));
+
     for path in ["/v1/revocations", "/v1/revocations/stream"] {
         let res = app.api.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 401, "{path} without a token");
-        for token in [&admin, &unscoped] {
+        for token in [&admin, &unscoped, &shared_audience, &users] {
             let res = app.get_with_token(path, token).await;
             assert_eq!(res.status(), 403, "{path}");
             assert!(res.headers()["www-authenticate"]
@@ -331,6 +363,23 @@ async fn a_cursor_that_cannot_be_resumed_asks_for_a_snapshot() {
         .as_str()
         .unwrap()
         .contains("GET /v1/revocations"));
+
+    // A cursor older than anything still in force.
+    app.create_user("alice", &[]).await;
+    revoke_access_token(&app, &app.login("alice").await).await;
+    let old = snapshot(&app, &token, "").await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.execute("UPDATE revocations SET created_at = now() - interval '2 days'");
+    let res = app
+        .api
+        .get(app.url(&format!("/v1/revocations/stream?cursor={old}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 410);
 
     for bad in ["abc", "1-xyz", "-1-00000000000000000000000000000000"] {
         let res = app
@@ -620,4 +669,26 @@ async fn after_a_key_rotation_every_set_is_signed_with_a_published_key() {
     for set in [&replayed, &again] {
         assert!(published.contains(&kid(set).as_str()), "{published:?}");
     }
+}
+
+#[tokio::test]
+async fn subscribers_keep_their_feed_while_redis_is_down() {
+    let mut redis = PrivateRedis::start();
+    let app = spawn().with("REDIS_URL", &redis.url()).start().await;
+    app.create_user("alice", &[]).await;
+    let token = subscriber_token(&app).await;
+    let alice = app.login("alice").await;
+
+    redis.stop();
+    // Recorded in PostgreSQL, pushed to Redis later.
+    let jti = revoke_access_token(&app, &alice).await;
+
+    let body = snapshot(&app, &token, "").await;
+    assert_eq!(body["entries"][0]["value"], jti.as_str());
+    let mut stream = Sse::open(&app, &token, "?cursor=0", None).await;
+    let event = stream
+        .next_revocation()
+        .await
+        .expect("the stream works without Redis");
+    assert!(event.data.contains(&jti));
 }

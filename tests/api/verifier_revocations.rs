@@ -288,8 +288,10 @@ async fn when_one_of_two_instances_is_killed_the_verifier_follows_the_other() {
     let second = spawn().sharing_database_of(&first).start().await;
     first.create_user("alice", &[]).await;
     let client = subscriber(&first).await;
-    let proxy = Proxy::start(&[&first, &second]).await;
+    // The stream is on the first instance; then both are behind the balancer.
+    let proxy = Proxy::start(&[&first]).await;
     let verifier = subscribed_verifier(&proxy, &client, Duration::from_secs(30), false).await;
+    proxy.route_to(&[&first, &second]);
 
     // Killed: its streams end, and connections to it are refused from now on.
     first.stop().await;
@@ -298,6 +300,10 @@ async fn when_one_of_two_instances_is_killed_the_verifier_follows_the_other() {
 
     assert_refused_within(&verifier, &token, Duration::from_secs(5)).await;
     assert_converges(&verifier, &second, &client).await;
+    assert!(
+        verifier.revocation_health().unwrap().connections >= 2,
+        "it moved to the second"
+    );
 }
 
 #[tokio::test]

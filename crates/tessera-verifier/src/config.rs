@@ -129,9 +129,6 @@ impl VerifierConfig {
         self
     }
 
-    /// Use this HTTP client instead of the built-in one (for a private CA, a proxy, ...).
-    /// Its own timeouts and redirect policy apply; [`Self::http_timeout`] still bounds
-    /// each fetch as a whole.
     /// Subscribe to Tessera's revocation feed: a snapshot, then a stream of every new
     /// revocation, kept in memory and checked by every
     /// [`Verifier::verify`](crate::Verifier::verify) with no call per request. Needs a
@@ -141,6 +138,9 @@ impl VerifierConfig {
         self
     }
 
+    /// Use this HTTP client instead of the built-in one (for a private CA, a proxy, ...).
+    /// Its own timeouts and redirect policy apply; [`Self::http_timeout`] still bounds
+    /// each fetch as a whole.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -172,7 +172,6 @@ impl IntrospectionConfig {
     }
 }
 
-/// A setting that cannot work. Reported by [`Verifier::new`](crate::Verifier::new).
 /// The revocation subscription: a confidential client of Tessera allowed the
 /// `tessera:revocations` scope (an administrator grants it), with no registered
 /// audiences.
@@ -228,6 +227,7 @@ impl RevocationConfig {
     }
 }
 
+/// A setting that cannot work. Reported by [`Verifier::new`](crate::Verifier::new).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

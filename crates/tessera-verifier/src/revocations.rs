@@ -32,8 +32,12 @@ use crate::introspection::form_encode;
 use crate::{Claims, ConfigError, VerifyError};
 
 const SCOPE: &str = "tessera:revocations";
-/// Backoff between attempts: 250 ms doubling up to this, with full jitter.
+/// Backoff between attempts: 250 ms doubling up to this (or a third of the staleness
+/// bound, if less: a recovered Tessera is found again well before the set goes
+/// stale), with full jitter.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The snapshot can be large: its own time limit.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the subscription stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,11 +238,14 @@ pub(crate) struct Revocations {
 }
 
 impl Revocations {
+    /// `leeway` is the verifier's: an entry is kept until no token it denies can still
+    /// be accepted, expiry plus leeway.
     pub(crate) fn start(
         base: Url,
         settings: &RevocationConfig,
         client: reqwest::Client,
         timeout: Duration,
+        leeway: Duration,
     ) -> Result<Self, ConfigError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
         let url = |path: &str| {
@@ -279,6 +286,8 @@ impl Revocations {
             client_auth: authorization,
             // The stream must outlast any silence shorter than the staleness bound.
             idle: settings.staleness.max(Duration::from_secs(1)),
+            max_backoff: (settings.staleness / 3).clamp(Duration::from_millis(250), MAX_BACKOFF),
+            leeway,
         };
         runtime.spawn(task.run());
         Ok(Self { shared })
@@ -338,6 +347,8 @@ struct Task {
     stream_url: Url,
     client_auth: HeaderValue,
     idle: Duration,
+    max_backoff: Duration,
+    leeway: Duration,
 }
 
 /// Why a connection ended.
@@ -358,7 +369,7 @@ enum Interrupted {
 
 /// How a stream Tessera closed ended.
 enum Ended {
-    Reconnect,
+    Reconnect { heard: bool },
     RenewToken,
 }
 
@@ -388,14 +399,16 @@ impl Task {
             let result = self.connect(&mut token, &mut need_snapshot).await;
             match result {
                 Err(Interrupted::Stopped) => return,
-                // The stream ended cleanly (the instance stopped): reconnect at once,
-                // to another instance if there are several.
-                Ok(Ended::Reconnect) => failures = 0,
+                // The stream ended cleanly after it served (the instance stopped):
+                // reconnect at once, to another instance if there are several.
+                Ok(Ended::Reconnect { heard: true }) => failures = 0,
                 // Our token expired or was revoked: reconnect with a new one.
                 Ok(Ended::RenewToken) => {
                     token = None;
                     failures = 0;
                 }
+                // Opened and closed with nothing said: not a success (a proxy, say).
+                Ok(Ended::Reconnect { heard: false }) => failures += 1,
                 Err(Interrupted::TokenRefused) => {
                     token = None;
                     failures += 1;
@@ -411,7 +424,7 @@ impl Task {
                 }
             }
             if failures > 0 {
-                tokio::time::sleep(backoff(failures)).await;
+                tokio::time::sleep(backoff(failures, self.max_backoff)).await;
             } else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -427,6 +440,8 @@ impl Task {
         token: &mut Option<Token>,
         need_snapshot: &mut bool,
     ) -> Result<Ended, Interrupted> {
+        // Nothing to do for a verifier that was dropped.
+        self.shared()?;
         if token.as_ref().is_none_or(|t| Instant::now() >= t.renew_at) {
             *token = Some(self.fetch_token().await?);
         }
@@ -462,12 +477,13 @@ impl Task {
         }
         self.shared()?.connections.fetch_add(1, Ordering::Relaxed);
         let mut events = response.bytes_stream().eventsource();
+        let mut heard = false;
         loop {
             let next = tokio::time::timeout(self.idle, events.next())
                 .await
                 .map_err(|_| Interrupted::Failed(format!("nothing heard for {:?}", self.idle)))?;
             let event = match next {
-                None => return Ok(Ended::Reconnect),
+                None => return Ok(Ended::Reconnect { heard }),
                 Some(Err(e)) => return Err(Interrupted::Failed(e.to_string())),
                 Some(Ok(event)) => event,
             };
@@ -483,19 +499,22 @@ impl Task {
                         .insert(entry);
                     shared.set_cursor(Some(event.id));
                     shared.heard_now();
+                    heard = true;
                 }
                 "heartbeat" => {
                     shared.set_cursor(Some(event.id));
                     shared.heard_now();
+                    heard = true;
+                    let until = tessera_token::unix_now() - self.leeway.as_secs() as i64;
                     shared
                         .set
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .prune(tessera_token::unix_now());
+                        .prune(until);
                 }
                 // The last event before Tessera closes the stream, saying why.
                 "end" if event.data.contains("token_") => return Ok(Ended::RenewToken),
-                "end" => return Ok(Ended::Reconnect),
+                "end" => return Ok(Ended::Reconnect { heard }),
                 _ => {}
             }
         }
@@ -506,6 +525,7 @@ impl Task {
         let response = self
             .client
             .post(self.token_url.clone())
+            .timeout(self.timeout)
             .header(AUTHORIZATION, self.client_auth.clone())
             .header(ACCEPT, "application/json")
             .form(&[("grant_type", "client_credentials"), ("scope", SCOPE)])
@@ -519,7 +539,7 @@ impl Task {
             )));
         }
         let answer: TokenAnswer = response.json().await.map_err(failed)?;
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60));
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).min(86_400));
         let mut value = HeaderValue::try_from(format!("Bearer {}", answer.access_token))
             .map_err(|e| Interrupted::Failed(e.to_string()))?;
         value.set_sensitive(true);
@@ -535,6 +555,7 @@ impl Task {
         let response = self
             .client
             .get(self.snapshot_url.clone())
+            .timeout(SNAPSHOT_TIMEOUT.max(self.timeout))
             .header(AUTHORIZATION, bearer.clone())
             .header(ACCEPT, "application/json")
             .send()
@@ -563,11 +584,12 @@ impl Task {
     }
 }
 
-/// Full jitter over an exponential ceiling: 250 ms, 500 ms, ... up to 30 s.
-fn backoff(failures: u32) -> Duration {
+/// Full jitter over an exponential ceiling: 250 ms, 500 ms, ... up to `max`.
+fn backoff(failures: u32, max: Duration) -> Duration {
     let ceiling = Duration::from_millis(250)
         .saturating_mul(1 << failures.saturating_sub(1).min(7))
-        .min(MAX_BACKOFF);
+        .min(max)
+        .max(Duration::from_millis(50));
     Duration::from_millis(fastrand::u64(50..=ceiling.as_millis() as u64))
 }
 
@@ -647,9 +669,10 @@ mod tests {
     #[test]
     fn backoff_grows_to_its_ceiling_with_jitter() {
         for failures in 1..20 {
-            let d = backoff(failures);
+            let d = backoff(failures, MAX_BACKOFF);
             assert!(d >= Duration::from_millis(50) && d <= MAX_BACKOFF, "{d:?}");
+            assert!(backoff(failures, Duration::from_secs(1)) <= Duration::from_secs(1));
         }
-        assert!(backoff(1) <= Duration::from_millis(250));
+        assert!(backoff(1, MAX_BACKOFF) <= Duration::from_millis(250));
     }
 }

@@ -66,6 +66,7 @@ impl Verifier {
                 settings,
                 checked.http_client.clone(),
                 checked.http_timeout,
+                checked.leeway,
             )?),
             None => None,
         };

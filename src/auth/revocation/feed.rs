@@ -31,9 +31,10 @@ use uuid::Uuid;
 
 use super::sync::not_before_secs;
 use crate::auth::keys::{KeyError, KeySet};
-use crate::auth::tokens::AccessClaims;
-use crate::auth::Tessera;
-use crate::domain::RevocationKind;
+use crate::auth::tokens::LEEWAY;
+use crate::auth::tokens::{self, AccessClaims, InvalidToken};
+use crate::auth::{chrono_duration, Tessera};
+use crate::domain::{RevocationKind, MAX_ACCESS_TOKEN_TTL};
 use crate::store::revocation_listener::Listener;
 use crate::store::revocations::{self, Position, RevocationRow};
 use crate::store::StoreError;
@@ -228,7 +229,7 @@ fn sign_set(tessera: &Tessera, keys: &KeySet, event: &Event) -> Result<String, K
 /// Why a subscription cannot start.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FeedError {
-    #[error("this endpoint needs a client's own token (client_credentials) with the `{SUBSCRIBE_SCOPE}` scope")]
+    #[error("this endpoint needs a client's own token (client_credentials, no audiences) with the `{SUBSCRIBE_SCOPE}` scope")]
     NotASubscriber,
     /// The cursor names no revocation of this database: take a snapshot.
     #[error("the cursor cannot be resumed from (it is not of this deployment, or too old): take a snapshot with GET /v1/revocations and stream from its cursor")]
@@ -243,15 +244,55 @@ impl From<StoreError> for FeedError {
     }
 }
 
-/// Only a client's own token with the feed's scope may read it.
-pub(crate) fn authorize(caller: &AccessClaims) -> Result<(), FeedError> {
-    let own_token = caller.sid.is_none() && caller.sub == caller.client_id;
+/// Only a client's own token with the feed's scope, meant for Tessera alone, may read
+/// it (a token that also names another audience could be replayed by that API).
+pub(crate) fn authorize(tessera: &Tessera, caller: &AccessClaims) -> Result<(), FeedError> {
+    let for_tessera_alone = caller.aud.as_slice() == [tessera.settings.own_audience()];
+    let own_token = for_tessera_alone && caller.sid.is_none() && caller.sub == caller.client_id;
     let scoped = caller.scope.split(' ').any(|s| s == SUBSCRIBE_SCOPE);
     if own_token && scoped {
         Ok(())
     } else {
         Err(FeedError::NotASubscriber)
     }
+}
+
+/// Why a presented token may not read the feed.
+#[derive(Debug)]
+pub(crate) enum SubscriberRefused {
+    /// Not a valid token of ours (or revoked): 401.
+    Invalid(InvalidToken),
+    Feed(FeedError),
+}
+
+/// The check of a subscriber's token: signature, issuer, Tessera's own audience, the
+/// feed's scope, then the revocation record in PostgreSQL rather than the Redis
+/// denylist, so that subscribers keep their feed through a Redis outage.
+#[tracing::instrument(name = "revocation.feed.check_subscriber", level = "debug", skip_all)]
+pub(crate) async fn check_subscriber(
+    tessera: &Tessera,
+    token: &str,
+) -> Result<AccessClaims, SubscriberRefused> {
+    let keys = tessera.keys.snapshot();
+    let claims = tokens::verify(
+        &keys,
+        token,
+        &tessera.settings.issuer,
+        Some(tessera.settings.own_audience()),
+    )
+    .map_err(SubscriberRefused::Invalid)?;
+    authorize(tessera, &claims).map_err(SubscriberRefused::Feed)?;
+    let (jti, client_id) = (claims.jti.clone(), claims.client_id.clone());
+    let issued_at = chrono::DateTime::from_timestamp(claims.iat, 0).unwrap_or_default();
+    let revoked = tessera
+        .db
+        .run(move |conn| revocations::denies_client_token(conn, &jti, &client_id, issued_at))
+        .await
+        .map_err(|e| SubscriberRefused::Feed(e.into()))?;
+    if revoked {
+        return Err(SubscriberRefused::Invalid(InvalidToken::Revoked));
+    }
+    Ok(claims)
 }
 
 /// What [`snapshot`] answers.
@@ -290,6 +331,7 @@ pub(crate) struct Feed {
     closing: watch::Sender<bool>,
     /// SETs signed so far, by revocation id, with the key id that signed them.
     signed: moka::sync::Cache<Uuid, (Arc<String>, Arc<str>)>,
+    reading: tokio::sync::Mutex<()>,
 }
 
 /// How many signed SETs each instance keeps (a few tens of MB at most).
@@ -330,6 +372,7 @@ impl Default for Feed {
                 // Nothing the feed publishes matters for longer than a day.
                 .time_to_live(Duration::from_secs(26 * 3600))
                 .build(),
+            reading: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -393,14 +436,18 @@ impl Feed {
     }
 }
 
-/// Reads what committed since the ring's last position.
+/// Reads what committed since the ring's last position. One at a time (the reader
+/// and a subscriber arriving before the reader's first read may both call it).
 async fn catch_up(tessera: &Tessera) -> Result<(), StoreError> {
     let feed = &tessera.feed;
+    let _one_at_a_time = feed.reading.lock().await;
     if feed.last().is_none() {
         let last = tessera.db.run(revocations::last_position).await?;
         let mut ring = feed.ring.write().unwrap_or_else(|e| e.into_inner());
-        ring.base = last;
-        ring.ready = true;
+        if !ring.ready {
+            ring.base = last;
+            ring.ready = true;
+        }
     }
     loop {
         let after = feed.last().unwrap_or(Position::START);
@@ -545,12 +592,16 @@ pub(crate) async fn subscribe(
     }
     let position = match cursor {
         Some(Cursor(position)) => {
-            let held = tessera
+            let recorded = tessera
                 .db
-                .run(move |conn| revocations::holds(conn, position))
+                .run(move |conn| revocations::recorded_at(conn, position))
                 .await?;
-            if !held {
-                return Err(FeedError::CursorGone);
+            // Older than anything still in force: a snapshot says the same for less.
+            let horizon = Utc::now() - chrono_duration(MAX_ACCESS_TOKEN_TTL + LEEWAY);
+            match recorded {
+                Some(Some(at)) if at < horizon => return Err(FeedError::CursorGone),
+                Some(_) => {}
+                None => return Err(FeedError::CursorGone),
             }
             position
         }
@@ -617,11 +668,13 @@ impl Subscription {
                         .run(move |conn| revocations::after(conn, after, false, 1_000))
                         .await;
                     match rows {
-                        Ok(rows) => {
+                        Ok(rows) if !rows.is_empty() => {
                             self.pending
                                 .extend(rows.iter().map(|r| Arc::new(Event::of(r))));
                             continue;
                         }
+                        // Nothing after it here (yet): wait like a subscriber at the end.
+                        Ok(_) => {}
                         Err(e) => {
                             tracing::debug!(error = %e, "a revocation stream could not replay from PostgreSQL; ending it");
                             return None;
