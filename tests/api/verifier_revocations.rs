@@ -291,6 +291,12 @@ async fn when_one_of_two_instances_is_killed_the_verifier_follows_the_other() {
     // The stream is on the first instance; then both are behind the balancer.
     let proxy = Proxy::start(&[&first]).await;
     let verifier = subscribed_verifier(&proxy, &client, Duration::from_secs(30), false).await;
+    for _ in 0..100 {
+        if verifier.revocation_health().unwrap().connections == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     proxy.route_to(&[&first, &second]);
 
     // Killed: its streams end, and connections to it are refused from now on.
@@ -302,7 +308,8 @@ async fn when_one_of_two_instances_is_killed_the_verifier_follows_the_other() {
     assert_converges(&verifier, &second, &client).await;
     assert!(
         verifier.revocation_health().unwrap().connections >= 2,
-        "it moved to the second"
+        "it moved to the second: {:?}",
+        verifier.revocation_health()
     );
 }
 
