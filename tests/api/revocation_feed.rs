@@ -10,18 +10,24 @@ use crate::helpers::{claims_of, spawn, spawn_app, TestApp, Tokens};
 
 pub const FEED_SCOPE: &str = "tessera:revocations";
 
-/// A confidential client allowed the feed's scope, and its token.
-pub async fn subscriber_token(app: &TestApp) -> String {
-    let (id, secret) = app
+/// A confidential client allowed the feed's scope (and nothing else); its secret.
+pub async fn create_subscriber(app: &TestApp, id: &str) -> String {
+    let (_, secret) = app
         .create_client(serde_json::json!({
-            "client_id": "edge-verifier", "confidential": true,
+            "client_id": id, "confidential": true,
             "grant_types": ["client_credentials"], "scopes": [FEED_SCOPE],
         }))
         .await;
-    client_token(app, &id, &secret.unwrap()).await
+    secret.unwrap()
 }
 
-async fn client_token(app: &TestApp, id: &str, secret: &str) -> String {
+/// A subscriber client's token.
+pub async fn subscriber_token(app: &TestApp) -> String {
+    let secret = create_subscriber(app, "edge-verifier").await;
+    client_token(app, "edge-verifier", &secret).await
+}
+
+pub async fn client_token(app: &TestApp, id: &str, secret: &str) -> String {
     let res = app
         .api
         .post(app.url("/oauth/token"))
@@ -44,6 +50,14 @@ async fn snapshot(app: &TestApp, token: &str, query: &str) -> Value {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     res.json().await.unwrap()
+}
+
+/// The cursor of a snapshot taken now: where a stream starts.
+async fn cursor_now(app: &TestApp, token: &str) -> String {
+    snapshot(app, token, "").await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// One Server-Sent Event.
@@ -290,10 +304,7 @@ async fn the_stream_delivers_a_revocation_the_moment_it_commits() {
     app.create_user("alice", &[]).await;
     let alice = app.login("alice").await;
     let token = subscriber_token(&app).await;
-    let cursor = snapshot(&app, &token, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = cursor_now(&app, &token).await;
     let mut stream = Sse::open(&app, &token, &format!("?cursor={cursor}"), None).await;
 
     let sid = revoke_session(&app, &admin, &alice).await;
@@ -314,10 +325,7 @@ async fn reconnecting_with_last_event_id_resumes_with_nothing_lost_or_repeated()
     let app = spawn_app().await;
     app.create_user("alice", &[]).await;
     let token = subscriber_token(&app).await;
-    let start = snapshot(&app, &token, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let start = cursor_now(&app, &token).await;
     let mut jtis = Vec::new();
     for _ in 0..2 {
         jtis.push(revoke_access_token(&app, &app.login("alice").await).await);
@@ -367,10 +375,7 @@ async fn a_cursor_that_cannot_be_resumed_asks_for_a_snapshot() {
     // A cursor older than anything still in force.
     app.create_user("alice", &[]).await;
     revoke_access_token(&app, &app.login("alice").await).await;
-    let old = snapshot(&app, &token, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let old = cursor_now(&app, &token).await;
     app.execute("UPDATE revocations SET created_at = now() - interval '2 days'");
     let res = app
         .api
@@ -396,10 +401,7 @@ async fn an_idle_stream_sends_heartbeats_that_carry_the_cursor() {
         .start()
         .await;
     let token = subscriber_token(&app).await;
-    let cursor = snapshot(&app, &token, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = cursor_now(&app, &token).await;
     let mut stream = Sse::open(&app, &token, &format!("?cursor={cursor}"), None).await;
 
     for _ in 0..3 {
@@ -415,10 +417,7 @@ async fn every_event_is_also_a_security_event_token_signed_with_the_published_ke
     let admin = app.admin_token().await;
     app.create_user("alice", &[]).await;
     let token = subscriber_token(&app).await;
-    let cursor = snapshot(&app, &token, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = cursor_now(&app, &token).await;
     let mut stream = Sse::open(&app, &token, &format!("?format=set&cursor={cursor}"), None).await;
     let sid = revoke_session(&app, &admin, &app.login("alice").await).await;
 
@@ -478,10 +477,7 @@ async fn a_revocation_through_one_instance_streams_from_every_other() {
     let admin = first.admin_token().await;
     first.create_user("alice", &[]).await;
     let token = subscriber_token(&first).await;
-    let cursor = snapshot(&second, &token, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = cursor_now(&second, &token).await;
     let mut on_second = Sse::open(&second, &token, &format!("?cursor={cursor}"), None).await;
     let mut on_first = Sse::open(&first, &token, &format!("?cursor={cursor}"), None).await;
 
@@ -502,10 +498,7 @@ async fn a_restarted_instance_replays_what_its_subscribers_missed_from_postgres(
     let first = spawn_app().await;
     first.create_user("alice", &[]).await;
     let token = subscriber_token(&first).await;
-    let cursor = snapshot(&first, &token, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = cursor_now(&first, &token).await;
     let early = revoke_access_token(&first, &first.login("alice").await).await;
     let mut stream = Sse::open(&first, &token, &format!("?cursor={cursor}"), None).await;
     let seen = stream.next_revocation().await.unwrap();
@@ -532,10 +525,7 @@ async fn the_stream_goes_on_when_redis_loses_its_data() {
     let app = spawn().with("REDIS_URL", &redis.url()).start().await;
     app.create_user("alice", &[]).await;
     let token = subscriber_token(&app).await;
-    let cursor = snapshot(&app, &token, "").await["cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cursor = cursor_now(&app, &token).await;
     let mut stream = Sse::open(&app, &token, &format!("?cursor={cursor}"), None).await;
     let before = revoke_access_token(&app, &app.login("alice").await).await;
     assert!(stream.next_revocation().await.is_some());
@@ -614,13 +604,7 @@ async fn after_a_key_rotation_every_set_is_signed_with_a_published_key() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     app.create_user("alice", &[]).await;
-    let (_, secret) = app
-        .create_client(serde_json::json!({
-            "client_id": "edge-verifier", "confidential": true,
-            "grant_types": ["client_credentials"], "scopes": [FEED_SCOPE],
-        }))
-        .await;
-    let secret = secret.unwrap();
+    let secret = create_subscriber(&app, "edge-verifier").await;
     let token = client_token(&app, "edge-verifier", &secret).await;
     revoke_access_token(&app, &app.login("alice").await).await;
     let before = snapshot(&app, &token, "?format=set").await["sets"][0]

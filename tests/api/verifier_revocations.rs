@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::faults::PrivateRedis;
 use crate::helpers::{spawn, spawn_app, TestApp, ISSUER};
-use crate::revocation_feed::FEED_SCOPE;
+use crate::revocation_feed::{client_token, create_subscriber};
 
 /// A TCP proxy in front of Tessera instances (round robin) whose connections the test
 /// can cut, and whose backends it can change.
@@ -96,13 +96,8 @@ fn port_of(app: &TestApp) -> u16 {
 
 /// The subscriber client, created once per database.
 async fn subscriber(app: &TestApp) -> (String, String) {
-    let (id, secret) = app
-        .create_client(serde_json::json!({
-            "client_id": "orders-verifier", "confidential": true,
-            "grant_types": ["client_credentials"], "scopes": [FEED_SCOPE],
-        }))
-        .await;
-    (id, secret.unwrap())
+    let id = "orders-verifier";
+    (id.to_owned(), create_subscriber(app, id).await)
 }
 
 async fn subscribed_verifier(
@@ -131,19 +126,9 @@ async fn subscribed_verifier(
 
 /// Tessera's snapshot, as the verifier holds it.
 async fn snapshot_entries(app: &TestApp, client: &(String, String)) -> Vec<RevokedEntry> {
-    let token: Value = app
-        .api
-        .post(app.url("/oauth/token"))
-        .basic_auth(&client.0, Some(&client.1))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = client_token(app, &client.0, &client.1).await;
     let body: Value = app
-        .get_with_token("/v1/revocations", token["access_token"].as_str().unwrap())
+        .get_with_token("/v1/revocations", &token)
         .await
         .json()
         .await
