@@ -60,6 +60,17 @@ async fn cursor_now(app: &TestApp, token: &str) -> String {
         .to_owned()
 }
 
+/// The JWKS the app publishes.
+async fn published_keys(app: &TestApp) -> Value {
+    let res = app
+        .api
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    res.json().await.unwrap()
+}
+
 /// One Server-Sent Event.
 #[derive(Debug, Clone)]
 pub struct SseEvent {
@@ -433,15 +444,8 @@ async fn every_event_is_also_a_security_event_token_signed_with_the_published_ke
     );
     let header = jsonwebtoken::decode_header(&event.data).unwrap();
     assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
-    let jwks: jsonwebtoken::jwk::JwkSet = app
-        .api
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(published_keys(&app).await).unwrap();
     let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.required_spec_claims.clear();
@@ -630,15 +634,7 @@ async fn after_a_key_rotation_every_set_is_signed_with_a_published_key() {
         .unwrap()
         .to_owned();
 
-    let jwks: Value = app
-        .api
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = published_keys(&app).await;
     let published: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
