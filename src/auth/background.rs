@@ -13,7 +13,7 @@ use crate::store::denylist::Denylist;
 pub(super) async fn report_redis_at_start(settings: &Settings, denylist: &Denylist) {
     if let Err(e) = denylist.ping().await {
         tracing::warn!(
-            redis = %settings.redacted().redis.url,
+            redis = %settings.redis.endpoint.describe(),
             error = %e,
             "{REDIS_DOWN}"
         );
@@ -33,7 +33,7 @@ pub(super) async fn report_redis_at_start(settings: &Settings, denylist: &Denyli
 const REDIS_DOWN: &str = "Redis (the revocation list and the brute-force counters) is \
     unreachable: until it is back, logins, introspection and every call that checks an \
     access token answer 503 naming it; refreshes and revocations go on (revocations are \
-    pushed to Redis when it returns). Check REDIS_URL and /readyz";
+    pushed to Redis when it returns). Check REDIS_URL (and TESSERA_REDIS_CLUSTER_NODES) and /readyz";
 
 /// Reloads the key set the moment any instance (or `tessera keys rotate`) announces a
 /// key change, so an emergency rotation takes effect everywhere at once. While Redis
@@ -43,7 +43,7 @@ async fn follow_key_announcements(tessera: Tessera) {
     let mut missed = false;
     loop {
         let subscribed = crate::store::key_events::subscribe(
-            &tessera.settings.redis.url,
+            &tessera.settings.redis.endpoint,
             &tessera.settings.redis.prefix,
         )
         .await;
@@ -77,6 +77,11 @@ async fn watch_redis(tessera: Tessera) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // With Sentinel: leave a master the Sentinels no longer name.
+        tessera
+            .denylist
+            .follow(&tessera.settings.redis.endpoint)
+            .await;
         match (tessera.denylist.ping().await, reachable) {
             (Ok(()), false) => {
                 tracing::info!("Redis is reachable again: calls that needed it are served");
@@ -84,7 +89,7 @@ async fn watch_redis(tessera: Tessera) {
             }
             (Err(e), true) => {
                 tracing::warn!(
-                    redis = %tessera.settings.redacted().redis.url,
+                    redis = %tessera.settings.redis.endpoint.describe(),
                     error = %e,
                     "{REDIS_DOWN}"
                 );

@@ -92,7 +92,7 @@ impl Tessera {
             settings.passwords.bcrypt_nice,
         )
         .await?;
-        let denylist = Denylist::new(&settings.redis.url, &settings.redis.prefix)?;
+        let denylist = Denylist::new(&settings.redis.endpoint, &settings.redis.prefix)?;
         let throttle = Throttle::new(denylist.connection(), &settings.redis.prefix);
         let rotation = RotationPools::new(
             &settings.database.url,

@@ -103,25 +103,14 @@ impl Settings {
     /// A copy safe to print: passwords in the connection URLs are masked.
     pub fn redacted(&self) -> Settings {
         let mut shown = self.clone();
-        shown.database.url = redact_url_password(&self.database.url);
-        shown.redis.url = redact_url_password(&self.redis.url);
+        shown.database.url = crate::domain::without_password(&self.database.url);
+        shown.redis.endpoint = self.redis.endpoint.redacted();
         shown
     }
 
     /// The `aud` value of Tessera's own API (`/v1/...`): its issuer identifier.
     pub fn own_audience(&self) -> &str {
         &self.issuer
-    }
-}
-
-fn redact_url_password(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("[redacted]"));
-            url.to_string()
-        }
-        Ok(_) => raw.to_owned(),
-        Err(_) => "[unparsable URL]".to_owned(),
     }
 }
 

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::domain::{RedisEndpoint, SentinelEndpoint};
+
 const DURATION_FORMS: &str = "a duration like 300, 90s, 5m, 12h or 14d";
 
 /// A duration: a whole number of seconds, or a number with a unit (`250ms`, `90s`,
@@ -105,23 +107,202 @@ pub(super) fn postgres_url(v: &str) -> Result<String, String> {
     }
 }
 
-pub(super) fn redis_url(v: &str) -> Result<String, String> {
+/// `REDIS_URL`: a `redis://` or `rediss://` URL for one server, or
+/// `redis+sentinel://[user:password@]host[:port][,host[:port]...]/master[/db]` for a
+/// master found through Sentinel (port 26379 unless given; `sentinel_username` and
+/// `sentinel_password` in the query when the Sentinels ask for credentials).
+pub(super) fn redis_url(v: &str) -> Result<RedisEndpoint, String> {
+    if let Some(rest) = v.strip_prefix("redis+sentinel://") {
+        return sentinel_url(rest).map(RedisEndpoint::Sentinel);
+    }
     redis::parse_redis_url(v)
-        .map(|_| v.to_owned())
-        .ok_or_else(|| "must be a redis:// or rediss:// URL".to_owned())
+        .filter(|u| matches!(u.scheme(), "redis" | "rediss"))
+        .map(|_| RedisEndpoint::Single(v.to_owned()))
+        .ok_or_else(|| "must be a redis://, rediss:// or redis+sentinel:// URL".to_owned())
+}
+
+fn sentinel_url(rest: &str) -> Result<SentinelEndpoint, String> {
+    const FORM: &str = "a redis+sentinel:// URL must read \
+        redis+sentinel://[user:password@]host[:port][,host[:port]...]/master[/db]";
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = rest.split_once('/').ok_or(FORM)?;
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    };
+    let decode = |s: &str| -> Result<Option<String>, String> {
+        let decoded = percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map_err(|_| "the credentials are not UTF-8".to_owned())?;
+        Ok((!decoded.is_empty()).then(|| decoded.into_owned()))
+    };
+    let (username, password) = match userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, password)) => (decode(user)?, decode(password)?),
+            None => (decode(info)?, None),
+        },
+        None => (None, None),
+    };
+    let sentinels = hosts
+        .split(',')
+        .map(|host| host_and_port(host, 26379))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut segments = path.trim_end_matches('/').split('/');
+    let master = segments.next().filter(|m| !m.is_empty()).ok_or(FORM)?;
+    let db = match segments.next() {
+        None => 0,
+        Some(db) => db
+            .parse::<i64>()
+            .ok()
+            .filter(|db| *db >= 0)
+            .ok_or_else(|| format!("`{db}` is not a database number"))?,
+    };
+    if segments.next().is_some() {
+        return Err(FORM.to_owned());
+    }
+    let mut endpoint = SentinelEndpoint {
+        sentinels,
+        master: decode(master)?.ok_or(FORM)?,
+        db,
+        username,
+        password,
+        sentinel_username: None,
+        sentinel_password: None,
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "sentinel_username" => endpoint.sentinel_username = decode(value)?,
+            "sentinel_password" => endpoint.sentinel_password = decode(value)?,
+            other => return Err(format!("`{other}` is not a redis+sentinel:// option")),
+        }
+    }
+    Ok(endpoint)
+}
+
+/// `host[:port]`, `[v6]` or `[v6]:port`.
+fn host_and_port(v: &str, default_port: u16) -> Result<(String, u16), String> {
+    let bad = || format!("`{v}` is not a host[:port]");
+    let (host, port) = if let Some(v6) = v.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if after.is_empty() => (host, None),
+            None => return Err(bad()),
+        }
+    } else {
+        match v.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (v, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        return Err(bad());
+    }
+    let port = match port {
+        Some(port) => port.parse().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+        None => default_port,
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// `TESSERA_REDIS_CLUSTER_NODES`: some nodes of a Redis Cluster, comma-separated, each a
+/// `redis://`/`rediss://` URL or a `host:port` that takes the scheme and credentials of
+/// `REDIS_URL`.
+pub(super) fn redis_cluster_nodes(v: &str, url: &RedisEndpoint) -> Result<RedisEndpoint, String> {
+    let RedisEndpoint::Single(base) = url else {
+        return Err("cannot be combined with a redis+sentinel:// REDIS_URL".to_owned());
+    };
+    let base = url::Url::parse(base).map_err(|e| e.to_string())?;
+    let nodes = v
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|node| {
+            if node.contains("://") {
+                return match redis::parse_redis_url(node) {
+                    Some(u) if matches!(u.scheme(), "redis" | "rediss") => Ok(node.to_owned()),
+                    _ => Err(format!("`{node}` is not a redis:// or rediss:// URL")),
+                };
+            }
+            let (host, port) = host_and_port(node, 6379)?;
+            let mut url = base.clone();
+            url.set_host(Some(&host))
+                .map_err(|e| format!("`{node}`: {e}"))?;
+            url.set_port(Some(port))
+                .map_err(|()| format!("`{node}`: no port"))?;
+            url.set_path("");
+            Ok(url.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if nodes.is_empty() {
+        return Err("names no node".to_owned());
+    }
+    Ok(RedisEndpoint::Cluster(nodes))
 }
 
 pub(super) fn redis_prefix(v: &str) -> Result<String, String> {
-    if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()) {
+    // Braces would change the hash tags that keep related keys together on a Cluster.
+    if v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+    {
         Ok(v.to_owned())
     } else {
-        Err("must be at most 64 visible ASCII characters".to_owned())
+        Err("must be at most 64 visible ASCII characters, without braces".to_owned())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentinel_urls_name_the_master_and_every_sentinel() {
+        let RedisEndpoint::Sentinel(s) = redis_url(
+            "redis+sentinel://:p%40ss@s1,s2:26380,[::1]:26381/mymaster/2?sentinel_password=x",
+        )
+        .unwrap() else {
+            panic!("not a sentinel endpoint");
+        };
+        assert_eq!(
+            s.sentinels,
+            [
+                ("s1".to_owned(), 26379),
+                ("s2".to_owned(), 26380),
+                ("::1".to_owned(), 26381)
+            ]
+        );
+        assert_eq!((s.master.as_str(), s.db), ("mymaster", 2));
+        assert_eq!((s.username, s.password.as_deref()), (None, Some("p@ss")));
+        assert_eq!(s.sentinel_password.as_deref(), Some("x"));
+        for bad in [
+            "redis+sentinel://s1:26379",
+            "redis+sentinel://s1:26379/",
+            "redis+sentinel://s1:port/m",
+            "redis+sentinel://s1/m/x",
+            "redis+sentinel://s1/m?tls=1",
+            "memcached://s1",
+        ] {
+            assert!(redis_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_nodes_take_the_credentials_of_redis_url() {
+        let base = redis_url("redis://:secret@ignored:6379/0").unwrap();
+        assert_eq!(
+            redis_cluster_nodes("10.0.0.1:7000, 10.0.0.2:7001,rediss://other:7002", &base),
+            Ok(RedisEndpoint::Cluster(vec![
+                "redis://:secret@10.0.0.1:7000".to_owned(),
+                "redis://:secret@10.0.0.2:7001".to_owned(),
+                "rediss://other:7002".to_owned(),
+            ]))
+        );
+        let sentinel = redis_url("redis+sentinel://s1/m").unwrap();
+        assert!(redis_cluster_nodes("a:1", &sentinel).is_err());
+        assert!(redis_cluster_nodes(" , ", &base).is_err());
+    }
 
     #[test]
     fn durations_take_units() {

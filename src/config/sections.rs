@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::parse::{self, duration_within, number_within};
 use super::secrets::MasterKeySource;
 use super::{ConfigError, Source};
-use crate::domain::{SigningAlgorithm, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL};
+use crate::domain::{RedisEndpoint, SigningAlgorithm, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL};
 
 const fn days(n: u64) -> Duration {
     Duration::from_secs(n * 86_400)
@@ -51,19 +51,25 @@ impl Database {
 
 #[derive(Clone, Debug)]
 pub struct Redis {
-    pub url: String,
+    /// One server, a Cluster or a Sentinel-watched master (`REDIS_URL`, and
+    /// `TESSERA_REDIS_CLUSTER_NODES` for a Cluster).
+    pub endpoint: RedisEndpoint,
     /// Prefix of every key, so several deployments can share one Redis.
     pub prefix: String,
 }
 
 impl Redis {
     pub(super) fn read(src: &Source) -> Result<Self, ConfigError> {
+        let url = src.read(
+            "REDIS_URL",
+            RedisEndpoint::Single("redis://127.0.0.1:6379".to_owned()),
+            parse::redis_url,
+        )?;
+        let endpoint = src.read("TESSERA_REDIS_CLUSTER_NODES", url.clone(), |v| {
+            parse::redis_cluster_nodes(v, &url)
+        })?;
         Ok(Self {
-            url: src.read(
-                "REDIS_URL",
-                "redis://127.0.0.1:6379".to_owned(),
-                parse::redis_url,
-            )?,
+            endpoint,
             prefix: src.read(
                 "TESSERA_REDIS_PREFIX",
                 "tessera:".to_owned(),

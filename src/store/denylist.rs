@@ -6,12 +6,18 @@
 //! the denylist generation (see `revocations::next_generation`) Redis is known to hold
 //! every revocation of: a marker behind PostgreSQL's generation means Redis may lack
 //! the revocations since (an old snapshot, a replica that missed writes).
+//!
+//! Every key of the list starts with the hash tag `{<prefix>deny}`, so on a Redis
+//! Cluster the whole list lives in one slot, on one master and its replicas: a token's
+//! check stays one `MGET`, each script runs on one node, and a pass's count in that
+//! slot proves its batches reached the same node (they share one replication stream,
+//! which is what the `ready` marker's guarantee rests on). The list is small (about
+//! 150 bytes per entry, see `docs/capacity.md`), so one slot holds millions.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
-use crate::domain::RevocationKind;
+use super::redis_link::RedisLink;
+use crate::domain::{RedisEndpoint, RevocationKind};
 
 #[derive(Debug, thiserror::Error)]
 #[error("redis is unavailable: {0}")]
@@ -108,8 +114,9 @@ pub struct Pass {
 
 #[derive(Clone)]
 pub struct Denylist {
-    conn: ConnectionManager,
-    prefix: String,
+    conn: RedisLink,
+    /// `{<prefix>deny}`: the hash tag every key of the list starts with.
+    tag: String,
     deny_script: std::sync::Arc<redis::Script>,
     pass_deny_script: std::sync::Arc<redis::Script>,
     complete_script: std::sync::Arc<redis::Script>,
@@ -118,17 +125,10 @@ pub struct Denylist {
 impl Denylist {
     /// Connects lazily: Tessera starts (and answers health checks) while Redis is
     /// down, and reconnects by itself when it comes back.
-    pub fn new(url: &str, prefix: &str) -> Result<Self, RedisUnavailable> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+    pub fn new(endpoint: &RedisEndpoint, prefix: &str) -> Result<Self, RedisUnavailable> {
         Ok(Self {
-            conn,
-            prefix: prefix.to_owned(),
+            conn: RedisLink::new(endpoint)?,
+            tag: format!("{{{prefix}deny}}"),
             deny_script: std::sync::Arc::new(redis::Script::new(&format!(
                 "local first = 1\n{DENY}\nreturn #KEYS"
             ))),
@@ -139,21 +139,26 @@ impl Denylist {
         })
     }
 
+    /// See [`RedisLink::follow`].
+    pub(crate) async fn follow(&self, endpoint: &RedisEndpoint) {
+        self.conn.follow(endpoint).await;
+    }
+
     /// The shared Redis connection, for other Redis-backed stores.
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> RedisLink {
         self.conn.clone()
     }
 
     fn key(&self, kind: RevocationKind, value: &str) -> String {
-        format!("{}deny:{}:{value}", self.prefix, kind.as_str())
+        format!("{}:{}:{value}", self.tag, kind.as_str())
     }
 
     fn ready_key(&self) -> String {
-        format!("{}deny:ready", self.prefix)
+        format!("{}:ready", self.tag)
     }
 
     fn pass_key(&self, pass: &Pass) -> String {
-        format!("{}deny:pass:{}", self.prefix, pass.id)
+        format!("{}:pass:{}", self.tag, pass.id)
     }
 
     /// Redis's eviction policy, when the server lets us read it (managed services may

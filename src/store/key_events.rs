@@ -3,10 +3,10 @@
 //! rather than at its next key refresh (`TESSERA_KEY_REFRESH_INTERVAL`). A lost
 //! announcement (Redis down) costs at most that interval.
 
-use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
-
 use super::denylist::RedisUnavailable;
+use super::redis_link::{self, RedisLink};
+use crate::domain::RedisEndpoint;
+use futures_util::StreamExt;
 
 fn channel(prefix: &str) -> String {
     format!("{prefix}keys:changed")
@@ -14,7 +14,7 @@ fn channel(prefix: &str) -> String {
 
 /// Tells every subscribed instance that the keys changed; returns how many received it.
 pub(crate) async fn announce(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisLink,
     prefix: &str,
     kid: &str,
 ) -> Result<u64, RedisUnavailable> {
@@ -28,18 +28,9 @@ pub(crate) async fn announce(
 
 /// Subscribes to key announcements; the stream ends when the connection is lost.
 pub(crate) async fn subscribe(
-    url: &str,
+    endpoint: &RedisEndpoint,
     prefix: &str,
 ) -> Result<impl futures_util::Stream<Item = ()> + Send, RedisUnavailable> {
-    let client = redis::Client::open(url)?;
-    let mut pubsub =
-        tokio::time::timeout(std::time::Duration::from_secs(2), client.get_async_pubsub())
-            .await
-            .map_err(|_| {
-                RedisUnavailable::from(redis::RedisError::from(std::io::Error::from(
-                    std::io::ErrorKind::TimedOut,
-                )))
-            })??;
-    pubsub.subscribe(channel(prefix)).await?;
-    Ok(pubsub.into_on_message().map(|_| ()))
+    let messages = redis_link::subscribe(endpoint, channel(prefix)).await?;
+    Ok(messages.map(|_| ()))
 }

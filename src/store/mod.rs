@@ -9,6 +9,7 @@ pub(crate) mod clients;
 pub(crate) mod consents;
 pub mod denylist;
 pub(crate) mod key_events;
+pub(crate) mod redis_link;
 pub(crate) mod refresh;
 pub(crate) mod revocation_listener;
 pub(crate) mod revocations;
@@ -220,20 +221,12 @@ fn is_ordinary_query_error(err: &StoreError) -> bool {
 /// Creates the database named in `database_url` if it does not exist yet, connecting
 /// to the server's `postgres` database to do so.
 pub(crate) fn create_database_if_missing(database_url: &str) -> Result<(), StoreError> {
-    let mut url = url::Url::parse(database_url)
-        .map_err(|e| StoreError::Unavailable(format!("DATABASE_URL is not a URL: {e}")))?;
-    let name = url.path().trim_start_matches('/').to_owned();
-    if name.is_empty() {
-        return Err(StoreError::Unavailable(
-            "DATABASE_URL names no database".to_owned(),
-        ));
-    }
+    let (name, admin_url) = database_and_admin_url(database_url)?;
     if PgConnection::establish(database_url).is_ok() {
         return Ok(());
     }
-    url.set_path("/postgres");
-    let mut admin = PgConnection::establish(url.as_str())
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut admin =
+        PgConnection::establish(&admin_url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     match admin.batch_execute(&format!("CREATE DATABASE {quoted}")) {
         Ok(()) => {
@@ -246,6 +239,30 @@ pub(crate) fn create_database_if_missing(database_url: &str) -> Result<(), Store
         }
         Err(e) => Err(StoreError::Query(e)),
     }
+}
+
+/// The database `database_url` names, and the same URL naming the `postgres` database
+/// instead. Read by hand: a URL with several hosts (`h1:5432,h2:5432`) is not one to
+/// `url::Url`.
+fn database_and_admin_url(database_url: &str) -> Result<(String, String), StoreError> {
+    let unavailable = |why: &str| StoreError::Unavailable(format!("DATABASE_URL {why}"));
+    let (scheme, rest) = database_url
+        .split_once("://")
+        .ok_or_else(|| unavailable("is not a URL"))?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let name = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| unavailable("names a database that is not UTF-8"))?
+        .into_owned();
+    if name.is_empty() {
+        return Err(unavailable("names no database"));
+    }
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    Ok((name, format!("{scheme}://{authority}/postgres{query}")))
 }
 
 /// Applies the migrations embedded in the binary. Safe to run from several instances

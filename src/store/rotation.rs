@@ -171,11 +171,15 @@ fn corrupt(e: &tokio_postgres::Error) -> StoreError {
 
 /// The database URL as tokio-postgres reads it, if it asks for nothing only libpq does.
 pub(super) fn async_config(database_url: &str) -> Result<tokio_postgres::Config, String> {
-    let mut url = url::Url::parse(database_url).map_err(|e| e.to_string())?;
-    let mut kept = Vec::new();
-    for (name, value) in url.query_pairs() {
+    // Not through `url::Url`: a URL naming several hosts (`h1:5432,h2:5432`, for
+    // failover) is no URL to it, while libpq and tokio-postgres both read it.
+    let (base, query) = database_url.split_once('?').unwrap_or((database_url, ""));
+    let mut kept = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match (name.as_ref(), value.as_ref()) {
-            ("sslmode", "disable" | "prefer" | "require") => kept.push((name, value)),
+            ("sslmode", "disable" | "prefer" | "require") => {
+                kept.append_pair(&name, &value);
+            }
             ("sslmode", other) => return Err(format!("sslmode={other}")),
             // tokio-postgres never uses GSS encryption: the same as `disable`, and as
             // `prefer` without Kerberos credentials.
@@ -184,21 +188,21 @@ pub(super) fn async_config(database_url: &str) -> Result<tokio_postgres::Config,
             ("sslrootcert" | "sslcert" | "sslkey" | "sslcrl" | "requiressl", _) => {
                 return Err(format!("{name} is set"))
             }
-            _ => kept.push((name, value)),
+            _ => {
+                kept.append_pair(&name, &value);
+            }
         }
     }
-    let kept: Vec<(String, String)> = kept
-        .into_iter()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    url.query_pairs_mut().clear().extend_pairs(kept);
-    if url.query() == Some("") {
-        url.set_query(None);
-    }
+    let kept = kept.finish();
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{kept}")
+    };
     if root_certificate_in_home() {
         return Err("~/.postgresql/root.crt exists (libpq would check the certificate)".into());
     }
-    let mut config: tokio_postgres::Config = url.as_str().parse().map_err(|e| format!("{e}"))?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
     if config.get_application_name().is_none() {
         // So operators (and tests) tell these connections apart in pg_stat_activity.
         config.application_name(APPLICATION_NAME);
@@ -255,5 +259,19 @@ mod tests {
         ] {
             assert!(async_config(url).is_ok(), "{url}");
         }
+    }
+
+    #[test]
+    fn failover_urls_keep_every_host_and_the_session_kind() {
+        let config = async_config(
+            "postgres://u@10.0.0.1:5432,10.0.0.2:5433/db?target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(config.get_hosts().len(), 2);
+        assert_eq!(config.get_ports(), [5432, 5433]);
+        assert_eq!(
+            config.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
     }
 }

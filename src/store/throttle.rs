@@ -13,11 +13,16 @@
 //!
 //! `bf:acct:<hash>:srcs` lists the sources with counters, so that an admin unlock can
 //! clear them all; `bf:ip:<ip>` counts one IP's attempts over every account.
-
-use aws_lc_rs::digest;
-use redis::aio::ConnectionManager;
+//!
+//! An account's keys share the hash tag `{<prefix>bf:acct:<hash>}` (registrations:
+//! `{<prefix>bf:reg}`), so on a Redis Cluster the scripts that update them together run
+//! on one node, and different accounts spread over the cluster. The IP counter spans
+//! accounts, so it is a key of its own, taken before an account's reservation and given
+//! back when the reservation is refused or the check succeeds.
 
 use super::denylist::RedisUnavailable;
+use super::redis_link::RedisLink;
+use aws_lc_rs::digest;
 
 /// Reserves one password check atomically, before any bcrypt work.
 ///
@@ -31,25 +36,21 @@ use super::denylist::RedisUnavailable;
 /// not settled within `stale_ms` stops counting, so a request that died half-way
 /// blocks nobody for long.
 ///
-/// KEYS: source, ip, account-wide, known-source marker.
-/// ARGV: now_ms, window_ms, lockout_after, per_ip, stale_ms, account_after, exempt
+/// KEYS: source, account-wide, known-source marker.
+/// ARGV: now_ms, window_ms, lockout_after, stale_ms, account_after, exempt
 /// (1: the account-wide count does not apply, as for registrations).
-/// Returns {outcome, wait_ms, why (0 source, 1 ip, 2 account), account_counted}.
+/// Returns {outcome, wait_ms, why (0 source, 2 account), account_counted}.
 const RESERVE: &str = r"
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local lockout_after = tonumber(ARGV[3])
-local per_ip = tonumber(ARGV[4])
-local stale = tonumber(ARGV[5])
-local account_after = tonumber(ARGV[6])
-local exempt = ARGV[7] == '1'
+local stale = tonumber(ARGV[4])
+local account_after = tonumber(ARGV[5])
+local exempt = ARGV[6] == '1'
 local h = redis.call('HMGET', KEYS[1], 'next', 'failures', 'pending', 'pending_at')
 local next = tonumber(h[1] or '0')
 if next > now then
   return {0, next - now, 0, 0}
-end
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= per_ip then
-  return {0, math.max(redis.call('PTTL', KEYS[2]), 1), 1, 0}
 end
 local failures = tonumber(h[2] or '0')
 local pending = tonumber(h[3] or '0')
@@ -66,8 +67,8 @@ if failures + pending >= lockout_after then
   return {2, 0, 0, 0}
 end
 local counted = 0
-if not exempt and redis.call('EXISTS', KEYS[4]) == 0 then
-  local a = redis.call('HMGET', KEYS[3], 'next', 'failures', 'pending', 'pending_at')
+if not exempt and redis.call('EXISTS', KEYS[3]) == 0 then
+  local a = redis.call('HMGET', KEYS[2], 'next', 'failures', 'pending', 'pending_at')
   local a_next = tonumber(a[1] or '0')
   if a_next > now then
     return {0, a_next - now, 2, 0}
@@ -80,9 +81,9 @@ if not exempt and redis.call('EXISTS', KEYS[4]) == 0 then
   if a_pending >= budget then
     return {2, 0, 2, 0}
   end
-  redis.call('HSET', KEYS[3], 'pending', a_pending + 1, 'pending_at', now)
-  if redis.call('PTTL', KEYS[3]) < window then
-    redis.call('PEXPIRE', KEYS[3], window)
+  redis.call('HSET', KEYS[2], 'pending', a_pending + 1, 'pending_at', now)
+  if redis.call('PTTL', KEYS[2]) < window then
+    redis.call('PEXPIRE', KEYS[2], window)
   end
   counted = 1
 end
@@ -90,10 +91,27 @@ redis.call('HSET', KEYS[1], 'pending', pending + 1, 'pending_at', now)
 if redis.call('PTTL', KEYS[1]) < window then
   redis.call('PEXPIRE', KEYS[1], window)
 end
-if redis.call('INCR', KEYS[2]) == 1 then
-  redis.call('PEXPIRE', KEYS[2], window)
-end
 return {1, 0, 0, counted}
+";
+
+/// Takes one of an IP's attempts, unless it used them all. KEYS: ip.
+/// ARGV: per_ip, window_ms. Returns {1, 0} taken, or {0, wait_ms}.
+const TAKE_IP: &str = r"
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then
+  return {0, math.max(redis.call('PTTL', KEYS[1]), 1)}
+end
+if redis.call('INCR', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {1, 0}
+";
+
+/// Gives an IP's attempt back. KEYS: ip.
+const GIVE_BACK_IP: &str = r"
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 1
 ";
 
 /// A reserved check failed: one more failure for the source, and the wait it earns
@@ -151,8 +169,8 @@ return {failures, a_failures}
 
 /// A reserved check succeeded. For a login (`reset` = 1) the source starts afresh and
 /// is remembered as one that logs in to the account; otherwise (a registration) only
-/// the reservation is given back. Either way the attempt no longer counts against the
-/// IP. KEYS: source, ip, account-wide, known-source marker.
+/// the reservation is given back. (The IP's attempt is given back by [`GIVE_BACK_IP`].)
+/// KEYS: source, account-wide, known-source marker.
 /// ARGV: account_counted, reset, known_ttl_ms.
 const SUCCEEDED: &str = r"
 local pending = math.max(tonumber(redis.call('HGET', KEYS[1], 'pending') or '0') - 1, 0)
@@ -162,16 +180,13 @@ if ARGV[2] == '1' then
   else
     redis.call('HSET', KEYS[1], 'failures', 0, 'next', 0, 'pending', pending)
   end
-  redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
 elseif redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'pending', pending)
 end
-if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
-  redis.call('DECR', KEYS[2])
-end
-if ARGV[1] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
-  local a = math.max(tonumber(redis.call('HGET', KEYS[3], 'pending') or '0') - 1, 0)
-  redis.call('HSET', KEYS[3], 'pending', a)
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  local a = math.max(tonumber(redis.call('HGET', KEYS[2], 'pending') or '0') - 1, 0)
+  redis.call('HSET', KEYS[2], 'pending', a)
 end
 return 1
 ";
@@ -246,19 +261,23 @@ const KNOWN_SOURCE_MS: u64 = 30 * 86_400 * 1000;
 
 #[derive(Clone)]
 pub(crate) struct Throttle {
-    conn: ConnectionManager,
+    conn: RedisLink,
     prefix: String,
     reserve: std::sync::Arc<redis::Script>,
+    take_ip: std::sync::Arc<redis::Script>,
+    give_back_ip: std::sync::Arc<redis::Script>,
     failed: std::sync::Arc<redis::Script>,
     succeeded: std::sync::Arc<redis::Script>,
 }
 
 impl Throttle {
-    pub(crate) fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub(crate) fn new(conn: RedisLink, prefix: &str) -> Self {
         Self {
             conn,
             prefix: prefix.to_owned(),
             reserve: std::sync::Arc::new(redis::Script::new(RESERVE)),
+            take_ip: std::sync::Arc::new(redis::Script::new(TAKE_IP)),
+            give_back_ip: std::sync::Arc::new(redis::Script::new(GIVE_BACK_IP)),
             failed: std::sync::Arc::new(redis::Script::new(FAILED)),
             succeeded: std::sync::Arc::new(redis::Script::new(SUCCEEDED)),
         }
@@ -270,9 +289,9 @@ impl Throttle {
             Subject::Account(account) => {
                 let hash = digest::digest(&digest::SHA256, account.as_bytes());
                 let hex = hex::encode(&hash.as_ref()[..16]);
-                format!("{}bf:acct:{hex}", self.prefix)
+                format!("{{{}bf:acct:{hex}}}", self.prefix)
             }
-            Subject::Registration => format!("{}bf:reg", self.prefix),
+            Subject::Registration => format!("{{{}bf:reg}}", self.prefix),
         }
     }
 
@@ -302,23 +321,45 @@ impl Throttle {
         let base = self.base(subject);
         let registration = matches!(subject, Subject::Registration);
         let mut conn = self.conn.clone();
-        let (outcome, wait_ms, why, counted): (u8, u64, u8, u8) = self
+        let (taken, wait_ms): (u8, u64) = self
+            .take_ip
+            .key(self.ip_key(ip))
+            .arg(limits.per_ip)
+            .arg(limits.window_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        if taken != 1 {
+            return Ok(Reservation::Refused {
+                wait_ms,
+                by: RefusedBy::Ip,
+            });
+        }
+        let reserved: Result<(u8, u64, u8, u8), _> = self
             .reserve
             .key(Self::source_key(&base, ip))
-            .key(self.ip_key(ip))
             .key(&base)
             .key(Self::known_key(&base, ip))
             .arg(now_ms)
             .arg(limits.window_ms)
             .arg(limits.lockout_after)
-            .arg(limits.per_ip)
             .arg(STALE_RESERVATION_MS)
             .arg(limits.account_after)
             // Registrations have no account to guess at: only the per-source count
             // applies.
             .arg(u8::from(registration))
             .invoke_async(&mut conn)
-            .await?;
+            .await;
+        let (outcome, wait_ms, why, counted) = match reserved {
+            Ok(reply) => reply,
+            Err(e) => {
+                // Best effort: the attempt expires with the IP's window anyway.
+                let _ = self.give_back_ip(ip).await;
+                return Err(e.into());
+            }
+        };
+        if outcome != 1 {
+            self.give_back_ip(ip).await?;
+        }
         Ok(match outcome {
             1 => Reservation::Allowed(Ticket {
                 base,
@@ -330,12 +371,20 @@ impl Throttle {
             _ => Reservation::Refused {
                 wait_ms,
                 by: match why {
-                    1 => RefusedBy::Ip,
                     2 => RefusedBy::Account,
                     _ => RefusedBy::Source,
                 },
             },
         })
+    }
+
+    async fn give_back_ip(&self, ip: &str) -> Result<(), RedisUnavailable> {
+        let mut conn = self.conn.clone();
+        self.give_back_ip
+            .key(self.ip_key(ip))
+            .invoke_async::<()>(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// Settles a reserved check as failed.
@@ -371,7 +420,6 @@ impl Throttle {
         let mut conn = self.conn.clone();
         self.succeeded
             .key(Self::source_key(&ticket.base, &ticket.ip))
-            .key(self.ip_key(&ticket.ip))
             .key(&ticket.base)
             .key(Self::known_key(&ticket.base, &ticket.ip))
             .arg(u8::from(ticket.account_counted))
@@ -379,7 +427,8 @@ impl Throttle {
             .arg(KNOWN_SOURCE_MS)
             .invoke_async::<()>(&mut conn)
             .await?;
-        Ok(())
+        // Either way the attempt no longer counts against the IP.
+        self.give_back_ip(&ticket.ip).await
     }
 
     /// Clears an account's counters for every source (an admin unlock); returns how

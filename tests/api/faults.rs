@@ -294,7 +294,7 @@ fn age_revocations(app: &TestApp) {
 
 /// Waits until the denylist's `ready` marker is in Redis (the start-up rebuild ran).
 async fn wait_until_ready(app: &TestApp, redis: &PrivateRedis) {
-    let key = format!("{}deny:ready", app.redis_prefix);
+    let key = format!("{{{}deny}}:ready", app.redis_prefix);
     for _ in 0..100 {
         if redis.get(&key).is_some() {
             return;
@@ -362,7 +362,7 @@ async fn a_revocation_survives_redis_coming_back_from_an_older_snapshot() {
     assert_eq!(me_status(&app, &revoked.access_token).await, 401);
     assert_eq!(me_status(&app, &other.access_token).await, 200);
     assert_eq!(
-        redis.get(&format!("{}deny:ready", app.redis_prefix)),
+        redis.get(&format!("{{{}deny}}:ready", app.redis_prefix)),
         Some(
             app.count("SELECT generation FROM denylist_generation")
                 .to_string()
@@ -393,7 +393,7 @@ async fn a_token_check_notices_redis_went_back_to_an_older_snapshot() {
 
     assert_eq!(me_status(&app, &revoked.access_token).await, 401);
     assert_eq!(
-        redis.get(&format!("{}deny:ready", app.redis_prefix)),
+        redis.get(&format!("{{{}deny}}:ready", app.redis_prefix)),
         Some(
             app.count("SELECT generation FROM denylist_generation")
                 .to_string()

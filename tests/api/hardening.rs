@@ -289,7 +289,8 @@ fn redis_keys(app: &TestApp, pattern: &str) -> Vec<String> {
     let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
     let mut conn = client.get_connection().unwrap();
     redis::cmd("KEYS")
-        .arg(format!("{}{pattern}", app.redis_prefix))
+        // An account's keys start with its hash tag: `{<prefix>bf:acct:<hash>}`.
+        .arg(format!("{{{}{pattern}", app.redis_prefix))
         .query(&mut conn)
         .unwrap()
 }

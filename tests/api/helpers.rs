@@ -116,8 +116,7 @@ impl Spawn {
             self.values
                 .insert(name.to_owned(), owner.values[name].clone());
         }
-        let url = url::Url::parse(&owner.values["DATABASE_URL"]).unwrap();
-        self.database_name = Some(url.path().trim_start_matches('/').to_owned());
+        self.database_name = Some(database_name_of(&owner.values["DATABASE_URL"]));
         self
     }
 
@@ -144,10 +143,9 @@ impl Spawn {
         tokio::spawn(app.run_until_stopped());
         let database_url = settings.database.url.clone();
         let owns_database = self.database_name.is_none();
-        let database_name = self.database_name.unwrap_or_else(|| {
-            let path = url::Url::parse(&database_url).unwrap().path().to_owned();
-            path.trim_start_matches('/').to_owned()
-        });
+        let database_name = self
+            .database_name
+            .unwrap_or_else(|| database_name_of(&database_url));
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             metrics_address,
@@ -164,6 +162,16 @@ impl Spawn {
             owns_database,
         }
     }
+}
+
+/// The database a `postgres://` URL names (by hand: one naming several hosts for
+/// failover is no URL to `url::Url`).
+fn database_name_of(url: &str) -> String {
+    let (_, rest) = url.split_once("://").expect("a postgres:// URL");
+    let rest = rest.split('?').next().unwrap_or_default();
+    rest.split_once('/')
+        .map(|(_, db)| db.to_owned())
+        .unwrap_or_default()
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -399,12 +407,18 @@ impl Drop for TestApp {
         drop(self.server.stop(false));
         if let Ok(client) = redis::Client::open(redis_url()) {
             if let Ok(mut conn) = client.get_connection() {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{}*", self.redis_prefix))
-                    .query(&mut conn)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+                // Plain keys, and those behind a hash tag (`{<prefix>deny}:...`).
+                for pattern in [
+                    format!("{}*", self.redis_prefix),
+                    format!("{{{}*", self.redis_prefix),
+                ] {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(pattern)
+                        .query(&mut conn)
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+                    }
                 }
             }
         }

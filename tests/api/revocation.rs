@@ -11,8 +11,9 @@ async fn revoke(app: &TestApp, form: &[(&str, &str)]) -> reqwest::Response {
 fn redis_ttl(app: &TestApp, key: &str) -> i64 {
     let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
     let mut conn = client.get_connection().unwrap();
+    // Every denylist key carries the list's hash tag.
     redis::cmd("TTL")
-        .arg(format!("{}{key}", app.redis_prefix))
+        .arg(format!("{{{}deny}}:{key}", app.redis_prefix))
         .query(&mut conn)
         .unwrap()
 }
@@ -55,7 +56,7 @@ async fn revoking_a_refresh_token_ends_its_whole_session() {
         )),
         1
     );
-    let ttl = redis_ttl(&app, &format!("deny:sid:{sid}"));
+    let ttl = redis_ttl(&app, &format!("sid:{sid}"));
     assert!(
         ttl > 86_000 && ttl <= 86_405,
         "a session entry lives as long as any access token may: {ttl}"
@@ -96,7 +97,7 @@ async fn revoking_an_access_token_denies_just_that_token() {
         .as_str()
         .unwrap()
         .to_owned();
-    let ttl = redis_ttl(&app, &format!("deny:jti:{jti}"));
+    let ttl = redis_ttl(&app, &format!("jti:{jti}"));
     assert!(ttl > 0 && ttl <= 305, "expires with the token: {ttl}");
 }
 
@@ -288,17 +289,18 @@ async fn revocations_are_recorded_with_what_why_who_and_until_when() {
 #[tokio::test]
 async fn a_pass_that_lost_a_batch_does_not_mark_the_denylist_complete() {
     use std::time::Duration;
-    use tessera::domain::RevocationKind;
+    use tessera::domain::{RedisEndpoint, RevocationKind};
     use tessera::store::denylist::{DenyEntry, Denylist};
 
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-    let denylist = Denylist::new(&crate::helpers::redis_url(), &prefix).unwrap();
+    let denylist =
+        Denylist::new(&RedisEndpoint::Single(crate::helpers::redis_url()), &prefix).unwrap();
     let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
     let mut conn = client.get_connection().unwrap();
     let mut redis = |cmd: &str, arg: &str| -> redis::Value {
         redis::cmd(cmd).arg(arg).query(&mut conn).unwrap()
     };
-    let ready_key = format!("{prefix}deny:ready");
+    let ready_key = format!("{{{prefix}deny}}:ready");
     let marker = |redis: &mut dyn FnMut(&str, &str) -> redis::Value| match redis("GET", &ready_key)
     {
         redis::Value::BulkString(b) => Some(String::from_utf8(b).unwrap()),
@@ -320,7 +322,7 @@ async fn a_pass_that_lost_a_batch_does_not_mark_the_denylist_complete() {
     // One whose batch count in Redis falls short of what it wrote does not.
     let mut pass = denylist.begin().await.unwrap();
     denylist.deny_in(&mut pass, &[entry("b")]).await.unwrap();
-    let keys = match redis("KEYS", &format!("{prefix}deny:pass:*")) {
+    let keys = match redis("KEYS", &format!("{{{prefix}deny}}:pass:*")) {
         redis::Value::Array(keys) => keys,
         other => panic!("{other:?}"),
     };
@@ -342,8 +344,8 @@ async fn a_pass_that_lost_a_batch_does_not_mark_the_denylist_complete() {
 
     for key in [
         ready_key.clone(),
-        format!("{prefix}deny:jti:a"),
-        format!("{prefix}deny:jti:b"),
+        format!("{{{prefix}deny}}:jti:a"),
+        format!("{{{prefix}deny}}:jti:b"),
     ] {
         redis("DEL", &key);
     }
