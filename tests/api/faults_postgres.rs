@@ -17,7 +17,7 @@ pub struct PrivatePostgres {
     bin: PathBuf,
 }
 
-fn pg_bin() -> PathBuf {
+pub fn pg_bin() -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .expect("PostgreSQL server binaries under /usr/lib/postgresql")
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -27,7 +27,7 @@ fn pg_bin() -> PathBuf {
     versions.pop().expect("an initdb")
 }
 
-fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
