@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin="${1:-target/debug/tessera}"
-[ -x "$bin" ] || { echo "oidc: no Tessera binary at $bin" >&2; exit 1; }
+[ -n "${INSTALL_ONLY:-}" ] || [ -x "$bin" ] || { echo "oidc: no Tessera binary at $bin" >&2; exit 1; }
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$chromium" ]; then
     echo "oidc: FAILED: no Chromium at $chromium: install Debian's chromium (apt-get install chromium)" >&2
@@ -20,6 +20,8 @@ fi
 if [ ! -d tests/oidc/node_modules/playwright-core ]; then
     npm ci --prefix tests/oidc --silent --no-audit --no-fund >/dev/null
 fi
+# INSTALL_ONLY=1: fetch the dependencies and stop (.ci/run does it while cargo builds).
+[ -z "${INSTALL_ONLY:-}" ] || exit 0
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -256,7 +256,10 @@ fn revocation_set(c: &mut Criterion) {
         roles: Some(vec![]),
         preferred_username: None,
     };
-    let alive = claims(&uuid::Uuid::now_v7().to_string(), &uuid::Uuid::now_v7().to_string());
+    let alive = claims(
+        &uuid::Uuid::now_v7().to_string(),
+        &uuid::Uuid::now_v7().to_string(),
+    );
     let revoked = claims("jti-12345", &uuid::Uuid::now_v7().to_string());
     let mut group = c.benchmark_group("revocation_set_100k");
     group.bench_function("alive_token", |b| {

@@ -104,7 +104,12 @@ impl Setup {
             let (status, body) = connection.send(template.request()).await?;
             anyhow::ensure!(status == 200, "client_credentials answered {status}");
             let body: serde_json::Value = serde_json::from_slice(&body)?;
-            tokens.push(body["access_token"].as_str().context("no token")?.to_owned());
+            tokens.push(
+                body["access_token"]
+                    .as_str()
+                    .context("no token")?
+                    .to_owned(),
+            );
         }
         Ok(tokens)
     }
@@ -130,7 +135,8 @@ impl Setup {
             let failed = Arc::clone(&failed);
             sent[i] = unix_nanos();
             tasks.push(tokio::spawn(async move {
-                let ok = matches!(connection.lock().await.send(request).await, Ok((s, _)) if s == 200);
+                let ok =
+                    matches!(connection.lock().await.send(request).await, Ok((s, _)) if s == 200);
                 if !ok {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -176,7 +182,9 @@ async fn start_probes(
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut parts = line.split(' ');
-                if let (Some("revoked"), Some(n), Some(at)) = (parts.next(), parts.next(), parts.next()) {
+                if let (Some("revoked"), Some(n), Some(at)) =
+                    (parts.next(), parts.next(), parts.next())
+                {
                     if let (Ok(n), Ok(at)) = (n.parse(), at.parse()) {
                         let _ = reports.send((p, n, at));
                     }
@@ -204,7 +212,9 @@ async fn propagation(
     n: usize,
     first_id: u64,
 ) -> anyhow::Result<Propagation> {
-    report::step(&format!("propagation: {n} revocations at {rate}/s to {PROBES} verifiers"));
+    report::step(&format!(
+        "propagation: {n} revocations at {rate}/s to {PROBES} verifiers"
+    ));
     let tokens = setup.tokens(n).await?;
     for probe in probes.iter_mut() {
         let mut lines = String::new();
@@ -256,7 +266,11 @@ fn open_stream(
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Empty::<Bytes>::new())?;
         let response = sender.send_request(request).await?;
-        anyhow::ensure!(response.status() == 200, "stream answered {}", response.status());
+        anyhow::ensure!(
+            response.status() == 200,
+            "stream answered {}",
+            response.status()
+        );
         let mut body = response.into_body();
         let mut carry = Vec::new();
         while let Some(frame) = body.frame().await {
@@ -291,10 +305,13 @@ async fn cost(
     report::step(&format!(
         "cost: {subscribers} subscribers, {revocations_per_second} revocations/s"
     ));
-    let rss = || machine::resident_memory_kb(server.pid()).map_or(0.0, |(rss, _)| rss as f64 / 1024.0);
+    let rss =
+        || machine::resident_memory_kb(server.pid()).map_or(0.0, |(rss, _)| rss as f64 / 1024.0);
     let rss_before_mb = rss();
     let token = setup.token(SUBSCRIBER, &setup.subscriber).await?;
-    let counters: Vec<Arc<AtomicU64>> = (0..subscribers).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let counters: Vec<Arc<AtomicU64>> = (0..subscribers)
+        .map(|_| Arc::new(AtomicU64::new(0)))
+        .collect();
     let streams: Vec<_> = counters
         .iter()
         .map(|c| open_stream(setup.addr, token.clone(), Arc::clone(c)))

@@ -208,13 +208,16 @@ pub struct Measurement {
     pub cpu: CpuUse,
 }
 
-/// Runs the streams together: `warmup` unmeasured, then `duration` measured.
+/// Runs the streams together: `warmup` unmeasured, then `duration` measured. With
+/// several servers (instances of one deployment), each stream's connections are spread
+/// round robin over `addrs`, as a load balancer spreads keep-alive connections, and
+/// the servers' CPU is summed.
 pub async fn measure(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     streams: Vec<Stream>,
     warmup: Duration,
     duration: Duration,
-    server_pid: u32,
+    server_pids: &[u32],
 ) -> Measurement {
     let start = Instant::now();
     let window = Window {
@@ -225,7 +228,10 @@ pub async fn measure(
         .into_iter()
         .map(|stream| {
             let handles = (0..stream.connections)
-                .map(|_| tokio::spawn(client_loop(addr, Arc::clone(&stream.source), window)))
+                .map(|i| {
+                    let addr = addrs[i % addrs.len()];
+                    tokio::spawn(client_loop(addr, Arc::clone(&stream.source), window))
+                })
                 .collect();
             (stream, handles)
         })
@@ -233,9 +239,9 @@ pub async fn measure(
 
     sleep_until(window.measure_from).await;
     let driver_pid = std::process::id();
-    let before = CpuSnapshot::take(Some(server_pid), driver_pid);
+    let before = CpuSnapshot::take_all(server_pids, driver_pid);
     sleep_until(window.end).await;
-    let after = CpuSnapshot::take(Some(server_pid), driver_pid);
+    let after = CpuSnapshot::take_all(server_pids, driver_pid);
     let seconds = duration.as_secs_f64();
 
     let mut results = Vec::with_capacity(running.len());

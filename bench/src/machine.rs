@@ -112,10 +112,15 @@ pub struct CpuSnapshot {
 impl CpuSnapshot {
     /// `driver` is the load generator: this process, or pgbench.
     pub fn take(server_pid: Option<u32>, driver_pid: u32) -> Self {
+        Self::take_all(server_pid.as_slice(), driver_pid)
+    }
+
+    /// [`Self::take`] with the CPU of several servers (instances) summed.
+    pub fn take_all(server_pids: &[u32], driver_pid: u32) -> Self {
         let own = |pid: Option<u32>| pid.and_then(process_ticks).map_or(0, |(_, t)| t);
         let (machine_busy, machine_total, machine_cpus) = machine_ticks();
         Self {
-            server: own(server_pid),
+            server: server_pids.iter().map(|&pid| own(Some(pid))).sum(),
             driver: own(Some(driver_pid)),
             postgres: ticks_by_name("postgres"),
             redis: ticks_by_name("redis-server"),

@@ -13,6 +13,7 @@ mod private;
 mod redis;
 mod report;
 mod resilience;
+mod scale;
 mod scenarios;
 mod server;
 mod storage;
@@ -55,17 +56,22 @@ pub enum Scenario {
     /// 1,000,000 chained refreshes over 1,000 sessions on a private PostgreSQL with
     /// autovacuum at its defaults: the database must not grow (only when asked for).
     Storage,
+    /// Refresh and verification on 1 and --instances instances, on single-node Redis
+    /// and on a private Redis Cluster, and the commits, Redis commands and CPU of each
+    /// operation (only when asked for).
+    Scale,
 }
 
 impl Scenario {
     /// Scenarios that run only when `--only` names them: they kill servers or take
     /// minutes.
-    pub const ON_REQUEST: [Scenario; 5] = [
+    pub const ON_REQUEST: [Scenario; 6] = [
         Scenario::OutageRedis,
         Scenario::OutagePostgres,
         Scenario::Soak,
         Scenario::Storage,
         Scenario::Feed,
+        Scenario::Scale,
     ];
 }
 
@@ -143,6 +149,9 @@ pub struct Args {
     /// Revocations of each propagation run of the feed scenario.
     #[arg(long, default_value_t = 1_000)]
     pub feed_revocations: usize,
+    /// Instances of the scale scenario (beside its one-instance runs).
+    #[arg(long, default_value_t = 3)]
+    pub instances: usize,
     /// Keep the benchmark database afterwards (for inspection).
     #[arg(long)]
     pub keep_database: bool,

@@ -70,6 +70,91 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A Redis Cluster of `masters` masters (no replicas) on free ports, created with
+/// `redis-cli --cluster create`; killed when dropped.
+pub struct PrivateCluster {
+    pub ports: Vec<u16>,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl PrivateCluster {
+    pub fn start(masters: usize) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("tessera-bench-cluster-{}", free_port()?));
+        std::fs::create_dir_all(&dir)?;
+        let mut cluster = Self {
+            ports: Vec::new(),
+            children: Vec::new(),
+            dir,
+        };
+        for _ in 0..masters {
+            let port = free_port()?;
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .arg("--dir")
+                .arg(&cluster.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting redis-server (is it installed?)")?;
+            cluster.children.push(child);
+            cluster.ports.push(port);
+            wait_for_port(port, "redis-server")?;
+        }
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("redis-cli --cluster create")?;
+        anyhow::ensure!(status.success(), "redis-cli --cluster create failed");
+        for _ in 0..200 {
+            let ok = cluster.urls().iter().all(|url| {
+                Command::new("redis-cli")
+                    .args(["-u", url, "CLUSTER", "INFO"])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+            });
+            if ok {
+                return Ok(cluster);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        bail!("the Redis Cluster did not become ok")
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// `TESSERA_REDIS_CLUSTER_NODES`.
+    pub fn nodes(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 pub struct PrivatePostgres {
     pub port: u16,
     dir: PathBuf,

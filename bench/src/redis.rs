@@ -26,8 +26,12 @@ pub fn clear_prefix(url: &str, prefix: &str) -> anyhow::Result<usize> {
         !prefix.is_empty(),
         "refusing to clear an empty Redis prefix"
     );
-    let pattern = format!("{prefix}*");
-    let listed = redis_cli(url, &["--scan", "--pattern", &pattern])?;
+    // Plain keys, and those behind a hash tag (`{<prefix>deny}:...`).
+    let mut listed = String::new();
+    for pattern in [format!("{prefix}*"), format!("{{{prefix}*")] {
+        listed.push_str(&redis_cli(url, &["--scan", "--pattern", &pattern])?);
+        listed.push('\n');
+    }
     let keys: Vec<&str> = listed.lines().filter(|k| !k.is_empty()).collect();
     for chunk in keys.chunks(500) {
         let mut args = vec!["DEL"];
@@ -46,4 +50,15 @@ pub fn connected_clients(url: &str) -> anyhow::Result<u64> {
         .trim()
         .parse()
         .context("connected_clients is not a number")
+}
+
+/// One number of `INFO <section>` (`total_commands_processed`, `used_memory`, ...).
+pub fn info_number(url: &str, section: &str, field: &str) -> anyhow::Result<u64> {
+    let info = redis_cli(url, &["INFO", section])?;
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .with_context(|| format!("no {field} in INFO {section}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{field} is not a number"))
 }

@@ -40,13 +40,13 @@ struct Event {
 }
 
 /// The same request for several tokens, round-robin.
-struct RoundRobin {
+pub(crate) struct RoundRobin {
     templates: Vec<RequestTemplate>,
     next: AtomicUsize,
 }
 
 impl RoundRobin {
-    fn new(templates: Vec<RequestTemplate>) -> Self {
+    pub(crate) fn new(templates: Vec<RequestTemplate>) -> Self {
         Self {
             templates,
             next: AtomicUsize::new(0),
@@ -193,7 +193,7 @@ pub(crate) struct Deployment {
     redis_url: String,
     redis_prefix: String,
     pub env: ServerEnv,
-    password: Secret,
+    pub password: Secret,
     pub tokens: Arc<TokenSet>,
     client: ConfidentialClient,
     pub cost: u32,
@@ -251,7 +251,7 @@ impl Deployment {
     }
 
     /// Refreshes, each with a prepared token never presented before.
-    fn refreshes(&self, addr: SocketAddr) -> Arc<dyn RequestSource> {
+    pub(crate) fn refreshes(&self, addr: SocketAddr) -> Arc<dyn RequestSource> {
         Arc::new(TokenForm {
             template: self.token_endpoint(addr),
             tokens: Arc::clone(&self.tokens),
@@ -264,7 +264,10 @@ impl Deployment {
     }
 
     /// A fresh (access token, refresh token) from one prepared refresh token.
-    async fn tokens_from_refresh(&self, addr: SocketAddr) -> anyhow::Result<(String, String)> {
+    pub(crate) async fn tokens_from_refresh(
+        &self,
+        addr: SocketAddr,
+    ) -> anyhow::Result<(String, String)> {
         let token = self
             .tokens
             .take()
@@ -284,7 +287,7 @@ impl Deployment {
         Ok((field("access_token")?, field("refresh_token")?))
     }
 
-    async fn revoke(&self, addr: SocketAddr, token: &str) -> anyhow::Result<()> {
+    pub(crate) async fn revoke(&self, addr: SocketAddr, token: &str) -> anyhow::Result<()> {
         let request =
             RequestTemplate::post_form(addr, "/oauth/revoke", format!("token={token}")).request();
         let (status, _) = send_once(addr, request).await?;

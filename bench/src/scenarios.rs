@@ -177,11 +177,11 @@ impl Bench<'_> {
     ) -> Measurement {
         report::step(title);
         let measurement = measure(
-            server.addr(),
+            &[server.addr()],
             streams,
             self.args.warmup(),
             self.args.duration(),
-            server.pid(),
+            &[server.pid()],
         )
         .await;
         report::measurement(&measurement);
@@ -619,6 +619,7 @@ async fn resilience_scenarios(args: &Args) -> anyhow::Result<()> {
         (Scenario::Soak, "soak"),
         (Scenario::Storage, "storage"),
         (Scenario::Feed, "feed"),
+        (Scenario::Scale, "scale"),
     ] {
         if !args.wants(scenario) {
             continue;
@@ -632,6 +633,7 @@ async fn resilience_scenarios(args: &Args) -> anyhow::Result<()> {
             }
             Scenario::Soak => resilience::soak(args).await?,
             Scenario::Feed => crate::feed::feed(args).await?,
+            Scenario::Scale => crate::scale::scale(args).await?,
             _ => storage::storage(args).await?,
         };
         println!(

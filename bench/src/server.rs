@@ -160,8 +160,18 @@ pub struct TesseraServer {
 impl TesseraServer {
     /// Starts the server and waits until `/readyz` says PostgreSQL and Redis are up.
     pub async fn start(env: &ServerEnv, bcrypt_cost: u32) -> anyhow::Result<Self> {
+        Self::start_named(env, bcrypt_cost, &format!("tessera-bcrypt{bcrypt_cost}")).await
+    }
+
+    /// [`Self::start`], logging to `<name>.log` (instances of one deployment each
+    /// have their own).
+    pub async fn start_named(
+        env: &ServerEnv,
+        bcrypt_cost: u32,
+        name: &str,
+    ) -> anyhow::Result<Self> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let log = env.log_dir.join(format!("tessera-bcrypt{bcrypt_cost}.log"));
+        let log = env.log_dir.join(format!("{name}.log"));
         let log_file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = env
             .command(bcrypt_cost)

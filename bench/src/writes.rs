@@ -60,6 +60,11 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Transactions of the database so far (see the field).
+    pub fn transactions(&self) -> u64 {
+        self.transactions
+    }
+
     fn read_once(pg: &Postgres) -> anyhow::Result<Self> {
         let out = pg.query(
             "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del \
