@@ -34,6 +34,10 @@ use crate::server::TesseraServer;
 use crate::writes::Counters;
 use crate::Args;
 
+/// One deployment's public URL: the `iss` every instance signs and expects (by
+/// default each would take its own bind address).
+const ISSUER: &str = "TESSERA_ISSUER=http://tessera.bench";
+
 /// Live access tokens the verification runs cycle through.
 const LIVE_TOKENS: usize = 200;
 
@@ -48,7 +52,14 @@ pub async fn scale(args: &Args) -> anyhow::Result<bool> {
     let mut kept = true;
     let mut rows = Vec::new();
 
-    let single = Deployment::prepare(args, &args.postgres, &args.redis, "scale_single", &[], 0)?;
+    let single = Deployment::prepare(
+        args,
+        &args.postgres,
+        &args.redis,
+        "scale_single",
+        &[ISSUER],
+        0,
+    )?;
     let outcome = async {
         for n in [1, instances] {
             kept &= throughput(args, &single, "single-node Redis", n, &mut rows).await?;
@@ -67,7 +78,7 @@ pub async fn scale(args: &Args) -> anyhow::Result<bool> {
         &args.postgres,
         &cluster.urls()[0],
         "scale_cluster",
-        &[nodes.as_str()],
+        &[nodes.as_str(), ISSUER],
         0,
     )?;
     let outcome = async {
@@ -168,6 +179,7 @@ async fn throughput(
 
 /// Counters around one batch.
 struct Reading {
+    at: Instant,
     counters: Counters,
     redis_commands: u64,
     redis_memory: u64,
@@ -178,11 +190,37 @@ impl Reading {
     async fn take(deployment: &Deployment, redis_url: &str, pid: u32) -> anyhow::Result<Self> {
         let counters = Counters::read_settled(&deployment.pg).await?;
         Ok(Self {
+            at: Instant::now(),
             counters,
             redis_commands: redis::info_number(redis_url, "stats", "total_commands_processed")?,
             redis_memory: redis::info_number(redis_url, "memory", "used_memory")?,
             tessera_cpu: process_cpu_seconds(pid).context("tessera's CPU time")?,
         })
+    }
+}
+
+/// What happened between two readings.
+struct Delta {
+    seconds: f64,
+    commits: f64,
+    /// Less the readings' own `INFO` commands (two per reading).
+    commands: f64,
+    cpu_us: f64,
+}
+
+impl Delta {
+    fn between(before: &Reading, after: &Reading) -> Self {
+        Self {
+            seconds: (after.at - before.at).as_secs_f64().max(1e-3),
+            commits: after
+                .counters
+                .transactions()
+                .saturating_sub(before.counters.transactions()) as f64,
+            commands: after
+                .redis_commands
+                .saturating_sub(before.redis_commands + 2) as f64,
+            cpu_us: (after.tessera_cpu - before.tessera_cpu) * 1e6,
+        }
     }
 }
 
@@ -281,37 +319,41 @@ async fn costs(args: &Args, deployment: &Deployment) -> anyhow::Result<bool> {
         ),
     ];
     let mut kept = true;
+    println!("    per operation, the idle background subtracted:");
     println!("    | operation | count | commits/op | redis commands/op | tessera CPU µs/op |");
     println!("    |---|---:|---:|---:|---:|");
     let mut memory_per_entry = None;
+    // The background jobs (denylist passes every second, key checks, the feed's reader)
+    // commit and talk to Redis whatever the traffic: an idle span first, so each batch
+    // can subtract what the same span costs without it.
+    let idle_before = Reading::take(deployment, redis_url, server.pid()).await?;
+    let idle_after = Reading::take(deployment, redis_url, server.pid()).await?;
+    let idle = Delta::between(&idle_before, &idle_after);
+    println!(
+        "    background, per second idle: {:.2} commits, {:.2} redis commands, {:.0} µs tessera CPU",
+        idle.commits / idle.seconds,
+        idle.commands / idle.seconds,
+        idle.cpu_us / idle.seconds
+    );
     for (name, count, requests) in batches {
         let before = Reading::take(deployment, redis_url, server.pid()).await?;
-        let started = Instant::now();
         let failed = batch(addr, requests, 8).await;
-        let elapsed = started.elapsed().as_secs_f64();
         let after = Reading::take(deployment, redis_url, server.pid()).await?;
         kept &= failed == 0;
-        let commits = after
-            .counters
-            .transactions()
-            .saturating_sub(before.counters.transactions());
-        // The readings' own INFO commands: two per reading.
-        let commands = after
-            .redis_commands
-            .saturating_sub(before.redis_commands + 2);
-        let per = |x: f64| x / count as f64;
+        let delta = Delta::between(&before, &after);
+        let share = delta.seconds / idle.seconds;
+        let per = |x: f64, background: f64| ((x - background * share) / count as f64).max(0.0);
         println!(
             "    | {name} | {count} | {:.2} | {:.2} | {:.0} |{}",
-            per(commits as f64),
-            per(commands as f64),
-            per((after.tessera_cpu - before.tessera_cpu) * 1e6),
+            per(delta.commits, idle.commits),
+            per(delta.commands, idle.commands),
+            per(delta.cpu_us, idle.cpu_us),
             if failed > 0 {
                 format!(" {failed} FAILED")
             } else {
                 String::new()
             }
         );
-        let _ = elapsed;
         if name.starts_with("revocation") {
             memory_per_entry = Some(after.redis_memory as f64 - before.redis_memory as f64);
         }

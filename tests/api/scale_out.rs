@@ -25,6 +25,10 @@ async fn three(first: Spawn, also: impl Fn(Spawn) -> Spawn) -> [TestApp; 3] {
     let a = configure(first).start().await;
     let b = configure(spawn()).sharing_database_of(&a).start().await;
     let c = configure(spawn()).sharing_database_of(&a).start().await;
+    for app in [&a, &b, &c] {
+        let ready = app.api.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200, "ready on PostgreSQL and Redis");
+    }
     [a, b, c]
 }
 
