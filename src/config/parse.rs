@@ -99,12 +99,26 @@ pub(super) fn log_filter(v: &str) -> Result<String, String> {
         })
 }
 
+/// `DATABASE_URL`. One naming several hosts (for failover) gets `connect_timeout=2`
+/// unless it sets one: libpq and tokio-postgres try the hosts in order, and a first
+/// host whose machine is gone (packets dropped, not refused) would otherwise hold every
+/// new connection for the operating system's TCP timeout, longer than any pool waits.
 pub(super) fn postgres_url(v: &str) -> Result<String, String> {
-    if v.starts_with("postgres://") || v.starts_with("postgresql://") {
-        Ok(v.to_owned())
-    } else {
-        Err("must be a postgres:// URL".to_owned())
+    let Some(rest) = v
+        .strip_prefix("postgres://")
+        .or_else(|| v.strip_prefix("postgresql://"))
+    else {
+        return Err("must be a postgres:// URL".to_owned());
+    };
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let hosts = before_query.split('/').next().unwrap_or_default();
+    let hosts = hosts.rsplit_once('@').map_or(hosts, |(_, hosts)| hosts);
+    let has_timeout = query.split('&').any(|p| p.starts_with("connect_timeout="));
+    if !hosts.contains(',') || has_timeout {
+        return Ok(v.to_owned());
     }
+    let separator = if v.contains('?') { "&" } else { "?" };
+    Ok(format!("{v}{separator}connect_timeout=2"))
 }
 
 /// `REDIS_URL`: a `redis://` or `rediss://` URL for one server, or
@@ -285,6 +299,20 @@ mod tests {
             "memcached://s1",
         ] {
             assert!(redis_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn failover_database_urls_get_a_connect_timeout() {
+        assert_eq!(
+            postgres_url("postgres://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write"),
+            Ok("postgres://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write&connect_timeout=2".to_owned())
+        );
+        for kept in [
+            "postgres://u@h1,h2/db?connect_timeout=5",
+            "postgres://u@h1:5432/db",
+        ] {
+            assert_eq!(postgres_url(kept).as_deref(), Ok(kept));
         }
     }
 

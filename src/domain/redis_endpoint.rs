@@ -77,9 +77,9 @@ pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "[unparsable URL]".to_owned();
     };
-    // The userinfo ends at the last `@` before the path.
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    // The userinfo ends at the last `@` before the query (a password may hold a `/`).
+    let before_query = rest.find('?').unwrap_or(rest.len());
+    match rest[..before_query].rfind('@') {
         Some(at) => {
             let userinfo = &rest[..at];
             let shown = match userinfo.split_once(':') {
@@ -105,6 +105,10 @@ mod tests {
         assert_eq!(
             without_password("redis://:p%40ss@cache:6379/0"),
             "redis://:[redacted]@cache:6379/0"
+        );
+        assert_eq!(
+            without_password("postgres://u:pa/ss@db1:5432,db2:5432/x?sslmode=require"),
+            "postgres://u:[redacted]@db1:5432,db2:5432/x?sslmode=require"
         );
         assert_eq!(without_password("redis://cache:6379"), "redis://cache:6379");
     }

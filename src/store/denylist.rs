@@ -17,17 +17,8 @@
 use std::time::Duration;
 
 use super::redis_link::RedisLink;
+pub use super::redis_link::RedisUnavailable;
 use crate::domain::{RedisEndpoint, RevocationKind};
-
-#[derive(Debug, thiserror::Error)]
-#[error("redis is unavailable: {0}")]
-pub struct RedisUnavailable(String);
-
-impl From<redis::RedisError> for RedisUnavailable {
-    fn from(e: redis::RedisError) -> Self {
-        Self(e.to_string())
-    }
-}
 
 pub struct DenyEntry {
     pub kind: RevocationKind,
@@ -174,9 +165,15 @@ impl Denylist {
         reply.into_iter().nth(1)
     }
 
+    /// Whether the node that holds the denylist answers. A command on the list's own
+    /// key rather than `PING`, which a Cluster client sends to every master: one master
+    /// failing over elsewhere in the cluster leaves the denylist, and readiness, alone.
     pub(crate) async fn ping(&self) -> Result<(), RedisUnavailable> {
         let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        let _: i64 = redis::cmd("EXISTS")
+            .arg(self.ready_key())
+            .query_async(&mut conn)
+            .await?;
         Ok(())
     }
 

@@ -26,8 +26,17 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
-use super::denylist::RedisUnavailable;
 use crate::domain::{RedisEndpoint, SentinelEndpoint};
+
+#[derive(Debug, thiserror::Error)]
+#[error("redis is unavailable: {0}")]
+pub struct RedisUnavailable(String);
+
+impl From<redis::RedisError> for RedisUnavailable {
+    fn from(e: redis::RedisError) -> Self {
+        Self(e.to_string())
+    }
+}
 
 /// How long one attempt to reach Redis (or a Sentinel) may take, and how long one
 /// command may wait for its answer.

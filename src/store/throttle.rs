@@ -358,7 +358,8 @@ impl Throttle {
             }
         };
         if outcome != 1 {
-            self.give_back_ip(ip).await?;
+            // Best effort, as above: a refusal stays a refusal (429), not a 503.
+            let _ = self.give_back_ip(ip).await;
         }
         Ok(match outcome {
             1 => Reservation::Allowed(Ticket {
@@ -418,7 +419,8 @@ impl Throttle {
     /// Settles a reserved check as succeeded.
     pub(crate) async fn succeeded(&self, ticket: &Ticket) -> Result<(), RedisUnavailable> {
         let mut conn = self.conn.clone();
-        self.succeeded
+        let settled = self
+            .succeeded
             .key(Self::source_key(&ticket.base, &ticket.ip))
             .key(&ticket.base)
             .key(Self::known_key(&ticket.base, &ticket.ip))
@@ -426,9 +428,11 @@ impl Throttle {
             .arg(u8::from(!ticket.registration))
             .arg(KNOWN_SOURCE_MS)
             .invoke_async::<()>(&mut conn)
-            .await?;
+            .await;
         // Either way the attempt no longer counts against the IP.
-        self.give_back_ip(&ticket.ip).await
+        let given_back = self.give_back_ip(&ticket.ip).await;
+        settled?;
+        given_back
     }
 
     /// Clears an account's counters for every source (an admin unlock); returns how

@@ -505,7 +505,7 @@ async fn a_postgres_failover_answers_503_then_heals_and_keeps_every_accepted_ref
         pg.query(pg.standby_port, "SELECT pg_is_in_recovery()")
             .as_deref(),
         Some("f"),
-        "the instances use the promoted standby"
+        "the standby was promoted: the only writable server, so the refreshes since went there"
     );
     every_accepted_refresh_kept(&apps, &last).await;
 }
@@ -562,8 +562,16 @@ impl Process {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        crate::topology::wait_until("the process serves", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        crate::topology::wait_until("the process is ready", Duration::from_secs(30), || {
+            let ready = std::process::Command::new("curl")
+                .args([
+                    "-sf",
+                    "-o",
+                    "/dev/null",
+                    &format!("http://127.0.0.1:{port}/readyz"),
+                ])
+                .status();
+            ready.is_ok_and(|s| s.success())
         });
         Self { child, base }
     }
