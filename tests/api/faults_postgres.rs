@@ -35,6 +35,24 @@ pub fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Runs a PostgreSQL server tool from `bin`, as the `postgres` user when the tests run
+/// as root, its output discarded.
+pub fn run_pg_tool(bin: &std::path::Path, tool: &str, args: &[&str]) -> std::process::ExitStatus {
+    let program = bin.join(tool);
+    let mut cmd = if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&program);
+        c
+    } else {
+        Command::new(&program)
+    };
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+}
+
 impl PrivatePostgres {
     pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -78,19 +96,7 @@ impl PrivatePostgres {
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> std::process::ExitStatus {
-        let program = self.bin.join(tool);
-        let mut cmd = if running_as_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        cmd.args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
+        run_pg_tool(&self.bin, tool, args)
     }
 
     fn launch(&self) {

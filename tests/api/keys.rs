@@ -18,7 +18,7 @@ fn fast_keys() -> Spawn {
         .with("TESSERA_KEY_REFRESH_INTERVAL", "100ms")
 }
 
-async fn jwks(app: &TestApp) -> Value {
+pub async fn jwks(app: &TestApp) -> Value {
     app.api
         .get(app.url("/.well-known/jwks.json"))
         .send()
@@ -29,7 +29,7 @@ async fn jwks(app: &TestApp) -> Value {
         .unwrap()
 }
 
-fn kids(jwks: &Value) -> Vec<String> {
+pub fn kids(jwks: &Value) -> Vec<String> {
     let mut kids: Vec<String> = jwks["keys"]
         .as_array()
         .unwrap()

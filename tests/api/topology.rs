@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::faults_postgres::{pg_bin, running_as_root};
+use crate::faults_postgres::{pg_bin, run_pg_tool, running_as_root};
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -516,20 +516,7 @@ impl PostgresPair {
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> bool {
-        let program = self.bin.join(tool);
-        let mut cmd = if running_as_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        cmd.args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
+        run_pg_tool(&self.bin, tool, args).success()
     }
 
     fn launch(&self, name: &str, port: u16) {
@@ -556,45 +543,17 @@ impl PostgresPair {
         );
     }
 
+    /// Runs `sql`; panics unless it succeeds.
     fn psql(&self, port: u16, sql: &str) {
-        let ok = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "psql: {sql}");
+        assert!(self.query(port, sql).is_some(), "psql: {sql}");
     }
 
-    /// One value, or `None` when the server cannot answer.
+    /// One value, or `None` when the server cannot answer (or the statement fails).
     pub fn query(&self, port: u16, sql: &str) -> Option<String> {
-        self.query_in(port, "postgres", sql)
-    }
-
-    pub fn query_in(&self, port: u16, database: &str, sql: &str) -> Option<String> {
         let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-            ])
-            .args(["-Atc", sql])
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres"])
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
             .stderr(Stdio::null())
             .output()
             .ok()?;
