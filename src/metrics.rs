@@ -2,14 +2,16 @@
 //! one test process); `/metrics` renders it in the text exposition format.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub(crate) struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    /// Refresh rotations per statement (store/rotation.rs: one commit for all of them).
+    pub rotations_per_statement: Histogram,
     pub tokens_issued: IntCounterVec,
     pub refresh_reuse: IntCounter,
     pub refresh_grace_retries: IntCounter,
@@ -62,6 +64,17 @@ impl Metrics {
         registry
             .register(Box::new(http_duration.clone()))
             .expect("unique metric");
+        let rotations_per_statement = Histogram::with_opts(
+            HistogramOpts::new(
+                "refresh_rotations_per_statement",
+                "Refresh rotations committed together by one statement",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rotations_per_statement.clone()))
+            .expect("unique metric");
         let bcrypt_jobs = counter(
             &registry,
             "bcrypt_jobs_total",
@@ -75,6 +88,7 @@ impl Metrics {
                 &["route", "method", "status"],
             ),
             http_duration,
+            rotations_per_statement,
             tokens_issued: counter_vec(
                 &registry,
                 "tokens_issued_total",

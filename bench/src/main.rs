@@ -119,7 +119,7 @@ pub struct Args {
     pub bcrypt_costs: Vec<u32>,
     /// Refreshes per second assumed before any has been measured, to size the first
     /// batch of prepared refresh tokens (later batches follow the measured rate).
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = 15000)]
     pub refresh_rate_guess: u64,
     /// Driver threads. One keeps the driver to at most one core of a small machine;
     /// the report shows its CPU use, so a saturated driver is visible.

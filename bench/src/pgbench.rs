@@ -3,6 +3,8 @@
 //! driver has connections, on a set of sessions of its own. Tessera's refresh rate as a
 //! fraction of this is what its own code costs. Beside it, the floor of any durable
 //! refresh: one bare HOT update of one session row (bench/sql/pgbench_bare_update.sql).
+//! And the ceiling once rotations share a commit, as Tessera's do under load: 8 of them
+//! in one statement (bench/sql/pgbench_grouped_refresh.sql).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -36,18 +38,29 @@ pub struct Script {
     pub file: &'static str,
     /// How the report names it.
     pub label: &'static str,
+    /// Rotations (fresh sessions) per transaction.
+    pub rotations: u64,
 }
 
 /// Tessera's rotation statement.
 pub const ROTATION: Script = Script {
     file: "pgbench_refresh.sql",
     label: "pgbench: rotation statement",
+    rotations: 1,
 };
 
 /// One HOT update of one session row.
 pub const BARE_UPDATE: Script = Script {
     file: "pgbench_bare_update.sql",
     label: "pgbench: bare HOT update",
+    rotations: 1,
+};
+
+/// Tessera's grouped rotation, 8 links per statement.
+pub const GROUPED: Script = Script {
+    file: "pgbench_grouped_refresh.sql",
+    label: "pgbench: 8 rotations per statement",
+    rotations: 8,
 };
 
 pub struct PgbenchResult {
@@ -57,13 +70,23 @@ pub struct PgbenchResult {
     pub tps: f64,
     /// Latency per transaction (both statements), microseconds, from pgbench's log.
     pub latency: Histogram<u64>,
-    /// Sessions actually moved on; fewer than `transactions` means the set ran dry and
-    /// some transactions updated nothing (pgbench cannot tell).
+    /// Sessions actually moved on; fewer than [`Self::rotations`] means the set ran dry
+    /// and some transactions updated nothing (pgbench cannot tell).
     pub rotated: u64,
     pub cpu: CpuUse,
 }
 
 impl PgbenchResult {
+    /// Rotations the transactions should have made.
+    pub fn rotations(&self) -> u64 {
+        self.transactions * self.script.rotations
+    }
+
+    /// Rotations per second.
+    pub fn rotation_rate(&self) -> f64 {
+        self.tps * self.script.rotations as f64
+    }
+
     pub fn percentile_ms(&self, percentile: f64) -> f64 {
         self.latency.value_at_quantile(percentile / 100.0) as f64 / 1000.0
     }
@@ -89,7 +112,8 @@ impl Pgbench<'_> {
         rate_hint: f64,
     ) -> anyhow::Result<PgbenchResult> {
         let clients = self.clients as u64;
-        let warmup_count = WARMUP_TRANSACTIONS_PER_CLIENT * clients;
+        let per = script.rotations;
+        let warmup_count = WARMUP_TRANSACTIONS_PER_CLIENT * clients * per;
         tokens.ensure_fresh(self.pg, warmup_count)?;
         let warmup_base = tokens.reserve(warmup_count);
         let warmup = finish(
@@ -104,8 +128,10 @@ impl Pgbench<'_> {
         // Room for four times the warm-up's rate (or the hint, a rate measured before,
         // when it is higher): the short warm-up, still connecting and cold, can come
         // out at half the measured rate. Sessions are cheap to prepare.
-        let expected = (warmup.tps.max(rate_hint) * duration.as_secs_f64() * 4.0) as u64;
-        tokens.ensure_fresh(self.pg, expected + clients * 100)?;
+        // `rate_hint` is in rotations per second.
+        let rate = (warmup.tps * per as f64).max(rate_hint);
+        let expected = (rate * duration.as_secs_f64() * 4.0) as u64;
+        tokens.ensure_fresh(self.pg, expected + clients * 100 * per)?;
         let base = tokens.used();
         let spent_before = self.spent_tokens()?;
 
@@ -127,7 +153,7 @@ impl Pgbench<'_> {
         let (latency, most_per_client) = read_logs(&self.log_dir, LOG_PREFIX)?;
         // Clients do not all get as many transactions: the busiest one used session
         // numbers up to base + its count * clients, so the next run starts past those.
-        tokens.reserve((most_per_client * clients).max(run.transactions));
+        tokens.reserve((most_per_client * clients).max(run.transactions) * per);
         Ok(PgbenchResult {
             script,
             clients: self.clients,

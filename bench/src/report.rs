@@ -106,19 +106,28 @@ pub fn pgbench(result: &PgbenchResult) {
         result.percentile_ms(50.0),
         result.percentile_ms(99.0),
         result.rotated,
-        result.transactions
+        result.rotations()
     );
-    if result.rotated < result.transactions {
+    if result.rotated < result.rotations() {
         println!("    SOME TRANSACTIONS FOUND NO SESSION: the set ran dry; the rate is too high");
     }
     println!("    {}", cpu_line(&result.cpu));
-    println!(
-        "    cpu per transaction: postgres {:.1} µs",
-        CpuPerRefresh::of(&result.cpu, result.tps).postgres_us
-    );
+    if result.script.rotations > 1 {
+        println!(
+            "    {:.0} rotations/s; cpu per rotation: postgres {:.1} µs",
+            result.rotation_rate(),
+            CpuPerRefresh::of(&result.cpu, result.rotation_rate()).postgres_us
+        );
+    } else {
+        println!(
+            "    cpu per transaction: postgres {:.1} µs",
+            CpuPerRefresh::of(&result.cpu, result.tps).postgres_us
+        );
+    }
 }
 
-/// A pgbench run, as the summary compares it.
+/// A pgbench run, as the summary compares it: rotations per second and PostgreSQL's
+/// CPU per rotation.
 pub struct PgbenchLine {
     pub label: &'static str,
     pub tps: f64,
@@ -129,8 +138,8 @@ impl PgbenchLine {
     pub fn of(result: &PgbenchResult) -> Self {
         Self {
             label: result.script.label,
-            tps: result.tps,
-            postgres_us: CpuPerRefresh::of(&result.cpu, result.tps).postgres_us,
+            tps: result.rotation_rate(),
+            postgres_us: CpuPerRefresh::of(&result.cpu, result.rotation_rate()).postgres_us,
         }
     }
 }
@@ -265,12 +274,21 @@ impl Summary {
         }
         for line in &self.pgbench {
             println!(
-                "    {:<30} {:>9.0} tx/s  postgres {:>6.1} µs",
+                "    {:<30} {:>9.0}/s     postgres {:>6.1} µs",
                 line.label, line.tps, line.postgres_us
             );
         }
         let rotation = self.pgbench.first();
         let bare = self.pgbench.get(1);
+        if let (Some(tessera), Some(grouped)) = (self.refresh_rate, self.pgbench.get(2)) {
+            println!(
+                "- refresh: Tessera {tessera:.0}/s = {:.0} % of the grouped rotation in pgbench \
+                 ({:.0} rotations/s, {})",
+                100.0 * tessera / grouped.tps,
+                grouped.tps,
+                grouped.label.trim_start_matches("pgbench: ")
+            );
+        }
         if let (Some(tessera), Some(rotation)) = (self.refresh_rate, rotation) {
             let fraction = tessera / rotation.tps;
             println!(

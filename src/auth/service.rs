@@ -94,11 +94,13 @@ impl Tessera {
         .await?;
         let denylist = Denylist::new(&settings.redis.endpoint, &settings.redis.prefix)?;
         let throttle = Throttle::new(denylist.connection(), &settings.redis.prefix);
+        let metrics = Metrics::new();
         let rotation = RotationPools::new(
             &settings.database.url,
             settings.database.pool_size,
             settings.http.workers,
             settings.database.pool_timeout,
+            metrics.rotations_per_statement.clone(),
         );
         Ok(Self(Arc::new(Parts {
             rotation,
@@ -114,7 +116,7 @@ impl Tessera {
             refresh_mac,
             flow_keys,
             passwords,
-            metrics: Metrics::new(),
+            metrics,
         })))
     }
 

@@ -1,4 +1,5 @@
-//! The refresh rotation on async connections, polled by the HTTP worker's own thread.
+//! The refresh rotation on async connections, polled by the HTTP worker's own thread,
+//! and committed in groups.
 //!
 //! Every other query runs on diesel's blocking connections ([`super::Db::run`]): the
 //! worker hands the query to a blocking thread, which sends it, sleeps on the socket
@@ -9,25 +10,73 @@
 //! (deadpool-postgres, made on the thread's first refresh): its socket is polled by the
 //! worker's event loop between requests, and no other thread is involved.
 //!
+//! **Group commit.** Most of what PostgreSQL spends on a refresh is the statement and
+//! the transaction around it (the round trip, the executor's start, the commit record
+//! and its WAL flush), not the row. So the rotations that arrive while a statement is
+//! running wait for it, and the next statement rotates all of them: one `UPDATE` that
+//! joins the sessions to the arrays of presented links ([`BATCH_SQL`]), one commit. No
+//! refresh waits for a timer: with nothing running, a rotation goes out at once, alone,
+//! as [`ROTATE_SQL`]. Each rotation is still one conditional update of its own row, with
+//! the same conditions; what the rotations of a group share is the commit, so each is
+//! answered only once all of them are durable, and a failed statement fails them all
+//! (503: each client retries within the grace window). Of two links of one session in a
+//! group at most one matches, as of two racing statements; the other learns why, as a
+//! race's loser does ([`super::refresh::state_locked`]). A group locks its rows in
+//! session id order, as every statement that locks several sessions does, so groups
+//! and role changes never wait for each other in a cycle; should PostgreSQL report a
+//! deadlock anyway (another instance's group planned differently), the group's
+//! rotations run again one by one.
+//!
 //! TLS follows libpq's `sslmode` where tokio-postgres can say the same thing:
 //! `disable` is plain; `prefer` and `require` use TLS (OpenSSL) without checking the
 //! server's certificate, which is what libpq does in those modes when no root
 //! certificate is configured. Anything else (`verify-ca`, `verify-full`, `sslrootcert`,
 //! a root certificate in `~/.postgresql`, GSS encryption required, an option
 //! tokio-postgres does not know) turns this path off: the rotation then runs on the
-//! blocking connections, through libpq, like everything else.
+//! blocking connections, through libpq, one statement per refresh, like everything else.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use postgres_openssl::MakeTlsConnector;
+use prometheus::Histogram;
+use tokio::sync::oneshot;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
+use uuid::Uuid;
 
 use super::refresh::{Rotated, Rotation, ROTATE_SQL};
 use super::StoreError;
+
+/// The most rotations one statement carries; more wait for the next one.
+const MOST_PER_STATEMENT: usize = 64;
+
+/// [`ROTATE_SQL`] for many links at once: the same assignments and conditions, each
+/// link's parameters an element of the arrays `$1` to `$6` (in [`ROTATE_SQL`]'s order),
+/// and each updated row returned with the position of the link that matched it (`n`,
+/// from 1). Keep the two in step, and `bench/sql/pgbench_grouped_refresh.sql` with them.
+pub(crate) const BATCH_SQL: &str = "UPDATE sessions AS s
+    SET generation = s.generation + 1,
+        rotated_at = now(),
+        last_used_at = now(),
+        refresh_expires_at = LEAST(now() + make_interval(secs => b.idle_seconds), s.expires_at),
+        ip = COALESCE(b.ip, s.ip),
+        user_agent = COALESCE(b.user_agent, s.user_agent)
+   FROM unnest($1::float8[], $2::text[], $3::text[], $4::uuid[], $5::int8[], $6::text[])
+        WITH ORDINALITY AS b(idle_seconds, ip, user_agent, id, generation, client_id, n)
+  WHERE s.id = b.id
+    AND s.generation = b.generation
+    AND s.client_id = b.client_id
+    AND s.revoked_at IS NULL
+    AND s.expires_at > now()
+    AND s.refresh_expires_at > now()
+RETURNING b.n, s.user_id, s.scope, s.username, s.roles, s.generation,
+          floor(extract(epoch FROM clock_timestamp()))::bigint";
 
 /// Where the rotation's async connections come from; `None` when the configuration asks
 /// for something only libpq does.
@@ -41,12 +90,14 @@ struct Setup {
     tls: MakeTlsConnector,
     per_worker: usize,
     wait: Duration,
+    /// Rotations per statement.
+    grouped: Histogram,
 }
 
 thread_local! {
-    /// This thread's pools, by [`RotationPools::id`] (tests run several servers in one
+    /// This thread's lanes, by [`RotationPools::id`] (tests run several servers in one
     /// process).
-    static POOLS: RefCell<HashMap<u64, Pool>> = RefCell::new(HashMap::new());
+    static LANES: RefCell<HashMap<u64, Arc<Lane>>> = RefCell::new(HashMap::new());
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -54,13 +105,62 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// `application_name` of the rotation's connections, unless the URL names one.
 pub(crate) const APPLICATION_NAME: &str = "tessera refresh";
 
+/// One worker thread's rotations: its pool, and the rotations waiting for a statement.
+struct Lane {
+    pool: Pool,
+    /// Statements in flight at most: one per connection of the pool.
+    writers: usize,
+    grouped: Histogram,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    /// Tasks running statements now ([`drain`]).
+    writers: usize,
+}
+
+/// A rotation waiting for its statement, and where its outcome goes.
+struct Waiting {
+    link: Link,
+    answer: oneshot::Sender<Outcome>,
+}
+
+type Outcome = Result<Option<Rotated>, StoreError>;
+
+/// A [`Rotation`] with its own strings, to wait in a [`Queue`].
+struct Link {
+    session_id: Uuid,
+    generation: i64,
+    client_id: String,
+    idle_seconds: f64,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Link {
+    fn of(r: &Rotation<'_>) -> Self {
+        Self {
+            session_id: r.session_id,
+            generation: r.generation,
+            client_id: r.client_id.to_owned(),
+            idle_seconds: r.idle_seconds,
+            ip: r.ip.map(str::to_owned),
+            user_agent: r.user_agent.map(str::to_owned),
+        }
+    }
+}
+
 impl RotationPools {
-    /// `connections` in all, shared out among `workers` HTTP worker threads.
+    /// `connections` in all, shared out among `workers` HTTP worker threads; `grouped`
+    /// observes how many rotations each statement carried.
     pub(crate) fn new(
         database_url: &str,
         connections: u32,
         workers: usize,
         wait: Duration,
+        grouped: Histogram,
     ) -> Self {
         let setup = match async_config(database_url) {
             Ok(config) => match tls_connector() {
@@ -69,6 +169,7 @@ impl RotationPools {
                     tls,
                     per_worker: (connections as usize).div_ceil(workers.max(1)).max(1),
                     wait,
+                    grouped,
                 }),
                 Err(e) => {
                     tracing::info!(error = %e, "refreshes use the blocking connections: no TLS for async ones");
@@ -86,47 +187,131 @@ impl RotationPools {
         }
     }
 
-    /// The rotation of [`super::refresh::rotate`] on this thread's async pool; `None`
-    /// when this path is off (the caller then uses the blocking connections).
+    /// The rotation of [`super::refresh::rotate`], in the next statement of this
+    /// thread's lane; `None` when this path is off (the caller then uses the blocking
+    /// connections).
     #[tracing::instrument(name = "refresh_token.rotate", level = "debug", skip_all)]
-    pub(crate) async fn rotate(
-        &self,
-        r: &Rotation<'_>,
-    ) -> Option<Result<Option<Rotated>, StoreError>> {
+    pub(crate) async fn rotate(&self, r: &Rotation<'_>) -> Option<Outcome> {
         let setup = self.setup.as_ref()?;
-        let pool = POOLS.with(|pools| {
-            pools
+        let lane = LANES.with(|lanes| {
+            lanes
                 .borrow_mut()
                 .entry(self.id)
-                .or_insert_with(|| build_pool(setup))
+                .or_insert_with(|| Arc::new(Lane::new(setup)))
                 .clone()
         });
-        Some(run(&pool, r).await)
+        let (answer, outcome) = oneshot::channel();
+        let start_writer = {
+            let mut queue = lane.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.waiting.push(Waiting {
+                link: Link::of(r),
+                answer,
+            });
+            let start = queue.writers < lane.writers;
+            if start {
+                queue.writers += 1;
+            }
+            start
+        };
+        if start_writer {
+            // A task of its own, not this request's future: a client that hangs up does
+            // not cancel a statement that carries other clients' rotations. Spawned from
+            // the worker thread, it runs there.
+            tokio::spawn(drain(lane));
+        }
+        Some(outcome.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the rotation's statement was abandoned (shutting down)".into(),
+            ))
+        }))
     }
 }
 
-fn build_pool(setup: &Setup) -> Pool {
-    let manager = Manager::from_config(
-        setup.config.clone(),
-        setup.tls.clone(),
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(setup.per_worker)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(setup.wait))
-        .create_timeout(Some(setup.wait))
-        .build()
-        .expect("a pool with a runtime and timeouts builds")
+impl Lane {
+    fn new(setup: &Setup) -> Self {
+        let manager = Manager::from_config(
+            setup.config.clone(),
+            setup.tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(setup.per_worker)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(setup.wait))
+            .create_timeout(Some(setup.wait))
+            .build()
+            .expect("a pool with a runtime and timeouts builds");
+        Self {
+            pool,
+            writers: setup.per_worker,
+            grouped: setup.grouped.clone(),
+            queue: Mutex::default(),
+        }
+    }
 }
 
-async fn run(pool: &Pool, r: &Rotation<'_>) -> Result<Option<Rotated>, StoreError> {
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+/// Runs statements for the lane's waiting rotations, all that are waiting (up to
+/// [`MOST_PER_STATEMENT`]) in each, until none is left.
+async fn drain(lane: Arc<Lane>) {
+    loop {
+        let group: Vec<Waiting> = {
+            let mut queue = lane.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.waiting.is_empty() {
+                queue.writers -= 1;
+                return;
+            }
+            let take = queue.waiting.len().min(MOST_PER_STATEMENT);
+            queue.waiting.drain(..take).collect()
+        };
+        lane.grouped.observe(group.len() as f64);
+        let links: Vec<&Link> = group.iter().map(|w| &w.link).collect();
+        let outcomes = rotate_group(&lane.pool, &links).await;
+        for (waiting, outcome) in group.into_iter().zip(outcomes) {
+            // A client that hung up no longer waits; its rotation stands, and its retry
+            // within the grace window gets the same successor.
+            let _ = waiting.answer.send(outcome);
+        }
+    }
+}
+
+/// Rotates `links` in one statement; their outcomes, in their order.
+async fn rotate_group(pool: &Pool, links: &[&Link]) -> Vec<Outcome> {
+    let client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => return failed(links.len(), &StoreError::Unavailable(e.to_string())),
+    };
+    if let [link] = links {
+        return vec![rotate_one(&client, link).await];
+    }
+    match rotate_many(&client, links).await {
+        Ok(outcomes) => outcomes,
+        Err(e) if e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) => {
+            tracing::info!("a group of rotations met a deadlock; rotating them one by one");
+            let mut outcomes = Vec::with_capacity(links.len());
+            for link in links {
+                outcomes.push(rotate_one(&client, link).await);
+            }
+            outcomes
+        }
+        Err(e) => failed(links.len(), &query_error(&e)),
+    }
+}
+
+/// `e` as the outcome of each of `count` rotations.
+fn failed(count: usize, e: &StoreError) -> Vec<Outcome> {
+    (0..count)
+        .map(|_| {
+            Err(match e {
+                StoreError::Corrupt(reason) => StoreError::Corrupt(reason.clone()),
+                other => StoreError::Unavailable(other.to_string()),
+            })
+        })
+        .collect()
+}
+
+async fn rotate_one(client: &deadpool_postgres::Client, link: &Link) -> Outcome {
     let statement = client
         .prepare_cached(ROTATE_SQL)
         .await
@@ -135,27 +320,70 @@ async fn run(pool: &Pool, r: &Rotation<'_>) -> Result<Option<Rotated>, StoreErro
         .query_opt(
             &statement,
             &[
-                &r.idle_seconds,
-                &r.ip,
-                &r.user_agent,
-                &r.session_id,
-                &r.generation,
-                &r.client_id,
+                &link.idle_seconds,
+                &link.ip,
+                &link.user_agent,
+                &link.session_id,
+                &link.generation,
+                &link.client_id,
             ],
         )
         .await
         .map_err(|e| query_error(&e))?;
-    row.map(|row| {
-        Ok(Rotated {
-            user_id: row.try_get(0).map_err(|e| corrupt(&e))?,
-            scope: row.try_get(1).map_err(|e| corrupt(&e))?,
-            username: row.try_get(2).map_err(|e| corrupt(&e))?,
-            roles: row.try_get(3).map_err(|e| corrupt(&e))?,
-            generation: row.try_get(4).map_err(|e| corrupt(&e))?,
-            issued_at: row.try_get(5).map_err(|e| corrupt(&e))?,
-        })
+    row.map(|row| rotated(&row, 0)).transpose()
+}
+
+/// [`BATCH_SQL`] for `links`, sent in session id order (the order their rows are
+/// locked in).
+async fn rotate_many(
+    client: &deadpool_postgres::Client,
+    links: &[&Link],
+) -> Result<Vec<Outcome>, tokio_postgres::Error> {
+    let mut order: Vec<usize> = (0..links.len()).collect();
+    order.sort_by_key(|&i| links[i].session_id);
+    let idle: Vec<f64> = order.iter().map(|&i| links[i].idle_seconds).collect();
+    let ips: Vec<Option<&str>> = order.iter().map(|&i| links[i].ip.as_deref()).collect();
+    let agents: Vec<Option<&str>> = order
+        .iter()
+        .map(|&i| links[i].user_agent.as_deref())
+        .collect();
+    let ids: Vec<Uuid> = order.iter().map(|&i| links[i].session_id).collect();
+    let generations: Vec<i64> = order.iter().map(|&i| links[i].generation).collect();
+    let clients: Vec<&str> = order.iter().map(|&i| links[i].client_id.as_str()).collect();
+    let statement = client.prepare_cached(BATCH_SQL).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[&idle, &ips, &agents, &ids, &generations, &clients],
+        )
+        .await?;
+    let mut outcomes: Vec<Outcome> = (0..links.len()).map(|_| Ok(None)).collect();
+    for row in rows {
+        let n: i64 = match row.try_get(0) {
+            Ok(n) => n,
+            Err(e) => return Ok(failed(links.len(), &corrupt(&e))),
+        };
+        let Some(&at) = usize::try_from(n - 1).ok().and_then(|k| order.get(k)) else {
+            return Ok(failed(
+                links.len(),
+                &StoreError::Corrupt(format!("rotation row for link {n} of {}", links.len())),
+            ));
+        };
+        outcomes[at] = rotated(&row, 1).map(Some);
+    }
+    Ok(outcomes)
+}
+
+/// The [`Rotated`] in `row`, its columns from `first` on.
+fn rotated(row: &Row, first: usize) -> Result<Rotated, StoreError> {
+    Ok(Rotated {
+        user_id: row.try_get(first).map_err(|e| corrupt(&e))?,
+        scope: row.try_get(first + 1).map_err(|e| corrupt(&e))?,
+        username: row.try_get(first + 2).map_err(|e| corrupt(&e))?,
+        roles: row.try_get(first + 3).map_err(|e| corrupt(&e))?,
+        generation: row.try_get(first + 4).map_err(|e| corrupt(&e))?,
+        issued_at: row.try_get(first + 5).map_err(|e| corrupt(&e))?,
     })
-    .transpose()
 }
 
 /// A query that failed: PostgreSQL's own refusal (a database error) or, far more likely

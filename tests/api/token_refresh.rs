@@ -670,3 +670,158 @@ async fn with_sslmode_require_the_async_connections_use_tls() {
     assert!(rotation_connections(&app, true) >= 1);
     assert_eq!(rotation_connections(&app, false), 0);
 }
+
+/// Holds every session row of `app` locked until the returned sender is used (or
+/// dropped), so the refreshes sent meanwhile stall inside their statement or queue
+/// behind it.
+fn hold_session_rows(app: &crate::helpers::TestApp) -> std::sync::mpsc::Sender<()> {
+    use diesel::Connection;
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let url = app.database_url.clone();
+    std::thread::spawn(move || {
+        let mut conn = diesel::PgConnection::establish(&url).unwrap();
+        let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+            diesel::sql_query("SELECT 1 FROM sessions FOR UPDATE").execute(conn)?;
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+    });
+    locked_rx.recv().unwrap();
+    release_tx
+}
+
+/// `tessera_refresh_rotations_per_statement`'s count (statements) and sum (rotations).
+async fn rotation_statements(app: &crate::helpers::TestApp) -> (u64, u64) {
+    let metrics = app
+        .api
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    (
+        value("tessera_refresh_rotations_per_statement_count"),
+        value("tessera_refresh_rotations_per_statement_sum"),
+    )
+}
+
+/// A refresh sent with its own user agent, as a task.
+fn refresh_from(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    user_agent: String,
+) -> tokio::task::JoinHandle<reqwest::Response> {
+    let request = app
+        .api
+        .post(app.url("/oauth/token"))
+        .header("user-agent", user_agent)
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send();
+    tokio::spawn(async move { request.await.unwrap() })
+}
+
+#[tokio::test]
+async fn refreshes_that_arrive_while_a_statement_runs_are_committed_together() {
+    // One connection, so one statement in flight, per HTTP worker.
+    let app = spawn()
+        .with("TESSERA_DATABASE_POOL_SIZE", "2")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    let mut logins = Vec::new();
+    for _ in 0..12 {
+        logins.push(app.login("alice").await);
+    }
+    // One of them revoked (RFC 7009): its link fails inside the group, alone.
+    let revoked = logins.pop().unwrap();
+    let res = app
+        .post_form(
+            "/oauth/revoke",
+            &[
+                ("token", revoked.refresh_token.as_str()),
+                ("token_type_hint", "refresh_token"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let (statements_before, rotations_before) = rotation_statements(&app).await;
+
+    let release = hold_session_rows(&app);
+    let refused = refresh_from(&app, &revoked.refresh_token, "tab-revoked".into());
+    let sent: Vec<_> = logins
+        .iter()
+        .enumerate()
+        .map(|(i, login)| refresh_from(&app, &login.refresh_token, format!("tab-{i}")))
+        .collect();
+    // A statement waits for the rows; give the other requests time to queue behind it.
+    wait_for_lock_waiters(&app, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    release.send(()).unwrap();
+
+    for (i, (task, login)) in sent.into_iter().zip(&logins).enumerate() {
+        let res = task.await.unwrap();
+        assert_eq!(res.status(), 200, "refresh {i}");
+        let successor = tokens_of(res).await.refresh_token;
+        // Each answer is its own session's next link, and its row recorded its request.
+        let sid = app.chain_of(&login.refresh_token).session_id;
+        assert_eq!(app.chain_of(&successor).session_id, sid);
+        assert_eq!(app.chain_of(&successor).generation, 1);
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) FROM sessions
+                  WHERE id = '{sid}' AND generation = 1 AND user_agent = 'tab-{i}'"
+            )),
+            1,
+            "session of refresh {i}"
+        );
+        app.refresh(&successor).await;
+    }
+    assert_oauth_error(refused.await.unwrap(), 400, "invalid_grant").await;
+
+    // 12 rotations tried while the rows were held (11 of them succeeded), in at most two
+    // stalled statements and at most one more per worker after them.
+    let (statements, rotations) = rotation_statements(&app).await;
+    assert_eq!(rotations - rotations_before, 12 + 11);
+    let grouped = statements - statements_before - 11;
+    assert!(grouped <= 4, "{grouped} statements for 12 rotations");
+}
+
+#[tokio::test]
+async fn one_link_presented_many_times_in_one_statement_has_one_successor() {
+    let app = spawn()
+        .with("TESSERA_DATABASE_POOL_SIZE", "2")
+        .start()
+        .await;
+    app.create_user("alice", &[]).await;
+    let first = app.login("alice").await;
+
+    let release = hold_session_rows(&app);
+    let sent: Vec<_> = (0..10)
+        .map(|i| refresh_from(&app, &first.refresh_token, format!("tab-{i}")))
+        .collect();
+    wait_for_lock_waiters(&app, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    release.send(()).unwrap();
+
+    let mut successors = HashSet::new();
+    for task in sent {
+        let res = task.await.unwrap();
+        assert_eq!(res.status(), 200);
+        successors.insert(tokens_of(res).await.refresh_token);
+    }
+    assert_eq!(successors.len(), 1, "one and the same new refresh token");
+    assert_eq!(app.count("SELECT generation FROM sessions"), 1);
+    let (statements, rotations) = rotation_statements(&app).await;
+    assert_eq!(rotations, 10);
+    assert!(statements <= 4, "{statements} statements for 10 rotations");
+}
