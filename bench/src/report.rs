@@ -270,11 +270,11 @@ impl Summary {
                     c.postgres_us, c.tessera_us
                 )
             });
-            println!("    {:<30} {rate:>9.0}/s     {cpu}", "Tessera refresh");
+            println!("    {:<34} {rate:>9.0}/s  {cpu}", "Tessera refresh");
         }
         for line in &self.pgbench {
             println!(
-                "    {:<30} {:>9.0}/s     postgres {:>6.1} µs",
+                "    {:<34} {:>9.0}/s  postgres {:>6.1} µs",
                 line.label, line.tps, line.postgres_us
             );
         }

@@ -329,12 +329,15 @@ pub(crate) async fn change_password(
         tessera,
         move |conn| {
             users::set_password_hash(conn, user_id, &new_hash)?;
-            let others = sessions::live_for_user(conn, user_id)?
+            let mut others: Vec<Uuid> = sessions::live_for_user(conn, user_id)?
                 .into_iter()
-                .filter(|s| s.id != current_session)
-                .map(|s| Target::Session(s.id))
+                .map(|s| s.id)
+                .filter(|&id| id != current_session)
                 .collect();
-            Ok(((), others))
+            // Ended (and so locked) in id order, as every change that locks several
+            // sessions does (a refresh group locks its rows in that order too).
+            others.sort_unstable();
+            Ok(((), others.into_iter().map(Target::Session).collect()))
         },
         "password_changed",
         &user_id.to_string(),

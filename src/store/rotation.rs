@@ -19,13 +19,13 @@
 //! as [`ROTATE_SQL`]. Each rotation is still one conditional update of its own row, with
 //! the same conditions; what the rotations of a group share is the commit, so each is
 //! answered only once all of them are durable, and a failed statement fails them all
-//! (503: each client retries within the grace window). Of two links of one session in a
-//! group at most one matches, as of two racing statements; the other learns why, as a
-//! race's loser does ([`super::refresh::state_locked`]). A group locks its rows in
-//! session id order, as every statement that locks several sessions does, so groups
-//! and role changes never wait for each other in a cycle; should PostgreSQL report a
-//! deadlock anyway (another instance's group planned differently), the group's
-//! rotations run again one by one.
+//! (503: each client retries; when the statement committed but the answer was lost, the
+//! retry falls in the grace window). Of two links of one session in a group at most one
+//! matches, as of two racing statements; the other learns why, as a race's loser does
+//! ([`super::refresh::state_locked`]). A group locks its rows in session id order before
+//! it updates them ([`BATCH_SQL`]), as every statement that locks several sessions does,
+//! so groups, role changes and logouts never wait for each other in a cycle; should
+//! PostgreSQL report a deadlock anyway, the group's rotations run again one by one.
 //!
 //! TLS follows libpq's `sslmode` where tokio-postgres can say the same thing:
 //! `disable` is plain; `prefer` and `require` use TLS (OpenSSL) without checking the
@@ -60,16 +60,29 @@ const MOST_PER_STATEMENT: usize = 64;
 /// link's parameters an element of the arrays `$1` to `$6` (in [`ROTATE_SQL`]'s order),
 /// and each updated row returned with the position of the link that matched it (`n`,
 /// from 1). Keep the two in step, and `bench/sql/pgbench_grouped_refresh.sql` with them.
-pub(crate) const BATCH_SQL: &str = "UPDATE sessions AS s
+///
+/// The rows are locked first, in session id order, by the `ARRAY(...)` subquery (an
+/// init plan: PostgreSQL runs it to the end before the update reads a row), whatever
+/// plan the join gets: a nested loop over the arrays keeps their order, but on a small
+/// table PostgreSQL prefers a hash join in the table's physical order. Every statement
+/// that locks several sessions locks them in id order, so none of them waits for
+/// another in a cycle.
+pub(crate) const BATCH_SQL: &str = "WITH b AS MATERIALIZED (
+    SELECT *
+      FROM unnest($1::float8[], $2::text[], $3::text[], $4::uuid[], $5::int8[], $6::text[])
+           WITH ORDINALITY AS b(idle_seconds, ip, user_agent, id, generation, client_id, n)
+)
+UPDATE sessions AS s
     SET generation = s.generation + 1,
         rotated_at = now(),
         last_used_at = now(),
         refresh_expires_at = LEAST(now() + make_interval(secs => b.idle_seconds), s.expires_at),
         ip = COALESCE(b.ip, s.ip),
         user_agent = COALESCE(b.user_agent, s.user_agent)
-   FROM unnest($1::float8[], $2::text[], $3::text[], $4::uuid[], $5::int8[], $6::text[])
-        WITH ORDINALITY AS b(idle_seconds, ip, user_agent, id, generation, client_id, n)
+   FROM b
   WHERE s.id = b.id
+    AND s.id = ANY (ARRAY(SELECT id FROM sessions WHERE id IN (SELECT id FROM b)
+                           ORDER BY id FOR UPDATE))
     AND s.generation = b.generation
     AND s.client_id = b.client_id
     AND s.revoked_at IS NULL
@@ -221,7 +234,7 @@ impl RotationPools {
         }
         Some(outcome.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
-                "the rotation's statement was abandoned (shutting down)".into(),
+                "the rotation's statement was abandoned".into(),
             ))
         }))
     }
@@ -255,11 +268,18 @@ impl Lane {
 /// Runs statements for the lane's waiting rotations, all that are waiting (up to
 /// [`MOST_PER_STATEMENT`]) in each, until none is left.
 async fn drain(lane: Arc<Lane>) {
+    let mut writer = Writer {
+        lane: lane.clone(),
+        counted: true,
+    };
     loop {
         let group: Vec<Waiting> = {
             let mut queue = lane.queue.lock().unwrap_or_else(PoisonError::into_inner);
             if queue.waiting.is_empty() {
+                // Under the same lock as the check, so a rotation queued after it
+                // finds one writer fewer and starts its own.
                 queue.writers -= 1;
+                writer.counted = false;
                 return;
             }
             let take = queue.waiting.len().min(MOST_PER_STATEMENT);
@@ -272,6 +292,34 @@ async fn drain(lane: Arc<Lane>) {
             // A client that hung up no longer waits; its rotation stands, and its retry
             // within the grace window gets the same successor.
             let _ = waiting.answer.send(outcome);
+        }
+    }
+}
+
+/// A running [`drain`]. Should the task end early (a panic, the runtime shutting down),
+/// it gives its place back and fails what is waiting, so nothing queued is left without
+/// a writer.
+struct Writer {
+    lane: Arc<Lane>,
+    /// Still counted in [`Queue::writers`].
+    counted: bool,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        let mut queue = self
+            .lane
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        queue.writers -= 1;
+        for waiting in queue.waiting.drain(..) {
+            let _ = waiting.answer.send(Err(StoreError::Unavailable(
+                "the rotation's statement was abandoned".into(),
+            )));
         }
     }
 }
@@ -305,6 +353,7 @@ fn failed(count: usize, e: &StoreError) -> Vec<Outcome> {
         .map(|_| {
             Err(match e {
                 StoreError::Corrupt(reason) => StoreError::Corrupt(reason.clone()),
+                StoreError::Unavailable(reason) => StoreError::Unavailable(reason.clone()),
                 other => StoreError::Unavailable(other.to_string()),
             })
         })

@@ -187,7 +187,10 @@ pub(crate) fn move_to_browser_session(
     to: Uuid,
 ) -> Result<usize, StoreError> {
     Ok(diesel::sql_query(
-        "UPDATE sessions SET browser_session_id = $2 WHERE browser_session_id = $1",
+        // Locked in id order first, as every statement that locks several sessions.
+        "UPDATE sessions SET browser_session_id = $2
+          WHERE id = ANY (ARRAY(SELECT id FROM sessions WHERE browser_session_id = $1
+                                 ORDER BY id FOR UPDATE))",
     )
     .bind::<diesel::sql_types::Uuid, _>(from)
     .bind::<diesel::sql_types::Uuid, _>(to)
