@@ -328,6 +328,13 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        let res = self.api.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "/metrics");
+        res.text().await.unwrap()
+    }
+
     /// A direct connection to this app's database, to check rows as they end up.
     pub fn db(&self) -> PgConnection {
         PgConnection::establish(&self.database_url).expect("test database reachable")

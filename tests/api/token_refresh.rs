@@ -504,15 +504,7 @@ async fn a_retry_within_the_grace_window_is_audited_and_counted() {
         )),
         1
     );
-    let metrics = app
-        .api
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()
@@ -694,15 +686,7 @@ fn hold_session_rows(app: &crate::helpers::TestApp) -> std::sync::mpsc::Sender<(
 
 /// `tessera_refresh_rotations_per_statement`'s count (statements) and sum (rotations).
 async fn rotation_statements(app: &crate::helpers::TestApp) -> (u64, u64) {
-    let metrics = app
-        .api
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let value = |name: &str| {
         metrics
             .lines()
