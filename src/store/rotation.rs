@@ -283,7 +283,10 @@ async fn drain(lane: Arc<Lane>) {
                 return;
             }
             let take = queue.waiting.len().min(MOST_PER_STATEMENT);
-            queue.waiting.drain(..take).collect()
+            let mut group: Vec<Waiting> = queue.waiting.drain(..take).collect();
+            // The order the statement locks the rows in (see `BATCH_SQL`).
+            group.sort_by_key(|w| w.link.session_id);
+            group
         };
         lane.grouped.observe(group.len() as f64);
         let links: Vec<&Link> = group.iter().map(|w| &w.link).collect();
@@ -382,23 +385,18 @@ async fn rotate_one(client: &deadpool_postgres::Client, link: &Link) -> Outcome 
     row.map(|row| rotated(&row, 0)).transpose()
 }
 
-/// [`BATCH_SQL`] for `links`, sent in session id order (the order their rows are
-/// locked in).
+/// [`BATCH_SQL`] for `links`, in session id order (the order their rows are locked
+/// in).
 async fn rotate_many(
     client: &deadpool_postgres::Client,
     links: &[&Link],
 ) -> Result<Vec<Outcome>, tokio_postgres::Error> {
-    let mut order: Vec<usize> = (0..links.len()).collect();
-    order.sort_by_key(|&i| links[i].session_id);
-    let idle: Vec<f64> = order.iter().map(|&i| links[i].idle_seconds).collect();
-    let ips: Vec<Option<&str>> = order.iter().map(|&i| links[i].ip.as_deref()).collect();
-    let agents: Vec<Option<&str>> = order
-        .iter()
-        .map(|&i| links[i].user_agent.as_deref())
-        .collect();
-    let ids: Vec<Uuid> = order.iter().map(|&i| links[i].session_id).collect();
-    let generations: Vec<i64> = order.iter().map(|&i| links[i].generation).collect();
-    let clients: Vec<&str> = order.iter().map(|&i| links[i].client_id.as_str()).collect();
+    let idle: Vec<f64> = links.iter().map(|l| l.idle_seconds).collect();
+    let ips: Vec<Option<&str>> = links.iter().map(|l| l.ip.as_deref()).collect();
+    let agents: Vec<Option<&str>> = links.iter().map(|l| l.user_agent.as_deref()).collect();
+    let ids: Vec<Uuid> = links.iter().map(|l| l.session_id).collect();
+    let generations: Vec<i64> = links.iter().map(|l| l.generation).collect();
+    let clients: Vec<&str> = links.iter().map(|l| l.client_id.as_str()).collect();
     let statement = client.prepare_cached(BATCH_SQL).await?;
     let rows = client
         .query(
@@ -412,7 +410,7 @@ async fn rotate_many(
             Ok(n) => n,
             Err(e) => return Ok(failed(links.len(), &corrupt(&e))),
         };
-        let Some(&at) = usize::try_from(n - 1).ok().and_then(|k| order.get(k)) else {
+        let Some(at) = usize::try_from(n - 1).ok().filter(|&k| k < links.len()) else {
             return Ok(failed(
                 links.len(),
                 &StoreError::Corrupt(format!("rotation row for link {n} of {}", links.len())),
